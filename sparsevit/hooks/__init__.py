@@ -1,0 +1,3 @@
+from .saa import SparsityAwareAdaptationHook, saa_rng
+
+__all__ = ['SparsityAwareAdaptationHook', 'saa_rng']

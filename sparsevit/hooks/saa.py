@@ -1,0 +1,125 @@
+"""Sparsity-Aware Adaptation (SAA): train one set of weights for the whole sparsity search space.
+
+Before every training iteration the hook samples a layer-wise configuration from the search space of
+:mod:`sparsevit.schedule` (per stage, ``depth // 2`` ratios drawn uniformly from the choice set, sorted ascending,
+each shared by a (W-MSA, SW-MSA) block pair) and applies it to the backbone with ``set_pruning_ratios``. Outside
+the training step the backbone runs at fixed ``eval_ratios``, so evaluation is reproducible.
+"""
+import random
+from typing import List, Optional, Sequence
+
+import torch.distributed as dist
+from mmcv.runner import HOOKS, Hook
+
+from ..schedule import (Genes, Ratios, check_choices, format_genes, genes_to_ratios, normalize_pruning_ratios,
+                        sample_genes)
+from ..utils.config import get_sparse_backbone
+
+
+def saa_rng(seed: int, iteration: int) -> random.Random:
+    """The generator of one SAA iteration: a pure function of (seed, iteration).
+
+    A string seed is hashed deterministically by :class:`random.Random` (independent of ``PYTHONHASHSEED``), so
+    every DDP rank and a resumed run draw exactly the configuration an uninterrupted run draws at that iteration.
+    """
+    return random.Random(f'sparsevit-saa:{int(seed)}:{int(iteration)}')
+
+
+def _shared_seed(seed: int) -> int:
+    """Rank 0's seed on every rank (``--diff-seed`` gives ranks different run seeds; SAA must not differ)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return seed
+    box = [seed]
+    dist.broadcast_object_list(box, src=0)
+    return int(box[0])
+
+
+@HOOKS.register_module()
+class SparsityAwareAdaptationHook(Hook):
+    """Sample a layer-wise pruning configuration before every training iteration (SparseViT's SAA).
+
+    * ``before_train_iter``: draw a configuration with :func:`sparsevit.schedule.sample_genes` from
+      :func:`saa_rng` ``(seed, runner.iter)`` and apply it with ``backbone.set_pruning_ratios``. The draw depends
+      only on the seed and the global iteration, so all DDP ranks train the same configuration in each iteration
+      and ``--resume-from`` continues the exact sequence.
+    * ``after_train_iter`` (after the optimizer step: keep this hook's priority below the optimizer hook's
+      ``ABOVE_NORMAL``, e.g. the default ``NORMAL``), ``after_train_epoch``, ``before_val_epoch`` and
+      ``after_run``: restore ``eval_ratios``. Evaluation during SAA (``EvalHook``/``DistEvalHook``, priority
+      ``LOW``), validation workflows and whatever runs after training therefore see a fixed configuration: by
+      default the backbone's configured ratios at ``before_run``, which is dense for
+      ``configs/sparsevit/mask_rcnn_sparsevit_saa.py``.
+
+    Args:
+        choices (Sequence[float], optional): the ratios a gene can take. Defaults to the original's
+            ``{0, 0.1, ..., 0.8}`` (:data:`sparsevit.schedule.DEFAULT_CHOICES`).
+        seed (int, optional): the seed of the sampling. Defaults to the run's seed (``runner.meta['seed']``, set
+            by ``tools/train.py --seed``; rank 0's value is broadcast so ``--diff-seed`` does not desynchronise
+            ranks), or 0 when the run has none.
+        log_interval (int): log the sampled configuration every ``log_interval`` iterations to the runner's logger
+            and record the mean sampled ratio in ``runner.log_buffer`` (``saa_ratio``); 0 disables both.
+            Defaults to 50 (mmdet's default ``log_config.interval``).
+        eval_ratios (optional): the ratios used outside training steps, in any form ``pruning_ratios`` accepts
+            (``0`` for dense). Defaults to the backbone's configured ratios at ``before_run``.
+
+    Raises:
+        ValueError: at construction for a bad choice set or ``log_interval``; at ``before_run`` when the model
+            has no sparse backbone or ``eval_ratios`` does not fit its depths.
+    """
+
+    def __init__(self, choices: Optional[Sequence[float]] = None, seed: Optional[int] = None,
+                 log_interval: int = 50, eval_ratios: Ratios = None) -> None:
+        self.choices = check_choices(choices)
+        if isinstance(log_interval, bool) or not isinstance(log_interval, int) or log_interval < 0:
+            raise ValueError(f'SparsityAwareAdaptationHook: log_interval is {log_interval!r}; '
+                             f'expected an int >= 0 (0 disables logging)')
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f'SparsityAwareAdaptationHook: seed is {seed!r}; expected an int or None')
+        self.seed = seed
+        self.log_interval = log_interval
+        self.eval_ratios = eval_ratios
+        self.current_genes: Optional[Genes] = None
+        self._eval_ratios: Optional[List[List[float]]] = None
+        self._seed: Optional[int] = None
+
+    def before_run(self, runner) -> None:
+        """Resolve the backbone, the fixed evaluation ratios and the (rank-independent) seed."""
+        backbone = get_sparse_backbone(runner.model)
+        configured = [list(stage) for stage in backbone.pruning_ratios]
+        self._eval_ratios = (configured if self.eval_ratios is None
+                             else normalize_pruning_ratios(self.eval_ratios, backbone.depths))
+        seed = self.seed
+        if seed is None and isinstance(runner.meta, dict):
+            seed = runner.meta.get('seed')
+        self._seed = _shared_seed(0 if seed is None else int(seed))
+        runner.logger.info(f'SparsityAwareAdaptationHook: seed {self._seed}, choices {list(self.choices)}; '
+                           f'evaluation and checkpoints outside training steps use pruning_ratios '
+                           f'{self._eval_ratios}')
+
+    def before_train_iter(self, runner) -> None:
+        """Sample this iteration's configuration and apply it to the backbone."""
+        backbone = get_sparse_backbone(runner.model)
+        genes = sample_genes(saa_rng(self._seed, runner.iter), backbone.depths, self.choices)
+        backbone.set_pruning_ratios(genes_to_ratios(genes, backbone.depths))
+        self.current_genes = genes
+        if self.log_interval:
+            runner.log_buffer.update({'saa_ratio': sum(genes.values()) / len(genes)})
+            if (runner.iter + 1) % self.log_interval == 0:
+                runner.logger.info(f'SAA iter {runner.iter + 1} sampled: ' +
+                                   format_genes(genes).replace('\n', ', '))
+
+    def after_train_iter(self, runner) -> None:
+        self._restore(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self._restore(runner)
+
+    def before_val_epoch(self, runner) -> None:
+        self._restore(runner)
+
+    def after_run(self, runner) -> None:
+        self._restore(runner)
+
+    def _restore(self, runner) -> None:
+        """Put the backbone back to the fixed evaluation ratios."""
+        if self._eval_ratios is not None:
+            get_sparse_backbone(runner.model).set_pruning_ratios(self._eval_ratios)

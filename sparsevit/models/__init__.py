@@ -1,0 +1,3 @@
+from .backbones import SparseSwinTransformer  # noqa: F401
+
+__all__ = ['SparseSwinTransformer']

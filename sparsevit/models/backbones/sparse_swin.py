@@ -1,0 +1,253 @@
+"""SparseViT: a Swin Transformer that skips whole attention windows of low importance.
+
+Adapts mmdet 2.28.2's :class:`~mmdet.models.backbones.SwinTransformer`: every module (and therefore every
+``state_dict`` key, ``init_cfg``/``convert_weights`` checkpoint loading, ``frozen_stages``) is mmdet's own; only
+``forward`` is rewritten. What changed and why:
+
+* Window activation pruning (SparseViT, CVPR 2023): per stage, at the first block with a ratio > 0 the importance
+  map ``mean_c |x|`` is computed once and reused by the stage's later blocks; each pruned block keeps the
+  ``floor(nW * (1 - ratio))`` windows with the largest L2 norm of importance (ranked once for regular and once for
+  shifted blocks, later blocks keep a prefix), runs the *whole* block (LN, attention, residual, LN, FFN, residual,
+  drop-path) on those windows only and writes them back; the other windows pass through unchanged.
+* Speed (also for dense blocks): the stage state stays NHWC and padded once per stage; windows are read and
+  written with one 1-D ``index_select`` / ``index_copy_`` over flattened tokens through cached token-index tables
+  that fold the cyclic shift in (no pad/roll/partition/reverse copies per block); attention uses
+  ``F.scaled_dot_product_attention`` (``fused_attn=True``) with the relative-position bias as its mask, and the
+  shift mask is only materialised for the boundary windows that need it (mask-free windows go first).
+* LN1 output is zeroed on padding tokens, reproducing mmdet (which pads *after* LN1), so results equal mmdet's.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmdet.models.backbones.swin import SwinTransformer
+from mmdet.models.builder import BACKBONES
+
+from ...ops import window as W
+from ...schedule import normalize_pruning_ratios
+
+
+def _drop_path(x: torch.Tensor, drop_prob: float, training: bool, window_image: torch.Tensor,
+               batch: int) -> torch.Tensor:
+    """Per-image stochastic depth on windows ``[K, N, C]``: every window of image ``b`` shares one draw."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1.0 - drop_prob
+    mask = x.new_empty(batch).bernoulli_(keep).div_(keep)  # [B]
+    return x * mask[window_image].view(-1, 1, 1)
+
+
+class _Grid:
+    """Cached index tables of one (padded size, shift, device)."""
+
+    def __init__(self, h: int, w: int, ws: int, shift: int, device):
+        self.hp, self.wp = h + (-h) % ws, w + (-w) % ws
+        self.nw = (self.hp // ws) * (self.wp // ws)
+        self.token_index = W.window_token_index(self.hp, self.wp, ws, shift, device)  # [nW, N]
+        self.pad_mask = W.padded_token_mask(h, w, self.hp, self.wp, self.token_index)  # [nW, N, 1]
+        self.has_pad = bool(self.pad_mask.any())
+        self.shift_mask = W.shift_attn_mask(self.hp, self.wp, ws, shift, device) if shift else None  # [nW, N, N]
+        self.boundary = (self.shift_mask.ne(0).flatten(1).any(1) if shift
+                         else torch.zeros(self.nw, dtype=torch.bool, device=device))  # [nW]
+        self._dense: Dict[int, Tuple[torch.Tensor, int]] = {}
+
+    def dense_index(self, batch: int) -> Tuple[torch.Tensor, int]:
+        """All windows of a batch as flat indices, mask-free first, and how many are mask-free."""
+        if batch not in self._dense:
+            flat = torch.arange(batch * self.nw, device=self.token_index.device)
+            self._dense[batch] = W.split_plain_first(flat, self.boundary, self.nw)
+        return self._dense[batch]
+
+
+@BACKBONES.register_module('SparseViT')
+@BACKBONES.register_module()
+class SparseSwinTransformer(SwinTransformer):
+    """Swin Transformer with SparseViT window activation pruning (registered also as ``SparseViT``).
+
+    Args:
+        pruning_ratios (None | float | list[float] | list[list[float]]): fraction of windows removed. ``None`` is
+            dense; a float applies to every block; one float per stage; or the original schema, one list per stage
+            of one ratio per block, e.g. ``[[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]]``. Each
+            ratio in [0, 1), non-decreasing along a stage. Default: None.
+        fused_attn (bool): use ``F.scaled_dot_product_attention``; False runs the explicit softmax reference.
+            Default: True.
+        pretrain_img_size, in_channels, embed_dims, patch_size, window_size, mlp_ratio, depths, num_heads, strides,
+        out_indices, qkv_bias, qk_scale, patch_norm, drop_rate, attn_drop_rate, drop_path_rate, use_abs_pos_embed,
+        act_cfg, norm_cfg, with_cp, pretrained, convert_weights, frozen_stages, init_cfg: exactly as mmdet's
+            :class:`SwinTransformer` (same defaults).
+
+    Attributes:
+        record_selection (bool): when True, ``forward`` stores the kept windows in ``last_selection``: per stage,
+            per block, None (dense block) or dict(keep=[B, k] window ids, grid=(nWh, nWw), shift, hw=(H, W),
+            stride).
+    """
+
+    def __init__(self, *args, pruning_ratios=None, fused_attn: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.depths = tuple(len(stage.blocks) for stage in self.stages)
+        self.window_size = self.stages[0].blocks[0].attn.window_size
+        self.fused_attn = fused_attn
+        self.record_selection = False
+        self.last_selection: Optional[list] = None
+        self._grids: Dict[tuple, _Grid] = {}
+        self._ratios: Tuple[Tuple[float, ...], ...] = ()
+        self.set_pruning_ratios(pruning_ratios)
+
+    # ------------------------------------------------------------------------------------------------ schedule
+    def set_pruning_ratios(self, pruning_ratios) -> None:
+        """Change the per-block ratios between forwards (any form accepted by the constructor)."""
+        self._ratios = tuple(tuple(s) for s in normalize_pruning_ratios(pruning_ratios, self.depths))
+
+    @property
+    def pruning_ratios(self) -> Tuple[Tuple[float, ...], ...]:
+        """Read-only normalised view: one tuple per stage, one ratio per block."""
+        return self._ratios
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x, hw = self.patch_embed(x)  # [B, H*W, C]
+        if self.use_abs_pos_embed:
+            pos = self.absolute_pos_embed
+            if tuple(pos.shape[2:]) != tuple(hw):
+                pos = F.interpolate(pos, size=hw, mode='bicubic', align_corners=False)
+            x = x + pos.flatten(2).transpose(1, 2)
+        x = self.drop_after_pos(x).view(x.shape[0], hw[0], hw[1], -1)  # [B, H, W, C]
+        self.last_selection = [] if self.record_selection else None
+        outs = []
+        for i in range(len(self.stages)):
+            x, out = self.forward_stage(i, x)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(out)  # [B, H, W, C]
+                outs.append(out.permute(0, 3, 1, 2).contiguous())  # [B, C, H, W]
+        return outs
+
+    def forward_stage(self, i: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Run stage ``i`` on ``x [B, H, W, C]``; returns (downsampled input of the next stage, stage output).
+
+        Both are NHWC; the stage output is before downsampling and before the output norm. ``x`` is not modified.
+        """
+        stage, ratios = self.stages[i], self._ratios[i]
+        b, h, w, c = x.shape
+        grids = [self._grid(h, w, s, x.device) for s in (0, self.window_size // 2)]
+        if grids[0].has_pad:
+            x = F.pad(x, (0, 0, 0, grids[0].wp - w, 0, grids[0].hp - h))  # [B, Hp, Wp, C]
+        owned = grids[0].has_pad  # sparse blocks write in place: never into the caller's tensor
+        importance, orders, record = None, [None, None], []
+        for j, block in enumerate(stage.blocks):
+            grid, shifted = grids[j % 2], j % 2
+            if ratios[j] == 0:
+                x, owned = self._dense_block(block, x, grid, shifted), True
+                record.append(None)
+                continue
+            if importance is None:
+                x, owned = (x if owned else x.clone()), True
+                importance = self._importance(x, h, w)  # [B, Hp, Wp]
+            if orders[shifted] is None:
+                orders[shifted] = W.rank_windows(W.window_scores(importance, grid.token_index))  # [B, nW]
+            k = W.num_kept(grid.nw, ratios[j])
+            x = self._sparse_block(block, x, grid, shifted, orders[shifted], k)
+            record.append(self._selection_record(orders[shifted][:, :k], grid, shifted, (h, w), i))
+        if self.last_selection is not None:
+            self.last_selection.append(record)
+        out = x[:, :h, :w].contiguous() if grids[0].has_pad else x  # [B, H, W, C]
+        if stage.downsample is None:
+            return out, out
+        down, (h2, w2) = stage.downsample(out.view(b, h * w, c), (h, w))  # [B, H/2*W/2, 2C]
+        return down.view(b, h2, w2, -1), out
+
+    # ------------------------------------------------------------------------------------------------ blocks
+    def _grid(self, h: int, w: int, shift: int, device) -> _Grid:
+        key = (h, w, shift, str(device))
+        if key not in self._grids:
+            self._grids[key] = _Grid(h, w, self.window_size, shift, device)
+        return self._grids[key]
+
+    @staticmethod
+    @torch.no_grad()
+    def _importance(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Mean over channels of |x| on real tokens, zero on padding: ``[B, Hp, Wp]`` (no gradient)."""
+        imp = x.detach().abs().mean(-1)  # [B, Hp, Wp]
+        if imp.shape[1] != h or imp.shape[2] != w:
+            imp[:, h:] = 0
+            imp[:, :, w:] = 0
+        return imp
+
+    def _dense_block(self, block, x: torch.Tensor, grid: _Grid, shifted: int) -> torch.Tensor:
+        """All windows: one gather (pad/roll/partition folded in), the block, one scatter into a new map."""
+        idx, n_plain = grid.dense_index(x.shape[0])
+        rows = W.token_rows(idx, grid.token_index, grid.nw, grid.hp * grid.wp)
+        y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain,
+                                  grid, x.shape[0])
+        return W.scatter_windows_(torch.empty_like(x), rows, y)
+
+    def _sparse_block(self, block, x: torch.Tensor, grid: _Grid, shifted: int, order: torch.Tensor,
+                      k: int) -> torch.Tensor:
+        """Kept windows only: gather, run the block, write back in place; other windows are untouched."""
+        if k == 0:
+            return x
+        idx = W.flat_window_index(order, k)  # [B*k]
+        n_plain = idx.numel()
+        if shifted:
+            idx, n_plain = W.split_plain_first(idx, grid.boundary, grid.nw)
+        rows = W.token_rows(idx, grid.token_index, grid.nw, grid.hp * grid.wp)
+        y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain,
+                                  grid, x.shape[0])
+        return W.scatter_windows_(x, rows, y)
+
+    def _windows_forward(self, block, xw: torch.Tensor, idx: torch.Tensor, n_plain: int, grid: _Grid,
+                         batch: int) -> torch.Tensor:
+        """The whole Swin block on windows ``[K, N, C]`` (flat ids ``idx``, the first ``n_plain`` mask-free)."""
+        win = idx % grid.nw  # [K]
+        pad = grid.pad_mask.index_select(0, win) if grid.has_pad else None  # [K, N, 1]
+        mask = grid.shift_mask.index_select(0, win[n_plain:]) if n_plain < idx.numel() else None  # [Kb, N, N]
+        image = torch.div(idx, grid.nw, rounding_mode='floor')  # [K]
+
+        def inner(xw: torch.Tensor) -> torch.Tensor:
+            h = block.norm1(xw)
+            if pad is not None:
+                h = h.masked_fill(pad, 0.0)  # mmdet pads after LN1: padding tokens are zeros in attention
+            h = self._attention(block.attn.w_msa, h, mask, n_plain)
+            xw = xw + _drop_path(h, block.attn.drop.drop_prob, self.training, image, batch)
+            h = block.ffn.layers(block.norm2(xw))
+            return xw + _drop_path(h, block.ffn.dropout_layer.drop_prob, self.training, image, batch)
+
+        if block.with_cp and xw.requires_grad:
+            return cp.checkpoint(inner, xw, use_reentrant=False)
+        return inner(xw)
+
+    def _attention(self, msa, x: torch.Tensor, mask: Optional[torch.Tensor], n_plain: int) -> torch.Tensor:
+        """Window attention with relative-position bias; ``mask`` ``[K - n_plain, N, N]`` for the tail windows."""
+        k_win, n, c = x.shape
+        nh = msa.num_heads
+        qkv = msa.qkv(x).view(k_win, n, 3, nh, c // nh).permute(2, 0, 3, 1, 4)  # [3, K, nH, N, d]
+        q, k, v = qkv.unbind(0)  # [K, nH, N, d]
+        bias = msa.relative_position_bias_table[msa.relative_position_index.view(-1)]  # [N*N, nH]
+        bias = bias.view(n, n, nh).permute(2, 0, 1).unsqueeze(0).to(q.dtype)  # [1, nH, N, N]
+        drop = msa.attn_drop.p if self.training else 0.0
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q[:n_plain], k[:n_plain], v[:n_plain], attn_mask=bias,
+                                                 dropout_p=drop, scale=msa.scale)
+            if mask is not None:
+                tail = bias + mask.unsqueeze(1).to(q.dtype)  # [Kb, nH, N, N]
+                out_b = F.scaled_dot_product_attention(q[n_plain:], k[n_plain:], v[n_plain:], attn_mask=tail,
+                                                       dropout_p=drop, scale=msa.scale)
+                out = torch.cat([out, out_b])
+        else:
+            attn = (q * msa.scale) @ k.transpose(-2, -1) + bias  # [K, nH, N, N]
+            if mask is not None:
+                attn = torch.cat([attn[:n_plain], attn[n_plain:] + mask.unsqueeze(1).to(attn.dtype)])
+            out = msa.attn_drop(attn.softmax(dim=-1)) @ v
+        out = out.transpose(1, 2).reshape(k_win, n, c)  # [K, N, C]
+        return msa.proj_drop(msa.proj(out))
+
+    def _selection_record(self, keep: torch.Tensor, grid: _Grid, shifted: int, hw, stage: int) -> Optional[dict]:
+        if self.last_selection is None:
+            return None
+        ws = self.window_size
+        stride = self.patch_embed.projection.stride[0]
+        for prev in self.stages[:stage]:
+            s = prev.downsample.sampler.stride
+            stride *= s[0] if isinstance(s, (tuple, list)) else s
+        return dict(keep=keep.detach().cpu(), grid=(grid.hp // ws, grid.wp // ws), shift=ws // 2 if shifted else 0,
+                    hw=tuple(hw), stride=stride)

@@ -1,0 +1,122 @@
+"""Pure tensor functions for window selection, gather and scatter (they know no model).
+
+Layout conventions (shape comments use them): ``B`` images, ``Hp, Wp`` the token map padded to a multiple of the
+window size ``ws``, ``nW = (Hp // ws) * (Wp // ws)`` windows per image, ``N = ws * ws`` tokens per window, ``C``
+channels, ``K`` kept windows in the whole batch. Windows are numbered row-major in the (possibly rolled) window
+grid; a *flat* window index is ``b * nW + w``.
+
+Instead of ``pad -> roll -> partition`` (three copies of the feature map) every block reads its windows with one
+``index_select`` over the flattened token axis, through a precomputed token-index table that folds the cyclic shift
+in, and writes them back with ``index_copy_``. Only 1-D indices are used, never N x C-expanded ones.
+"""
+import math
+from typing import Tuple
+
+import torch
+
+SHIFT_MASK_VALUE = -100.0  # mmdet/Swin use -100, not -inf, for the shifted-window mask
+
+
+def window_token_index(hp: int, wp: int, ws: int, shift: int, device=None) -> torch.Tensor:
+    """Token-index table of the windows of a padded ``hp x wp`` map rolled by ``-shift``.
+
+    Returns:
+        LongTensor ``[nW, N]``: entry ``[w, n]`` is the flat (row-major) position in the *unrolled* padded map of
+        token ``n`` of window ``w``, i.e. ``roll(x, (-shift, -shift))`` partitioned into windows, as an index.
+    """
+    ys = (torch.arange(hp, device=device) + shift) % hp  # [Hp] source row of each rolled row
+    xs = (torch.arange(wp, device=device) + shift) % wp  # [Wp]
+    flat = ys[:, None] * wp + xs[None, :]  # [Hp, Wp]
+    flat = flat.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3)  # [nWh, nWw, ws, ws]
+    return flat.reshape(-1, ws * ws)  # [nW, N]
+
+
+def shift_attn_mask(hp: int, wp: int, ws: int, shift: int, device=None) -> torch.Tensor:
+    """Swin's shifted-window attention mask (0 within a region, -100 across regions).
+
+    Returns:
+        FloatTensor ``[nW, N, N]``; all zeros when ``shift == 0``.
+    """
+    img = torch.zeros(hp, wp, device=device)
+    if shift > 0:
+        cnt = 0
+        for h in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+            for w in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+                img[h, w] = cnt
+                cnt += 1
+    win = img.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)  # [nW, N]
+    mask = win[:, None, :] - win[:, :, None]  # [nW, N, N]
+    return mask.ne(0).float() * SHIFT_MASK_VALUE
+
+
+def padded_token_mask(h: int, w: int, hp: int, wp: int, token_index: torch.Tensor) -> torch.Tensor:
+    """Which window tokens are padding: BoolTensor ``[nW, N, 1]`` (True = padding)."""
+    ys, xs = token_index // wp, token_index % wp  # [nW, N]
+    return ((ys >= h) | (xs >= w)).unsqueeze(-1)
+
+
+def num_kept(num_windows: int, prune_ratio: float) -> int:
+    """``k = floor(nW * (1 - prune_ratio))``, robust to float noise (e.g. ``100 * (1 - 0.9)`` is 10, not 9)."""
+    return int(math.floor(round(num_windows * (1.0 - prune_ratio), 6)))
+
+
+def window_scores(importance: torch.Tensor, token_index: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each window's importance values, per image.
+
+    Args:
+        importance: ``[B, Hp, Wp]`` padded importance map (zeros on padding), not rolled.
+        token_index: ``[nW, N]`` from :func:`window_token_index` (the roll is folded in).
+
+    Returns:
+        ``[B, nW]`` window scores.
+    """
+    flat = importance.flatten(1)  # [B, Hp*Wp]
+    return flat[:, token_index].norm(dim=-1)  # [B, nW, N] -> [B, nW]
+
+
+def rank_windows(scores: torch.Tensor) -> torch.Tensor:
+    """Window ids of each image from most to least important: LongTensor ``[B, nW]`` (stable for ties)."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices
+
+
+def flat_window_index(order: torch.Tensor, k: int) -> torch.Tensor:
+    """Flat indices ``b * nW + w`` of the first ``k`` ranked windows of each image: LongTensor ``[B * k]``."""
+    b, nw = order.shape
+    base = torch.arange(b, device=order.device).unsqueeze(1) * nw  # [B, 1]
+    return (base + order[:, :k]).reshape(-1)  # [B*k]
+
+
+def split_plain_first(flat_idx: torch.Tensor, boundary: torch.Tensor, num_windows: int) -> Tuple[torch.Tensor, int]:
+    """Reorder flat window indices so windows without a shift mask come first.
+
+    Args:
+        flat_idx: ``[K]`` flat window indices.
+        boundary: ``[nW]`` bool, True where the shifted-window mask is not all zero.
+        num_windows: ``nW``.
+
+    Returns:
+        (reordered ``[K]`` indices, number of leading mask-free windows).
+    """
+    is_b = boundary[flat_idx % num_windows]  # [K]
+    perm = torch.argsort(is_b.to(torch.int8), stable=True)
+    return flat_idx[perm], int(flat_idx.numel() - int(is_b.sum()))
+
+
+def token_rows(flat_idx: torch.Tensor, token_index: torch.Tensor, num_windows: int, tokens_per_image: int):
+    """Rows of the flattened ``[B*Hp*Wp, C]`` map holding the tokens of the given windows: ``[K*N]``."""
+    img = torch.div(flat_idx, num_windows, rounding_mode='floor')  # [K]
+    win = flat_idx - img * num_windows  # [K]
+    return (img.unsqueeze(1) * tokens_per_image + token_index[win]).reshape(-1)  # [K, N] -> [K*N]
+
+
+def gather_windows(x: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+    """``[B, Hp, Wp, C] -> [K, N, C]``: the tokens of the selected windows (``rows`` from :func:`token_rows`)."""
+    c = x.shape[-1]
+    return x.reshape(-1, c).index_select(0, rows).view(-1, n, c)  # [K*N, C] -> [K, N, C]
+
+
+def scatter_windows_(x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    """In place: write ``[K, N, C]`` windows back into ``x [B, Hp, Wp, C]`` at ``rows``; returns ``x``."""
+    c = x.shape[-1]
+    x.view(-1, c).index_copy_(0, rows, windows.reshape(-1, c).to(x.dtype))
+    return x

@@ -1,0 +1,12 @@
+"""Latency-constrained evolutionary search of layer-wise sparsity (the SparseViT README's search step).
+
+* :mod:`.evolution` — the searcher (plain Python: two callables, latency and score);
+* :mod:`.latency_table` — the additive per-stage latency lookup table of the sparse backbone;
+* :mod:`.evaluator` — the score: COCO mAP of the detector, sharded over ``torchpack dist-run`` ranks
+  (imported on use: it needs mmdet).
+"""
+from .evolution import EvolutionSearcher, InfeasibleBandError
+from .latency_table import LatencyTable, StaleTableError, build_latency_table, table_key
+
+__all__ = ['EvolutionSearcher', 'InfeasibleBandError', 'LatencyTable', 'StaleTableError', 'build_latency_table',
+           'table_key']

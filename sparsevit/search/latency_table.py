@@ -1,0 +1,267 @@
+"""Additive latency lookup table of the sparse backbone, for filtering search candidates in microseconds.
+
+The backbone runs its stages one after the other and a stage's cost depends only on its own ratios (the number of
+kept windows is ``floor(nW * (1 - ratio))``, whatever the image), so the latency of a configuration is predicted as
+
+    fixed part (patch embedding, position embedding, output norms, layout changes) + sum over stages of
+    the latency of that stage at its configuration.
+
+The table holds one measurement per stage per allowed stage configuration (the non-decreasing tuples of the stage's
+genes: 9 + 9 + 165 + 9 = 192 entries for Swin-T with 9 choices) and one of the fixed part. Each entry times
+``backbone.forward_stage(i, x)`` on that stage's real input (captured from a dense forward of random images); the
+fixed part times the full ``forward`` with every stage replaced by a lookup of its precomputed output.
+
+A table is only valid for the input size, batch, device and model it was measured on: its ``key`` records them and
+:meth:`LatencyTable.load` rejects a stale table with a message naming what differs.
+"""
+import hashlib
+import itertools
+import json
+import os
+import platform
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from ..schedule import DEFAULT_CHOICES, Genes, check_choices, gene_names, genes_per_stage, genes_to_ratios
+from ..utils.latency import resolve_device, time_forwards, trimmed_mean
+
+TABLE_VERSION = 1
+Entry = Tuple[int, Tuple[float, ...]]  # (stage, the stage's gene values)
+
+
+class StaleTableError(ValueError):
+    """A saved latency table was measured for another input size, batch, device or model."""
+
+
+def stage_entries(depths: Sequence[int], choices: Sequence[float] = DEFAULT_CHOICES) -> List[Entry]:
+    """Every (stage, stage configuration) of the space: non-decreasing tuples of the stage's genes."""
+    return [(i, combo) for i, n in enumerate(genes_per_stage(depths))
+            for combo in itertools.combinations_with_replacement(sorted(choices), n)]
+
+
+def entry_name(values: Sequence[float]) -> str:
+    """JSON key of a stage configuration, e.g. ``'0.1,0.2,0.2'``."""
+    return ','.join(f'{v:g}' for v in values)
+
+
+def split_genes(genes: Genes, depths: Sequence[int]) -> List[Tuple[float, ...]]:
+    """The configuration's gene values grouped by stage (in gene-name order)."""
+    names, out, start = gene_names(depths), [], 0
+    for n in genes_per_stage(depths):
+        out.append(tuple(float(genes[name]) for name in names[start:start + n]))
+        start += n
+    return out
+
+
+def device_name(device: torch.device) -> str:
+    """A readable identity of the timing device (GPU model, or CPU type and thread count)."""
+    if device.type == 'cuda':
+        return f'cuda:{torch.cuda.get_device_name(device)}'
+    cpu = platform.processor() or platform.machine()
+    return f'cpu:{cpu}:{torch.get_num_threads()}threads'
+
+
+def model_signature(backbone: torch.nn.Module) -> dict:
+    """The backbone's shape: depths, window, widths, and a hash of every parameter/buffer name and shape."""
+    shapes = [(k, tuple(v.shape)) for k, v in backbone.state_dict().items()]
+    digest = hashlib.sha1(repr(shapes).encode()).hexdigest()[:16]
+    return dict(type=type(backbone).__name__, depths=list(backbone.depths), window_size=int(backbone.window_size),
+                embed_dims=int(backbone.patch_embed.projection.out_channels),
+                fused_attn=bool(getattr(backbone, 'fused_attn', True)), shapes_sha1=digest)
+
+
+def table_key(backbone: torch.nn.Module, img_size: int, batch_size: int, device: torch.device,
+              choices: Sequence[float] = DEFAULT_CHOICES) -> dict:
+    """What a table is valid for; a loaded table whose key differs is stale."""
+    return dict(img_size=int(img_size), batch_size=int(batch_size), device=device_name(device),
+                model=model_signature(backbone), choices=[float(c) for c in check_choices(choices)])
+
+
+class LatencyTable:
+    """Predicts a configuration's backbone latency by summing per-stage measurements and the fixed part.
+
+    Args:
+        key: what the table is valid for (see :func:`table_key`).
+        fixed_ms: latency of everything outside the stages.
+        stages: per stage, stage configuration name (see :func:`entry_name`) -> latency in ms.
+        meta: free-form information (measurement settings, build time).
+    """
+
+    def __init__(self, key: Mapping, fixed_ms: float, stages: Sequence[Mapping[str, float]],
+                 meta: Optional[Mapping] = None):
+        self.key, self.fixed_ms = dict(key), float(fixed_ms)
+        self.stages = [dict(s) for s in stages]
+        self.meta = dict(meta or {})
+
+    def predict(self, genes: Genes) -> float:
+        """Predicted latency (ms) of a configuration (gene name -> ratio)."""
+        depths = self.key['model']['depths']
+        total = self.fixed_ms
+        for i, values in enumerate(split_genes(genes, depths)):
+            name = entry_name(values)
+            if name not in self.stages[i]:
+                raise KeyError(f'stage {i} configuration ({name}) is not in the latency table '
+                               f'(choices {self.key["choices"]}, non-decreasing)')
+            total += self.stages[i][name]
+        return total
+
+    __call__ = predict
+
+    # ------------------------------------------------------------------------------------------------ files
+    def to_dict(self) -> dict:
+        return dict(version=TABLE_VERSION, key=self.key, fixed_ms=self.fixed_ms, stages=self.stages, meta=self.meta)
+
+    def save(self, path: str) -> None:
+        """Write the table as JSON (atomically: a temporary file renamed over ``path``)."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f'{path}.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str, expected_key: Optional[Mapping] = None) -> 'LatencyTable':
+        """Read a table; with ``expected_key``, reject it (StaleTableError) if it was built for something else."""
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f'cannot read latency table {path}: {err}') from err
+        if not isinstance(data, dict) or data.get('version') != TABLE_VERSION:
+            raise ValueError(f'{path} is not a version-{TABLE_VERSION} latency table')
+        table = cls(data['key'], data['fixed_ms'], data['stages'], data.get('meta'))
+        if expected_key is not None:
+            diff = _key_diff(table.key, expected_key)
+            if diff:
+                raise StaleTableError(f'latency table {path} is stale: it was built for {diff}; delete it or pass '
+                                      f'another --latency-table path to rebuild')
+        return table
+
+
+def _key_diff(saved: Mapping, wanted: Mapping, prefix: str = '') -> str:
+    """Readable differences ``name=saved (now wanted)`` between two keys (nested dicts flattened)."""
+    parts = []
+    for k in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(k), wanted.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            sub = _key_diff(a, b, f'{prefix}{k}.')
+            parts += [sub] if sub else []
+        elif a != b:
+            parts.append(f'{prefix}{k}={a!r} (now {b!r})')
+    return ', '.join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------- building
+@torch.inference_mode()
+def capture_stage_io(backbone: torch.nn.Module, x: torch.Tensor) -> List[Tuple[torch.Tensor, tuple]]:
+    """Run a dense forward and return, per stage, its NHWC input and its ``(x_next, stage_out)`` output."""
+    records = []
+    run_stage = backbone.forward_stage
+
+    def recording(i: int, inp: torch.Tensor):
+        out = run_stage(i, inp)
+        records.append((inp, out))
+        return out
+
+    backbone.forward_stage = recording  # instance attribute shadows the method for this forward only
+    try:
+        backbone(x)
+    finally:
+        del backbone.forward_stage
+    return records
+
+
+def _timed_mean(fn: Callable[[], object], num_warmup: int, num_repeats: int, device: torch.device) -> float:
+    for _ in range(num_warmup):
+        fn()
+    return trimmed_mean(time_forwards(fn, num_repeats, device))
+
+
+@torch.inference_mode()
+def measure_fixed(backbone: torch.nn.Module, x: torch.Tensor, stage_io: Sequence[tuple], num_warmup: int,
+                  num_repeats: int, device: torch.device) -> float:
+    """Latency of ``forward`` without the stages (each stage replaced by a lookup of its precomputed output)."""
+    backbone.forward_stage = lambda i, inp: stage_io[i][1]
+    try:
+        return _timed_mean(lambda: backbone(x), num_warmup, num_repeats, device)
+    finally:
+        del backbone.forward_stage
+
+
+@torch.inference_mode()
+def measure_entries(backbone: torch.nn.Module, stage_io: Sequence[tuple], entries: Sequence[Entry], num_warmup: int,
+                    num_repeats: int, device: torch.device,
+                    progress: Optional[Callable[[int], None]] = None) -> Dict[Entry, float]:
+    """Latency of ``forward_stage(i, x_i)`` for each (stage, stage configuration); other stages dense.
+
+    The backbone's ratios are restored afterwards.
+    """
+    depths, saved = backbone.depths, backbone.pruning_ratios
+    out = {}
+    try:
+        for n, (i, values) in enumerate(entries):
+            genes = [0.0] * len(gene_names(depths))
+            start = sum(genes_per_stage(depths)[:i])
+            genes[start:start + len(values)] = values
+            backbone.set_pruning_ratios(genes_to_ratios(genes, depths))
+            inp = stage_io[i][0]
+            out[(i, tuple(values))] = _timed_mean(lambda: backbone.forward_stage(i, inp), num_warmup, num_repeats,
+                                                  device)
+            if progress is not None:
+                progress(n)
+    finally:
+        backbone.set_pruning_ratios([list(s) for s in saved])
+    return out
+
+
+def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4, num_warmup: int = 10,
+                        num_repeats: int = 50, device=None, choices: Sequence[float] = DEFAULT_CHOICES,
+                        shard: Tuple[int, int] = (0, 1),
+                        gather: Optional[Callable[[dict], List[dict]]] = None,
+                        progress: Optional[Callable[[int], None]] = None, seed: int = 0) -> LatencyTable:
+    """Measure every stage configuration and the fixed part of ``backbone`` and return the table.
+
+    Args:
+        backbone: a ``SparseSwinTransformer`` (``forward_stage``, ``set_pruning_ratios``, ``depths``).
+        img_size, batch_size: the random input ``(batch_size, 3, img_size, img_size)``.
+        num_warmup, num_repeats: forwards per entry before timing / timed (trimmed mean).
+        device: 'cpu', 'cuda' or None (auto).
+        choices: allowed pruning ratios.
+        shard: ``(rank, world_size)``: this process measures entries ``rank::world_size`` (one device each).
+        gather: with shards, merges every rank's ``{entry_name: ms}`` dicts (e.g. an all-gather); required
+            when ``world_size > 1``.
+        progress: called with the entry number after each measured entry of this shard.
+        seed: seed of the random input.
+    """
+    rank, world = shard
+    if world > 1 and gather is None:
+        raise ValueError('build_latency_table: a sharded build needs a gather function')
+    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
+        raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
+    dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
+    choices = check_choices(choices)
+    backbone = backbone.to(dev).eval()
+    x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(dev)
+    saved = backbone.pruning_ratios
+    backbone.set_pruning_ratios(None)
+    try:
+        stage_io = capture_stage_io(backbone, x)
+        fixed = measure_fixed(backbone, x, stage_io, num_warmup, num_repeats, dev) if rank == 0 else None
+    finally:
+        backbone.set_pruning_ratios([list(s) for s in saved])
+    mine = stage_entries(backbone.depths, choices)[rank::world]
+    measured = measure_entries(backbone, stage_io, mine, num_warmup, num_repeats, dev, progress)
+    local = {f'{i}|{entry_name(v)}': ms for (i, v), ms in measured.items()}
+    local['fixed'] = fixed
+    parts = gather(local) if world > 1 else [local]
+    stages: List[Dict[str, float]] = [{} for _ in backbone.depths]
+    for part in parts:
+        for name, ms in part.items():
+            if name != 'fixed':
+                i, values = name.split('|')
+                stages[int(i)][values] = ms
+    fixed = next(p['fixed'] for p in parts if p.get('fixed') is not None)
+    meta = dict(num_warmup=num_warmup, num_repeats=num_repeats, world_size=world, seed=seed,
+                torch=torch.__version__)
+    return LatencyTable(table_key(backbone, img_size, batch_size, dev, choices), fixed, stages, meta)

@@ -1,0 +1,135 @@
+"""Process-group set-up for ``torchpack dist-run`` (MPI) and plain single-process runs.
+
+``torchpack dist-run -np N python tools/search.py ...`` starts N processes with ``mpirun`` and exports
+``MASTER_HOST``; :func:`init_dist` then calls ``torchpack.distributed.init`` (mpi4py gives rank, size and local
+rank; the rendezvous is ``tcp://MASTER_HOST``) with ``nccl`` when CUDA is available and ``gloo`` otherwise. Without
+a launcher (plain ``python tools/search.py``) it is a single process and every collective below is a no-op.
+
+torchpack's own ``allgather`` moves its buffers to CUDA, so the helpers here use torch's object collectives, which
+work with both backends.
+
+On a CPU-only machine all ranks share the cores: each rank gets ``cores // local_size`` threads, and
+:func:`full_threads` gives one rank every core back while it times something alone.
+"""
+import contextlib
+import os
+from datetime import timedelta
+from typing import Any, Iterator, List, Optional
+
+import torch
+import torch.distributed as tdist
+
+#: Waiting for one rank to measure or evaluate alone can take long on CPU; torch's default is 30 minutes.
+DEFAULT_TIMEOUT = timedelta(hours=4)
+_MPI_ENV = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE')
+_default_threads = torch.get_num_threads()
+_state = dict(rank=0, size=1, local_rank=0, local_size=1)
+
+
+def launched_by_mpi() -> bool:
+    """True when this process was started by an MPI launcher (``mpirun``, ``torchpack dist-run``)."""
+    return any(k in os.environ for k in _MPI_ENV)
+
+
+class DistError(RuntimeError):
+    """The processes were launched in a way this module cannot initialise."""
+
+
+def init_dist(use_cuda: Optional[bool] = None, timeout: timedelta = DEFAULT_TIMEOUT) -> torch.device:
+    """Initialise torch.distributed through torchpack when MPI-launched; return this rank's device.
+
+    Args:
+        use_cuda: one GPU per local rank and ``nccl``; False: CPU and ``gloo``. Default: CUDA if available.
+        timeout: of the collectives.
+
+    Raises:
+        DistError: when launched by a bare ``mpirun`` with several processes (no ``MASTER_HOST``).
+    """
+    use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
+    if launched_by_mpi() and not tdist.is_initialized():
+        if 'MASTER_HOST' not in os.environ:
+            if _mpi_size() > 1:
+                raise DistError('MASTER_HOST is not set: launch with `torchpack dist-run -np N python ...`')
+        else:
+            from torchpack import distributed as tp_dist
+            tp_dist.init(backend='nccl' if use_cuda else 'gloo', timeout=timeout)
+            _state.update(rank=tp_dist.rank(), size=tp_dist.size(), local_rank=tp_dist.local_rank(),
+                          local_size=tp_dist.local_size())
+    if use_cuda:
+        torch.cuda.set_device(_state['local_rank'] % torch.cuda.device_count())
+        return torch.device('cuda', torch.cuda.current_device())
+    torch.set_num_threads(max(1, _default_threads // _state['local_size']))
+    return torch.device('cpu')
+
+
+def _mpi_size() -> int:
+    for k in _MPI_ENV:
+        if k in os.environ:
+            return int(os.environ[k])
+    return 1
+
+
+def rank() -> int:
+    return _state['rank']
+
+
+def world_size() -> int:
+    return _state['size']
+
+
+def is_master() -> bool:
+    return _state['rank'] == 0
+
+
+def is_distributed() -> bool:
+    return _state['size'] > 1 and tdist.is_initialized()
+
+
+def barrier() -> None:
+    if is_distributed():
+        tdist.barrier()
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``obj`` of rank ``src`` on every rank."""
+    if not is_distributed():
+        return obj
+    box = [obj if rank() == src else None]
+    tdist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather_objects(obj: Any) -> List[Any]:
+    """Every rank's ``obj``, in rank order, on every rank."""
+    if not is_distributed():
+        return [obj]
+    out: List[Any] = [None] * world_size()
+    tdist.all_gather_object(out, obj)
+    return out
+
+
+def gather_objects(obj: Any, dst: int = 0) -> Optional[List[Any]]:
+    """Every rank's ``obj`` in rank order on rank ``dst``; None elsewhere."""
+    if not is_distributed():
+        return [obj]
+    out: Optional[List[Any]] = [None] * world_size() if rank() == dst else None
+    tdist.gather_object(obj, out, dst=dst)
+    return out
+
+
+@contextlib.contextmanager
+def full_threads() -> Iterator[None]:
+    """Give this process the thread count of a single-process run (CPU timing while the other ranks wait)."""
+    current = torch.get_num_threads()
+    torch.set_num_threads(_default_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(current)
+
+
+def destroy_dist() -> None:
+    """Tear the process group down (after a final barrier)."""
+    if tdist.is_initialized():
+        barrier()
+        tdist.destroy_process_group()

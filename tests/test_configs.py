@@ -1,0 +1,144 @@
+"""Every config in configs/ loads and builds its detector; the original's ratio keys work and fail early."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmcv import Config
+from mmcv.utils import build_from_cfg
+
+from sparsevit.schedule import DEFAULT_CHOICES, normalize_pruning_ratios
+from sparsevit.utils.config import SAA_HOOK, apply_sparsevit_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+                 if '_base_' not in p.split(os.sep))
+SPARSE = 'configs/sparsevit/mask_rcnn_sparsevit.py'
+SEARCHED = {
+    'configs/sparsevit/sparsevit_cfg1_42ms.py': [[.3, .3], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]],
+    'configs/sparsevit/sparsevit_cfg2_35ms.py': [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]],
+    'configs/sparsevit/sparsevit_cfg3_33ms.py': [[.7, .7], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]],
+}
+
+
+def load(path: str, options: dict = None) -> Config:
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    if options:
+        cfg.merge_from_dict(options)
+    return apply_sparsevit_cfg(cfg)
+
+
+def build(cfg: Config):
+    from mmdet.models import build_detector
+    return build_detector(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
+
+
+def as_tuples(ratios) -> tuple:
+    return tuple(tuple(float(r) for r in stage) for stage in ratios)
+
+
+def test_the_readme_configs_exist():
+    for path in ['configs/swin/mask_rcnn_swin-t-p4-w7_fpn_fp16_ms-crop-3x_coco.py',
+                 'configs/sparsevit/mask_rcnn_sparsevit_saa.py', SPARSE, *SEARCHED]:
+        assert path in CONFIGS
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_loads_and_builds(path):
+    cfg = load(path)
+    assert cfg.custom_imports == dict(imports=['sparsevit'], allow_failed_imports=False)
+    model = build(cfg)
+    assert type(model).__name__ == 'MaskRCNN'
+    if cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer'):
+        assert as_tuples(model.backbone.pruning_ratios) == as_tuples(cfg.model.backbone.pruning_ratios)
+
+
+@pytest.mark.parametrize('path', sorted(SEARCHED))
+def test_searched_configs_have_the_originals_ratios(path):
+    cfg = load(path)
+    expected = as_tuples(SEARCHED[path])
+    assert as_tuples(Config.fromfile(osp.join(ROOT, path)).pruning_ratios) == expected
+    assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
+    assert cfg.runner.max_epochs == 36 and cfg.lr_config.step == [27, 33] and cfg.lr_config.warmup_iters == 1000
+    assert cfg.load_from.endswith('mask_rcnn_sparsevit_saa/latest.pth')
+    backbone = build(cfg).backbone
+    assert as_tuples(backbone.pruning_ratios) == expected
+
+
+def test_dense_pretrain_is_mmdets_swin_t_3x():
+    cfg = load('configs/swin/mask_rcnn_swin-t-p4-w7_fpn_fp16_ms-crop-3x_coco.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'SwinTransformer' and backbone.embed_dims == 96
+    assert list(backbone.depths) == [2, 2, 6, 2] and list(backbone.num_heads) == [3, 6, 12, 24]
+    assert cfg.optimizer.type == 'AdamW' and cfg.optimizer.lr == 1e-4 and cfg.runner.max_epochs == 36
+    assert cfg.fp16 == dict(loss_scale=dict(init_scale=512))
+
+
+def test_saa_config():
+    cfg = load('configs/sparsevit/mask_rcnn_sparsevit_saa.py')
+    assert cfg.random_sample is True
+    assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
+    assert as_tuples(cfg.model.backbone.pruning_ratios) == as_tuples(normalize_pruning_ratios(None, (2, 2, 6, 2)))
+    opt = cfg.optimizer
+    assert opt.type == 'AdamW' and opt.lr == 1e-5 and opt.weight_decay == 0.05
+    assert {k: v['decay_mult'] for k, v in opt.paramwise_cfg.custom_keys.items()} == {
+        'absolute_pos_embed': 0., 'relative_position_bias_table': 0., 'norm': 0.}
+    assert cfg.runner.max_epochs == 12 and cfg.lr_config.step == [8, 11]
+    assert cfg.fp16 is not None and cfg.load_from.endswith('.pth')
+    hooks = [h for h in cfg.custom_hooks if h['type'] == SAA_HOOK]
+    assert len(hooks) == 1
+    from mmcv.runner import HOOKS
+    hook = build_from_cfg(hooks[0], HOOKS)
+    assert hook.choices == DEFAULT_CHOICES
+
+
+def test_search_base_has_a_fixed_672_test_input():
+    cfg = load(SPARSE)
+    for split in ('val', 'test'):
+        aug = cfg.data[split].pipeline[1]
+        assert aug.type == 'MultiScaleFlipAug' and tuple(aug.img_scale) == (672, 672)
+        assert dict(type='Pad', size=(672, 672)) in [dict(t) for t in aug.transforms]
+
+
+@pytest.mark.parametrize('key', ['pruning_ratios', 'model.backbone.pruning_ratios'])
+def test_both_ratio_keys_work(key):
+    ratios = [[0.6, 0.6], [0, 0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0, 0]]
+    cfg = load(SPARSE, {key: ratios})
+    assert as_tuples(cfg.model.backbone.pruning_ratios) == as_tuples(ratios)
+    assert as_tuples(build(cfg).backbone.pruning_ratios) == as_tuples(ratios)
+
+
+@pytest.mark.parametrize('ratios,message', [
+    ([[0.3, 0.3], [0, 0], [0.1] * 6], 'has 3 stages'),
+    ([[0.3, 0.3], [0, 0], [0.1] * 6, [0, 0], [0]], 'has 5 stages'),
+    ([[1.0, 1.0], [0, 0], [0.1] * 6, [0, 0]], 'stage 0 block 0 is 1.0'),
+    ([[0.3, 0.3], [-0.1, 0], [0.1] * 6, [0, 0]], 'stage 1 block 0 is -0.1'),
+    ([[0.3, 0.3], [0, 0], [0.2, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]], 'stage 2 block 1'),
+    ([[0.3, 0.3], [0, 0], [0.1] * 5, [0, 0]], 'stage 2 has 5 ratios'),
+])
+def test_bad_ratios_fail_before_building(ratios, message):
+    with pytest.raises(ValueError, match=message):
+        load(SPARSE, {'pruning_ratios': ratios})
+
+
+def test_ratios_on_a_dense_backbone_fail():
+    with pytest.raises(ValueError, match='SwinTransformer'):
+        load('configs/swin/mask_rcnn_swin-t-p4-w7_fpn_fp16_ms-crop-3x_coco.py', {'pruning_ratios': 0.5})
+
+
+@pytest.mark.parametrize('option,message', [
+    ('pruning_ratios=[[0.3,0.3],[0,0],[0.1,0.1,0.2,0.2,0.2,0.2]]', 'has 3 stages'),
+    ('pruning_ratios=[[0.3,0.3],[0,0],[0.1,0.1,0.2,0.2,0.2,1.5],[0,0]]', 'stage 2 block 5 is 1.5'),
+])
+def test_train_tool_rejects_bad_ratios_before_training(tmp_path, option, message):
+    work_dir = tmp_path / 'work'
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, SPARSE),
+                           '--work-dir', str(work_dir), '--cfg-options', option],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not work_dir.exists()

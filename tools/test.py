@@ -1,0 +1,222 @@
+# Copyright (c) OpenMMLab. All rights reserved. Adapted for sparsevit.
+"""Test (and evaluate) a detector: mmdet 2.28.2's ``tools/test.py`` with the sparsevit plugin.
+
+Differences from mmdet's tool: ``import sparsevit`` and ``apply_sparsevit_cfg`` (top-level ``pruning_ratios`` of the
+original configs set the backbone's ratios; bad values are one ``error:`` line, exit status 2); ``--launcher
+pytorch|mpi`` also works without CUDA (gloo, CPU DDP wrapper, results collected through ``--tmpdir`` instead of
+CUDA tensors); ``fp16`` is ignored without CUDA.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+import warnings
+from typing import Optional
+
+import mmcv
+import torch
+import torch.distributed as dist
+from mmcv import Config, DictAction
+from mmcv.cnn import fuse_conv_bn
+from mmcv.runner import get_dist_info, load_checkpoint, wrap_fp16_model
+
+from mmdet.apis import multi_gpu_test, single_gpu_test
+from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
+from mmdet.models import build_detector
+from mmdet.utils import (build_dp, compat_cfg, get_device, get_root_logger, replace_cfg_vals, rfnext_init_model,
+                         setup_multi_processes, update_data_root)
+
+import sparsevit  # noqa: F401  (registers SparseViT)
+from sparsevit.utils.config import apply_sparsevit_cfg
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from train import ConfigError, build_ddp, fail, init_distributed  # noqa: E402  (tools/train.py)
+
+
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='MMDet test (and eval) a model (mmdet 2.28.2 + sparsevit)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', help='output result file in pickle format')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='Whether to fuse conv and bn, this will slightly increase the inference speed')
+    parser.add_argument('--gpu-ids', type=int, nargs='+',
+                        help='(Deprecated, please use --gpu-id) ids of gpus to use '
+                        '(only applicable to non-distributed training)')
+    parser.add_argument('--gpu-id', type=int, default=0,
+                        help='id of gpu to use (only applicable to non-distributed testing)')
+    parser.add_argument('--format-only', action='store_true',
+                        help='Format the output results without perform evaluation. It is useful when you want to '
+                        'format the result to a specific format and submit it to the test server')
+    parser.add_argument('--eval', type=str, nargs='+',
+                        help='evaluation metrics, which depends on the dataset, e.g., "bbox", "segm", "proposal" '
+                        'for COCO, and "mAP", "recall" for PASCAL VOC')
+    parser.add_argument('--show', action='store_true', help='show results')
+    parser.add_argument('--show-dir', help='directory where painted images will be saved')
+    parser.add_argument('--show-score-thr', type=float, default=0.3, help='score threshold (default: 0.3)')
+    parser.add_argument('--gpu-collect', action='store_true', help='whether to use gpu to collect results.')
+    parser.add_argument('--tmpdir', help='tmp directory used for collecting results from multiple workers, '
+                        'available when gpu-collect is not specified')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override some settings in the used config, the key-value pair in xxx=yyy format '
+                        'will be merged into config file. If the value to be overwritten is a list, it should '
+                        'be like key="[a,b]" or key=a,b It also allows nested list/tuple values, e.g. '
+                        'key="[(a,b),(c,d)]" Note that the quotation marks are necessary and that no white '
+                        'space is allowed.')
+    parser.add_argument('--options', nargs='+', action=DictAction,
+                        help='custom options for evaluation (deprecate), use --eval-options instead.')
+    parser.add_argument('--eval-options', nargs='+', action=DictAction,
+                        help='custom options for evaluation, the key-value pair in xxx=yyy format will be kwargs '
+                        'for dataset.evaluate() function')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.options and args.eval_options:
+        parser.error('--options and --eval-options cannot be both specified, --options is deprecated in favor '
+                     'of --eval-options')
+    if args.options:
+        warnings.warn('--options is deprecated in favor of --eval-options')
+        args.eval_options = args.options
+    if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
+        parser.error('specify at least one operation (save/eval/format/show the results) with the argument '
+                     '"--out", "--eval", "--format-only", "--show" or "--show-dir"')
+    if args.eval and args.format_only:
+        parser.error('--eval and --format-only cannot be both specified')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(f'--out {args.out!r}: the output file must be a .pkl or .pickle file')
+    return args
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load and validate the test config (raises ConfigError for bad files or values)."""
+    for what, path in (('config file', args.config), ('checkpoint', args.checkpoint)):
+        if '://' not in path and not osp.isfile(path):
+            raise ConfigError(f'{what} {path!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg = replace_cfg_vals(cfg)
+    update_data_root(cfg)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        apply_sparsevit_cfg(cfg)
+    except ValueError as err:
+        raise ConfigError(f'{args.config}: {err}') from err
+    cfg = compat_cfg(cfg)
+    setup_multi_processes(cfg)
+    if cfg.get('cudnn_benchmark', False):
+        torch.backends.cudnn.benchmark = True
+    # weights come from the checkpoint: never download pre-trained backbones here
+    if 'pretrained' in cfg.model:
+        cfg.model.pretrained = None
+    elif 'init_cfg' in cfg.model.backbone:
+        cfg.model.backbone.init_cfg = None
+    cfg.model.train_cfg = None
+    return cfg
+
+
+def set_test_mode(cfg: Config) -> None:
+    """Mark the test dataset(s) as test mode; batch > 1 needs DefaultFormatBundle instead of ImageToTensor."""
+    datasets = cfg.data.test if isinstance(cfg.data.test, list) else [cfg.data.test]
+    for ds_cfg in datasets:
+        ds_cfg.test_mode = True
+        if cfg.data.test_dataloader.get('samples_per_gpu', 1) > 1:
+            ds_cfg.pipeline = replace_ImageToTensor(ds_cfg.pipeline)
+
+
+def build_model(cfg: Config, checkpoint_path: str, dataset, fuse: bool) -> torch.nn.Module:
+    """The detector with the checkpoint's weights (fp16 only with CUDA) and its class names."""
+    model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
+    rfnext_init_model(model, cfg=cfg)
+    if cfg.get('fp16', None) is not None:
+        if cfg.device == 'cuda':
+            wrap_fp16_model(model)
+        else:
+            get_root_logger().warning(f'fp16 needs CUDA; the device is {cfg.device}: testing in fp32')
+    checkpoint = load_checkpoint(model, checkpoint_path, map_location='cpu')
+    if fuse:
+        model = fuse_conv_bn(model)
+    # old versions did not save class info in checkpoints
+    model.CLASSES = checkpoint.get('meta', {}).get('CLASSES', dataset.CLASSES)
+    return model
+
+
+def evaluate(cfg: Config, args: argparse.Namespace, dataset, outputs: list, json_file: Optional[str]) -> None:
+    """Rank 0: dump, format and/or evaluate the outputs as mmdet's tool does."""
+    if args.out:
+        print(f'\nwriting results to {args.out}')
+        mmcv.dump(outputs, args.out)
+    kwargs = {} if args.eval_options is None else args.eval_options
+    if args.format_only:
+        dataset.format_results(outputs, **kwargs)
+    if args.eval:
+        eval_kwargs = cfg.get('evaluation', {}).copy()
+        # hard-code way to remove EvalHook args
+        for key in ['interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals']:
+            eval_kwargs.pop(key, None)
+        eval_kwargs.update(dict(metric=args.eval, **kwargs))
+        metric = dataset.evaluate(outputs, **eval_kwargs)
+        print(metric)
+        if json_file is not None:
+            mmcv.dump(dict(config=args.config, metric=metric), json_file)
+
+
+def shared_tmpdir(base: str) -> str:
+    """A fresh directory made by rank 0 under ``base`` and broadcast to every rank (works over gloo)."""
+    box = [None]
+    if get_dist_info()[0] == 0:
+        mmcv.mkdir_or_exist(base)
+        box[0] = tempfile.mkdtemp(dir=base)
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def main(argv: Optional[list] = None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args)
+        cfg.gpu_ids = args.gpu_ids[0:1] if args.gpu_ids is not None else [args.gpu_id]
+        cfg.device = get_device()
+        distributed = args.launcher != 'none'
+        if distributed:
+            init_distributed(args.launcher, cfg.get('dist_params', {}))
+    except ConfigError as err:
+        fail(sys.argv[0], err)
+
+    set_test_mode(cfg)
+    test_loader_cfg = {**dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False),
+                       **cfg.data.get('test_dataloader', {})}
+    rank, _ = get_dist_info()
+    json_file = None
+    if args.work_dir is not None and rank == 0:
+        mmcv.mkdir_or_exist(osp.abspath(args.work_dir))
+        json_file = osp.join(args.work_dir, f"eval_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}.json")
+
+    dataset = build_dataset(cfg.data.test)
+    data_loader = build_dataloader(dataset, **test_loader_cfg)
+    model = build_model(cfg, args.checkpoint, dataset, args.fuse_conv_bn)
+
+    if not distributed:
+        model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)
+        outputs = single_gpu_test(model, data_loader, args.show, args.show_dir, args.show_score_thr)
+    else:
+        model = build_ddp(model, cfg.device, device_ids=[int(os.environ['LOCAL_RANK'])], broadcast_buffers=False)
+        gpu_collect = args.gpu_collect or cfg.evaluation.get('gpu_collect', False)
+        if cfg.device != 'cuda':
+            # mmdet collects through CUDA tensors unless given a shared tmpdir
+            gpu_collect = False
+            if args.tmpdir is None:
+                args.tmpdir = shared_tmpdir(args.work_dir or '.dist_test')
+        outputs = multi_gpu_test(model, data_loader, args.tmpdir, gpu_collect)
+
+    if get_dist_info()[0] == 0:
+        evaluate(cfg, args, dataset, outputs, json_file)
+
+
+if __name__ == '__main__':
+    main()

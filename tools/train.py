@@ -1,0 +1,326 @@
+# Copyright (c) OpenMMLab. All rights reserved. Adapted for sparsevit.
+"""Train a detector: mmdet 2.28.2's ``tools/train.py`` with the sparsevit plugin.
+
+Differences from mmdet's tool:
+    * ``import sparsevit`` registers the SparseViT backbone and the SAA hook; ``apply_sparsevit_cfg`` maps the
+      original's top-level ``pruning_ratios`` / ``random_sample`` keys and validates them before anything is built
+      (a bad value is one ``error:`` line and exit status 2).
+    * ``--launcher pytorch|mpi`` also works without CUDA: the process group uses ``gloo`` and the model is wrapped in
+      :class:`MMDistributedDataParallelAnyDevice` (mmcv's wrapper assumes CUDA and, with torch >= 2, breaks in
+      ``forward``). ``fp16`` is dropped with a warning when there is no CUDA.
+    * Sparse models (SAA or fixed ratios) train under DDP with ``find_unused_parameters=True`` unless the config
+      sets it: a block that keeps no window (small maps, high ratios) leaves its parameters without gradients.
+
+The distributed helpers below are shared with ``tools/test.py``.
+"""
+import argparse
+import contextlib
+import copy
+import os
+import os.path as osp
+import sys
+import time
+import warnings
+from typing import Optional
+
+import mmcv
+import torch
+import torch.distributed as dist
+from mmcv import Config, DictAction
+from mmcv.parallel import MMDistributedDataParallel
+from mmcv.parallel.scatter_gather import scatter_kwargs
+from mmcv.runner import get_dist_info, init_dist
+from mmcv.utils import get_git_hash
+
+import mmdet.apis.train as mmdet_apis_train
+from mmdet import __version__
+from mmdet.apis import init_random_seed, set_random_seed, train_detector
+from mmdet.datasets import build_dataset
+from mmdet.models import build_detector
+from mmdet.utils import (build_ddp as mmdet_build_ddp, collect_env, get_device, get_root_logger,
+                         replace_cfg_vals, rfnext_init_model, setup_multi_processes, update_data_root)
+
+import sparsevit  # noqa: F401  (registers SparseViT / SparsityAwareAdaptationHook)
+from sparsevit.schedule import is_dense
+from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, apply_sparsevit_cfg
+
+
+class ConfigError(Exception):
+    """A bad command line or config value: reported as one ``error:`` line, exit status 2."""
+
+
+def fail(prog: str, err: BaseException) -> None:
+    """Print ``prog: error: err`` on one line to stderr and exit with status 2."""
+    message = ' '.join(str(err).split()) or type(err).__name__
+    print(f'{osp.basename(prog)}: error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Distributed helpers (shared with tools/test.py)
+# ----------------------------------------------------------------------------------------------------------------
+class MMDistributedDataParallelAnyDevice(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` that also runs on CPU (``device_ids=None``, gloo) and with torch >= 2.
+
+    mmcv 1.7's wrapper unpacks ``DataContainer`` inputs only when ``device_ids`` is set (CUDA), and its
+    ``_run_ddp_forward`` reads attributes torch 2 removed. Without ``device_ids`` this wrapper scatters to CPU
+    (``[-1]``) exactly as ``MMDataParallel`` does on CPU; with them it defers to mmcv.
+    """
+
+    def _scatter_cpu(self, inputs: tuple, kwargs: dict):
+        inputs, kwargs = scatter_kwargs(inputs, kwargs, [-1], dim=self.dim)
+        return inputs[0], kwargs[0]
+
+    def train_step(self, *inputs, **kwargs):
+        if not self.device_ids:
+            inputs, kwargs = self._scatter_cpu(inputs, kwargs)
+        return super().train_step(*inputs, **kwargs)
+
+    def val_step(self, *inputs, **kwargs):
+        if not self.device_ids:
+            inputs, kwargs = self._scatter_cpu(inputs, kwargs)
+        return super().val_step(*inputs, **kwargs)
+
+    def _run_ddp_forward(self, *inputs, **kwargs):
+        if self.device_ids:
+            inputs, kwargs = self.to_kwargs(inputs, kwargs, self.device_ids[0])
+            inputs, kwargs = inputs[0], kwargs[0]
+        else:
+            inputs, kwargs = self._scatter_cpu(inputs, kwargs)
+        inside = getattr(self, '_inside_ddp_forward', contextlib.nullcontext)
+        with inside():
+            return self.module(*inputs, **kwargs)
+
+
+def build_ddp(model: torch.nn.Module, device: str = 'cuda', *args, **kwargs) -> torch.nn.Module:
+    """mmdet's ``build_ddp`` plus ``device='cpu'`` (gloo), using :class:`MMDistributedDataParallelAnyDevice`."""
+    if device == 'cpu':
+        kwargs.pop('device_ids', None)
+        kwargs.pop('output_device', None)
+        return MMDistributedDataParallelAnyDevice(model, *args, device_ids=None, **kwargs)
+    if device == 'cuda':
+        return MMDistributedDataParallelAnyDevice(model.cuda(), *args, **kwargs)
+    return mmdet_build_ddp(model, device, *args, **kwargs)
+
+
+def init_distributed(launcher: str, dist_params: dict) -> str:
+    """Initialise the default process group; returns the backend used.
+
+    With CUDA this is mmcv's ``init_dist``. Without CUDA, ranks come from the launcher's environment
+    (``torchrun``: ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``; ``mpirun``: ``OMPI_COMM_WORLD_*``) and
+    the backend is ``gloo`` whatever the config's ``dist_params.backend`` says.
+
+    Raises:
+        ConfigError: when the launcher's environment variables are missing.
+    """
+    params = dict(dist_params or {})
+    if torch.cuda.is_available():
+        init_dist(launcher, **params)
+        return params.get('backend', 'nccl')
+    if launcher == 'mpi':
+        if 'OMPI_COMM_WORLD_RANK' not in os.environ:
+            raise ConfigError('--launcher mpi needs mpirun (Open MPI) to set OMPI_COMM_WORLD_RANK/SIZE')
+        os.environ['RANK'] = os.environ['OMPI_COMM_WORLD_RANK']
+        os.environ['WORLD_SIZE'] = os.environ['OMPI_COMM_WORLD_SIZE']
+        os.environ['LOCAL_RANK'] = os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK', '0')
+        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+        os.environ.setdefault('MASTER_PORT', '29500')
+    elif launcher != 'pytorch':
+        raise ConfigError(f'--launcher {launcher} needs CUDA; on CPU use --launcher pytorch (tools/dist_train.sh) '
+                          f'or mpi')
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    if missing:
+        raise ConfigError(f'--launcher {launcher} needs the environment variables {missing} '
+                          f'(start it with tools/dist_train.sh or python -m torch.distributed.run)')
+    params.pop('backend', None)
+    params.pop('port', None)
+    dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                            world_size=int(os.environ['WORLD_SIZE']), **params)
+    return 'gloo'
+
+
+def drop_fp16_without_cuda(cfg: Config, device: str, logger) -> None:
+    """Remove ``cfg.fp16`` (mmcv's fp16 hooks need CUDA) with a logged warning when ``device`` is not CUDA."""
+    if device != 'cuda' and cfg.get('fp16', None) is not None:
+        logger.warning(f'fp16 training needs CUDA; the device is {device}: dropping fp16={cfg.fp16} and running '
+                       f'in fp32')
+        cfg.fp16 = None
+
+
+def uses_sparsity(cfg: Config) -> bool:
+    """True when the backbone is sparse and prunes (fixed ratios > 0) or is trained with SAA."""
+    backbone = cfg.model.get('backbone', {})
+    if backbone.get('type') not in SPARSE_BACKBONES:
+        return False
+    saa = any(h.get('type') == SAA_HOOK for h in (cfg.get('custom_hooks', None) or []))
+    return saa or not is_dense(backbone.get('pruning_ratios') or [[0.0]])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector (mmdet 2.28.2 + sparsevit)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--resume-from', help='the checkpoint file to resume from')
+    parser.add_argument('--auto-resume', action='store_true',
+                        help='resume from the latest checkpoint automatically')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='whether not to evaluate the checkpoint during training')
+    group_gpus = parser.add_mutually_exclusive_group()
+    group_gpus.add_argument('--gpus', type=int,
+                            help='(Deprecated, please use --gpu-id) number of gpus to use '
+                            '(only applicable to non-distributed training)')
+    group_gpus.add_argument('--gpu-ids', type=int, nargs='+',
+                            help='(Deprecated, please use --gpu-id) ids of gpus to use '
+                            '(only applicable to non-distributed training)')
+    group_gpus.add_argument('--gpu-id', type=int, default=0,
+                            help='id of gpu to use (only applicable to non-distributed training)')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument('--diff-seed', action='store_true',
+                        help='Whether or not set different seeds for different ranks')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='whether to set deterministic options for CUDNN backend.')
+    parser.add_argument('--options', nargs='+', action=DictAction,
+                        help='override some settings in the used config (deprecate), use --cfg-options instead.')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override some settings in the used config, the key-value pair in xxx=yyy format '
+                        'will be merged into config file. If the value to be overwritten is a list, it should '
+                        'be like key="[a,b]" or key=a,b It also allows nested list/tuple values, e.g. '
+                        'key="[(a,b),(c,d)]" Note that the quotation marks are necessary and that no white '
+                        'space is allowed. E.g. pruning_ratios="[[0.3,0.3],[0,0],[0.1,0.1,0.2,0.2,0.2,0.2],[0,0]]"')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--auto-scale-lr', action='store_true', help='enable automatically scaling LR.')
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.options and args.cfg_options:
+        parser.error('--options and --cfg-options cannot be both specified, --options is deprecated in favor of '
+                     '--cfg-options')
+    if args.options:
+        warnings.warn('--options is deprecated in favor of --cfg-options')
+        args.cfg_options = args.options
+    return args
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load the config, apply ``--cfg-options`` and the sparsevit keys, and validate (raises ConfigError)."""
+    if not osp.isfile(args.config):
+        raise ConfigError(f'config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg = replace_cfg_vals(cfg)
+    update_data_root(cfg)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        apply_sparsevit_cfg(cfg)
+    except ValueError as err:
+        raise ConfigError(f'{args.config}: {err}') from err
+    if args.resume_from is not None and not osp.isfile(args.resume_from):
+        raise ConfigError(f'--resume-from {args.resume_from!r} does not exist')
+    load_from = cfg.get('load_from', None)
+    if load_from and args.resume_from is None and not args.auto_resume and '://' not in load_from \
+            and not osp.isfile(load_from):
+        raise ConfigError(f'load_from {load_from!r} does not exist (train its stage first, or override with '
+                          f'--cfg-options load_from=PATH)')
+    return cfg
+
+
+def configure(cfg: Config, args: argparse.Namespace) -> None:
+    """mmdet's CLI-driven settings: auto-scale-lr, work_dir, resume, gpu ids."""
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and 'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            warnings.warn('Can not find "auto_scale_lr" or "auto_scale_lr.enable" or '
+                          '"auto_scale_lr.base_batch_size" in your configuration file.')
+    setup_multi_processes(cfg)
+    if cfg.get('cudnn_benchmark', False):
+        torch.backends.cudnn.benchmark = True
+    # work_dir is determined in this priority: CLI > segment in file > filename
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.resume_from is not None:
+        cfg.resume_from = args.resume_from
+    cfg.auto_resume = args.auto_resume
+    if args.gpus is not None:
+        cfg.gpu_ids = range(1)
+        warnings.warn('`--gpus` is deprecated: only single GPU mode in non-distributed training. Use `gpus=1`.')
+    if args.gpu_ids is not None:
+        cfg.gpu_ids = args.gpu_ids[0:1]
+        warnings.warn('`--gpu-ids` is deprecated, please use `--gpu-id`. Use the first GPU in `gpu_ids` now.')
+    if args.gpus is None and args.gpu_ids is None:
+        cfg.gpu_ids = [args.gpu_id]
+
+
+def main(argv: Optional[list] = None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args)
+        configure(cfg, args)
+        # init distributed env first, since logger depends on the dist info.
+        distributed = args.launcher != 'none'
+        if distributed:
+            backend = init_distributed(args.launcher, cfg.get('dist_params', {}))
+            _, world_size = get_dist_info()
+            cfg.gpu_ids = range(world_size)
+    except ConfigError as err:
+        fail(sys.argv[0], err)
+
+    mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
+    cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
+    timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    log_file = osp.join(cfg.work_dir, f'{timestamp}.log')
+    logger = get_root_logger(log_file=log_file, log_level=cfg.log_level)
+
+    meta = dict()
+    env_info = '\n'.join([f'{k}: {v}' for k, v in collect_env().items()])
+    dash_line = '-' * 60 + '\n'
+    logger.info('Environment info:\n' + dash_line + env_info + '\n' + dash_line)
+    meta['env_info'] = env_info
+    meta['config'] = cfg.pretty_text
+    logger.info(f'Distributed training: {distributed}' + (f' (backend {backend})' if distributed else ''))
+    logger.info(f'Config:\n{cfg.pretty_text}')
+
+    cfg.device = get_device()
+    drop_fp16_without_cuda(cfg, cfg.device, logger)
+    if distributed and uses_sparsity(cfg) and 'find_unused_parameters' not in cfg:
+        logger.info('sparse backbone under DDP: find_unused_parameters=True (blocks that keep no window have no '
+                    'gradients)')
+        cfg.find_unused_parameters = True
+    seed = init_random_seed(args.seed, device=cfg.device)
+    seed = seed + dist.get_rank() if args.diff_seed else seed
+    logger.info(f'Set random seed to {seed}, deterministic: {args.deterministic}')
+    set_random_seed(seed, deterministic=args.deterministic)
+    cfg.seed = seed
+    meta['seed'] = seed
+    meta['exp_name'] = osp.basename(args.config)
+
+    model = build_detector(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
+    model.init_weights()
+    rfnext_init_model(model, cfg=cfg)
+
+    datasets = [build_dataset(cfg.data.train)]
+    if len(cfg.workflow) == 2:
+        assert 'val' in [mode for (mode, _) in cfg.workflow]
+        val_dataset = copy.deepcopy(cfg.data.val)
+        val_dataset.pipeline = cfg.data.train.get('pipeline', cfg.data.train.dataset.get('pipeline'))
+        datasets.append(build_dataset(val_dataset))
+    if cfg.checkpoint_config is not None:
+        # save mmdet version, config file content and class names in checkpoints as meta data
+        cfg.checkpoint_config.meta = dict(mmdet_version=__version__ + get_git_hash()[:7],
+                                          CLASSES=datasets[0].CLASSES)
+    model.CLASSES = datasets[0].CLASSES
+    # mmdet's train_detector wraps the model with mmdet.utils.build_ddp, which supports CUDA only
+    mmdet_apis_train.build_ddp = build_ddp
+    train_detector(model, datasets, cfg, distributed=distributed, validate=(not args.no_validate),
+                   timestamp=timestamp, meta=meta)
+
+
+if __name__ == '__main__':
+    main()
