@@ -15,6 +15,7 @@ running it densely agree on every token of a kept window, and a pruned block is 
 The premise itself is checked by ``test_reference_premise_attention_is_window_local`` in ``test_backbone.py``.
 """
 import math
+from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -42,8 +43,12 @@ def window_scores(importance: torch.Tensor, window: int, shift: int) -> torch.Te
 
 
 def keep_count(num_windows: int, ratio: float) -> int:
-    """``k = floor(nW * (1 - ratio))``, as the specification states."""
-    return math.floor(num_windows * (1.0 - ratio))
+    """``k = floor(nW * (1 - ratio))`` evaluated exactly on the ratio's decimal value.
+
+    Plain float arithmetic would give ``floor(80 * (1 - 0.8)) = floor(15.999999999999996) = 15``; the
+    specification's formula is arithmetic on the configured decimal ratio, so ``k = 16``.
+    """
+    return math.floor(num_windows * (1 - Fraction(repr(float(ratio)))))
 
 
 def _first(value) -> int:

@@ -25,7 +25,7 @@ from reference_sparse_swin import (ReferenceSparseSwin, importance_map, keep_cou
 DEPTHS = (2, 2, 6, 2)
 SMALL = dict(embed_dims=16, num_heads=(1, 2, 4, 8), depths=DEPTHS, window_size=7, drop_path_rate=0.)
 TOL = dict(atol=2e-5, rtol=2e-5)  # fp32; fused attention reorders sums, so slightly above assert_close's default
-MIN_SCORE_GAP = 1e-4  # a smaller relative gap at a keep boundary would make the expected selection ambiguous
+MIN_SCORE_GAP = 1e-5  # a smaller relative gap at a keep boundary would make the expected selection ambiguous
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -52,14 +52,16 @@ def build_sparse(pruning_ratios=None, seed: int = 0, **kwargs) -> SparseSwinTran
     """A tiny randomised ``SparseSwinTransformer`` in eval mode."""
     cfg = dict(SMALL, **kwargs)
     model = SparseSwinTransformer(pruning_ratios=pruning_ratios, **cfg)
-    return randomize_(model, seed).eval()
+    randomize_(model, seed).eval()  # mmdet's train() returns None, so eval() cannot be chained
+    return model
 
 
 def mmdet_twin(sparse: SparseSwinTransformer, **kwargs) -> SwinTransformer:
     """mmdet's ``SwinTransformer`` with the same architecture and (strictly loaded) weights, in eval mode."""
     swin = SwinTransformer(**dict(SMALL, **kwargs))
     swin.load_state_dict(sparse.state_dict(), strict=True)
-    return swin.eval()
+    swin.eval()
+    return swin
 
 
 def reference_for(sparse: SparseSwinTransformer, ratios, **kwargs) -> ReferenceSparseSwin:
@@ -110,7 +112,8 @@ def run_both(ratios, size=(224, 224), batch=2, seed=0, fused_attn=True, **kwargs
 @pytest.mark.parametrize('shift_block', [0, 1])
 def test_reference_premise_attention_is_window_local(shift_block):
     """A dense mmdet block's output on one (padded, rolled) window depends only on that window's input."""
-    swin = randomize_(SwinTransformer(**SMALL), 0).eval()
+    swin = randomize_(SwinTransformer(**SMALL), 0)
+    swin.eval()
     block = swin.stages[0].blocks[shift_block]
     hw, C, shift = (17, 23), 16, block.attn.shift_size
     x = torch.randn(1, hw[0] * hw[1], C, generator=torch.Generator().manual_seed(3))
@@ -144,6 +147,7 @@ def test_reference_window_scores_and_masks():
     # rolled rows/cols (2, 3) and (4, 5) are original (3, 0) and (5, 0): only token (0, 0) is real
     assert mask.shape == (1, 3, 5) and mask[0, 0, 0] and mask.sum() == 1
     assert keep_count(64, 0.3) == 44 and keep_count(1, 0.5) == 0 and keep_count(4, 0.8) == 0
+    assert keep_count(80, 0.8) == 16 and keep_count(90, 0.3) == 63  # exact, not float-rounded down
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -244,6 +248,8 @@ PRUNED_CASES = {
     'per_stage': dict(ratios=[0.5, 0.25, 0.4, 0.0], size=(224, 256)),
     # another window size (shift 2), odd image size
     'window5': dict(ratios=[[.4, .5], [0, .5], [.3] * 6, [0, 0]], size=(171, 203), window_size=5),
+    # exact k: nW=90 at ratio .3 keeps 63 and nW=25 at ratio .8 keeps 5 (float arithmetic would say 62 and 4)
+    'exact_k': dict(ratios=[[.3, .3], [.8, .8], [0] * 6, [0, 0]], size=(252, 280)),
     'abs_pos': dict(ratios=[[.4, .4], [0, 0], [.3] * 6, [0, 0]], size=(224, 224), use_abs_pos_embed=True),
 }
 
@@ -324,6 +330,7 @@ def test_windows_not_kept_are_bit_identical_to_the_input():
     with torch.no_grad():
         _, out = sparse.forward_stage(0, x)
         _, selections = ref.forward_stage(0, x.flatten(1, 2), (50, 65))
+    assert torch.equal(x, stage_input(0, (50, 65))), 'forward_stage must not modify its input'
     touched = torch.zeros(2, 50, 65, dtype=torch.bool)
     for sel in selections:
         touched |= kept_token_mask(sel['keep'], sel['hw'], 7, sel['shift'])
@@ -353,7 +360,7 @@ def test_k_zero_stage_is_the_identity():
     x = stage_input(1, (14, 14))
     with torch.no_grad():
         x_next, out = sparse.forward_stage(1, x)
-        assert torch.equal(out, x)
+        assert torch.equal(out, stage_input(1, (14, 14))) and torch.equal(x, stage_input(1, (14, 14)))
         assert x_next.shape == (2, 7, 7, 64)
         _, out3 = sparse.forward_stage(3, stage_input(3, (3, 4)))  # nW=1: any ratio > 0 keeps nothing
         assert torch.equal(out3, stage_input(3, (3, 4)))
@@ -388,7 +395,8 @@ def grads(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
 @pytest.mark.parametrize('with_cp', [False, True])
 def test_backward_matches_reference(with_cp):
     ratios = [[.5, .6], [.2, .4], [0, .2, .2, .4, .4, .7], [.5, .5]]
-    sparse = build_sparse(ratios, with_cp=with_cp).train()
+    sparse = build_sparse(ratios, with_cp=with_cp)
+    sparse.train()
     ref = reference_for(sparse, ratios)
     ref.swin.train()
     img = images(2, 200, 260)
@@ -404,7 +412,8 @@ def test_backward_matches_reference(with_cp):
 
 
 def test_training_with_drop_path_runs():
-    model = build_sparse(0.5, drop_path_rate=0.3, with_cp=True).train()
+    model = build_sparse(0.5, drop_path_rate=0.3, with_cp=True)
+    model.train()
     outs = model(images(2, 96, 128))
     weighted_loss(outs).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -57,7 +57,9 @@ def build_models(args, device):
         model = SparseSwinTransformer(pruning_ratios=ratios, fused_attn=not args.explicit_attn, **kw)
         model.load_state_dict(dense.state_dict())
         models[name] = model
-    return {k: m.to(device).eval() for k, m in models.items()}
+    for m in models.values():
+        m.to(device).eval()  # mmdet's SwinTransformer.train() returns None: no chaining
+    return models
 
 
 @torch.inference_mode()

@@ -5,6 +5,13 @@
 import argparse
 import sys
 
+import logging
+import warnings
+
+# Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
+warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
+logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
+
 from sparsevit.datasets.synthetic import generate_synthetic_coco
 
 

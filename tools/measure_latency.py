@@ -15,6 +15,13 @@ import platform
 import sys
 from typing import Optional
 
+import logging
+import warnings
+
+# Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
+warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
+logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
+
 import torch
 from mmcv import Config, DictAction, ProgressBar
 

@@ -111,6 +111,7 @@ def check_args(args: argparse.Namespace) -> None:
 def load_config(args: argparse.Namespace) -> Config:
     """The config with ``--cfg-options``, the plugin imported, SparseViT keys applied, ready for testing."""
     from mmcv.utils import import_modules_from_strings
+    from mmdet.datasets import replace_ImageToTensor
     from mmdet.utils import compat_cfg
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -122,6 +123,9 @@ def load_config(args: argparse.Namespace) -> Config:
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
     cfg.data.test.test_mode = True
+    cfg.data.test_dataloader = {**dict(samples_per_gpu=1, workers_per_gpu=2), **cfg.data.get('test_dataloader', {})}
+    if cfg.data.test_dataloader['samples_per_gpu'] > 1:  # batched testing needs DefaultFormatBundle, as mmdet
+        cfg.data.test.pipeline = replace_ImageToTensor(cfg.data.test.pipeline)
     return cfg
 
 
@@ -141,7 +145,7 @@ def build_model(cfg: Config, checkpoint: str, device: torch.device):
 
 def build_evaluator(cfg: Config, model, dataset, args: argparse.Namespace, device: torch.device):
     from sparsevit.search.evaluator import DetectorEvaluator
-    loader = {**dict(samples_per_gpu=1, workers_per_gpu=2), **cfg.data.get('test_dataloader', {})}
+    loader = cfg.data.test_dataloader
     eval_kwargs = dict(cfg.get('evaluation', {}))
     for key in ('interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals', 'metric'):
         eval_kwargs.pop(key, None)
@@ -170,18 +174,20 @@ class Meter:
 def make_measure(backbone, args: argparse.Namespace, device: torch.device) -> Callable[[dict], float]:
     """Real latency of a configuration on every rank (collective): GPU ranks split the timed runs; on CPU rank 0
     times alone with every core while the others wait."""
+    timed = torch.nn.Sequential(backbone)  # keeps `.to().eval()` chains working: mmdet Swin's train() returns None
+
     def measure(genes: dict) -> float:
         backbone.set_pruning_ratios(genes_to_ratios(genes, backbone.depths))
         settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
                         device=device)
         if device.type == 'cuda' and dist.world_size() > 1:
             share = len(range(dist.rank(), args.num_repeats, dist.world_size()))
-            times = measure_backbone_latency(backbone, num_repeats=share, **settings)['times_ms'] if share else []
+            times = measure_backbone_latency(timed, num_repeats=share, **settings)['times_ms'] if share else []
             return trimmed_mean(sum(dist.all_gather_objects(times), []))
         latency = None
         if dist.is_master():
             with dist.full_threads():
-                latency = measure_backbone_latency(backbone, num_repeats=args.num_repeats, **settings)['latency_ms']
+                latency = measure_backbone_latency(timed, num_repeats=args.num_repeats, **settings)['latency_ms']
         return dist.broadcast_object(latency)
     return measure
 

@@ -33,7 +33,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY_BIN" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install -q --disable-pip-version-check)
+# Pin torch for every install so no dependency resolution can swap it for another release.
+PIN="$VENV/sparsevit-constraints.txt"
+printf 'torch==%s\ntorchvision==%s\n' "$TORCH_VER" "$TV_VER" > "$PIN"
+PIP=("$PY" -m pip install -q --disable-pip-version-check -c "$PIN")
 has() { "$PY" - "$@" <<'PYEOF' 2>/dev/null
 import sys
 from importlib.metadata import version
@@ -51,24 +54,29 @@ if ! has "torch==$TORCH_VER" "torchvision==$TV_VER"; then
   "${PIP[@]}" "torch==$TORCH_VER" "torchvision==$TV_VER"
 fi
 
-# 4. Build tools and pure-Python dependencies.
-if ! has "setuptools" "numpy" "pycocotools" "torchpack==0.3.1" "mpi4py" "pytest" "matplotlib" "terminaltables" "ninja" \
-    || ! "$PY" -c 'import setuptools, numpy, sys; sys.exit(int(setuptools.__version__.split(".")[0]) >= 70 or numpy.__version__ >= "2")'; then
+# 4. Build tools and pure-Python dependencies (torch 2.14 itself needs setuptools>=77; see step 5).
+if ! has "numpy" "pycocotools" "torchpack==0.3.1" "mpi4py" "pytest" "matplotlib" "terminaltables" "ninja" \
+    || ! "$PY" -c 'import numpy, setuptools, sys; sys.exit(numpy.__version__ >= "2" or int(setuptools.__version__.split(".")[0]) < 77)'; then
   log "installing build tools and dependencies"
-  "${PIP[@]}" "setuptools<70" wheel ninja "numpy<2" -r "$ROOT/requirements.txt"
+  "${PIP[@]}" wheel ninja "numpy<2" "setuptools>=77.0.3" -r "$ROOT/requirements.txt"
 fi
 
 # 5. mmcv-full from the sdist (C++20 for torch >= 2.10 headers), cached by torch version and CUDA.
-if ! has "mmcv-full==$MMCV_VER" || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
-  WITH_CUDA=cpu
-  if command -v nvcc >/dev/null 2>&1 && "$PY" -c 'import torch,sys; sys.exit(not torch.cuda.is_available())'; then
-    WITH_CUDA="cu$("$PY" -c 'import torch; print(torch.version.cuda.replace(".", ""))')"
-  fi
-  KEY="mmcv_full-$MMCV_VER-torch$TORCH_VER-$WITH_CUDA"
+WITH_CUDA=cpu
+if command -v nvcc >/dev/null 2>&1 && "$PY" -c 'import torch,sys; sys.exit(not torch.cuda.is_available())'; then
+  WITH_CUDA="cu$("$PY" -c 'import torch; print(torch.version.cuda.replace(".", ""))')"
+fi
+KEY="mmcv_full-$MMCV_VER-torch$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')-$WITH_CUDA"
+if ! has "mmcv-full==$MMCV_VER" || [ "$(cat "$VENV/.mmcv-build-key" 2>/dev/null)" != "$KEY" ] \
+    || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
   WHEEL_DIR="$CACHE/$KEY"
   if ! ls "$WHEEL_DIR"/mmcv_full-*.whl >/dev/null 2>&1; then
     log "building mmcv-full $MMCV_VER ($WITH_CUDA) from source: about 12 minutes on 2 CPU cores, once per machine"
     BUILD="$(mktemp -d)"
+    # mmcv's setup.py imports pkg_resources (also when pip reads its metadata): use setuptools<70 while
+    # downloading and building, then give torch back the setuptools>=77 it requires.
+    trap '"$PY" -m pip install -q --disable-pip-version-check "setuptools>=77.0.3" >/dev/null 2>&1' EXIT
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps "setuptools<70"
     "$PY" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: "mmcv-full==$MMCV_VER" -d "$BUILD"
     tar -xzf "$BUILD"/mmcv-full-"$MMCV_VER".tar.gz -C "$BUILD"
     SRC="$BUILD/mmcv-full-$MMCV_VER"
@@ -77,11 +85,14 @@ if ! has "mmcv-full==$MMCV_VER" || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; the
     [ "$WITH_CUDA" != cpu ] && export FORCE_CUDA=1
     mkdir -p "$WHEEL_DIR.tmp"
     (cd "$SRC" && "$PY" -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps . -w "$WHEEL_DIR.tmp")
+    "$PY" -m pip install -q --disable-pip-version-check "setuptools>=77.0.3"
+    trap - EXIT
     rm -rf "$WHEEL_DIR" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR" && rm -rf "$BUILD"
   fi
   log "installing cached $(basename "$WHEEL_DIR"/mmcv_full-*.whl)"
   "${PIP[@]}" --no-deps --force-reinstall "$WHEEL_DIR"/mmcv_full-*.whl
   "${PIP[@]}" addict yapf==0.40.1 packaging pyyaml opencv-python-headless "numpy<2"
+  echo "$KEY" > "$VENV/.mmcv-build-key"
 fi
 
 # 6. mmdet and this package (editable).

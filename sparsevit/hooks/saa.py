@@ -9,7 +9,7 @@ import random
 from typing import List, Optional, Sequence
 
 import torch.distributed as dist
-from mmcv.runner import HOOKS, Hook
+from mmcv.runner import HOOKS, Hook, LoggerHook
 
 from ..schedule import (Genes, Ratios, check_choices, format_genes, genes_to_ratios, normalize_pruning_ratios,
                         sample_genes)
@@ -55,9 +55,10 @@ class SparsityAwareAdaptationHook(Hook):
         seed (int, optional): the seed of the sampling. Defaults to the run's seed (``runner.meta['seed']``, set
             by ``tools/train.py --seed``; rank 0's value is broadcast so ``--diff-seed`` does not desynchronise
             ranks), or 0 when the run has none.
-        log_interval (int): log the sampled configuration every ``log_interval`` iterations to the runner's logger
-            and record the mean sampled ratio in ``runner.log_buffer`` (``saa_ratio``); 0 disables both.
-            Defaults to 50 (mmdet's default ``log_config.interval``).
+        log_interval (int, optional): log the sampled configuration every ``log_interval`` iterations to the
+            runner's logger and record the mean sampled ratio in ``runner.log_buffer`` (``saa_ratio``, averaged
+            into the training log lines); 0 disables both. Defaults to the interval of the runner's logger hooks
+            (``log_config.interval``), or 50 without one.
         eval_ratios (optional): the ratios used outside training steps, in any form ``pruning_ratios`` accepts
             (``0`` for dense). Defaults to the backbone's configured ratios at ``before_run``.
 
@@ -67,9 +68,10 @@ class SparsityAwareAdaptationHook(Hook):
     """
 
     def __init__(self, choices: Optional[Sequence[float]] = None, seed: Optional[int] = None,
-                 log_interval: int = 50, eval_ratios: Ratios = None) -> None:
+                 log_interval: Optional[int] = None, eval_ratios: Ratios = None) -> None:
         self.choices = check_choices(choices)
-        if isinstance(log_interval, bool) or not isinstance(log_interval, int) or log_interval < 0:
+        if log_interval is not None and (isinstance(log_interval, bool) or not isinstance(log_interval, int)
+                                         or log_interval < 0):
             raise ValueError(f'SparsityAwareAdaptationHook: log_interval is {log_interval!r}; '
                              f'expected an int >= 0 (0 disables logging)')
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -91,9 +93,12 @@ class SparsityAwareAdaptationHook(Hook):
         if seed is None and isinstance(runner.meta, dict):
             seed = runner.meta.get('seed')
         self._seed = _shared_seed(0 if seed is None else int(seed))
+        if self.log_interval is None:
+            intervals = [h.interval for h in getattr(runner, 'hooks', []) if isinstance(h, LoggerHook)]
+            self.log_interval = min(intervals) if intervals else 50
         runner.logger.info(f'SparsityAwareAdaptationHook: seed {self._seed}, choices {list(self.choices)}; '
-                           f'evaluation and checkpoints outside training steps use pruning_ratios '
-                           f'{self._eval_ratios}')
+                           f'outside training steps (evaluation, after training) the backbone runs at '
+                           f'pruning_ratios {self._eval_ratios}')
 
     def before_train_iter(self, runner) -> None:
         """Sample this iteration's configuration and apply it to the backbone."""

@@ -109,7 +109,6 @@ class DetectorEvaluator:
         with contextlib.redirect_stdout(io.StringIO()):
             values = self.dataset.evaluate(results, metric=self.metrics, logger='silent', **self.eval_kwargs)
         scalars = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
-        key = f'{self.metrics[0]}_mAP'
-        if key not in scalars:
-            raise ValueError(f'the evaluation returned no {key} (got {sorted(scalars)}); use --eval bbox [segm]')
-        return scalars[key], scalars
+        for metric in self.metrics:  # mmdet reports nothing for a metric without a single detection: mAP 0
+            scalars.setdefault(f'{metric}_mAP', 0.0)
+        return scalars[f'{self.metrics[0]}_mAP'], scalars

@@ -195,24 +195,47 @@ def measure_entries(backbone: torch.nn.Module, stage_io: Sequence[tuple], entrie
                     progress: Optional[Callable[[int], None]] = None) -> Dict[Entry, float]:
     """Latency of ``forward_stage(i, x_i)`` for each (stage, stage configuration); other stages dense.
 
-    The backbone's ratios are restored afterwards.
+    The entries of a stage are timed round-robin (``num_repeats`` rounds of one forward each, after
+    ``num_warmup`` forwards per entry) and each gets the trimmed mean of its rounds, so a burst of load on a shared
+    machine spreads over all entries instead of biasing a few. The backbone's ratios are restored afterwards.
     """
-    depths, saved = backbone.depths, backbone.pruning_ratios
+    saved, done = backbone.pruning_ratios, 0
+    by_stage: Dict[int, List[Entry]] = {}
+    for entry in entries:
+        by_stage.setdefault(entry[0], []).append(entry)
     out = {}
     try:
-        for n, (i, values) in enumerate(entries):
-            genes = [0.0] * len(gene_names(depths))
-            start = sum(genes_per_stage(depths)[:i])
-            genes[start:start + len(values)] = values
-            backbone.set_pruning_ratios(genes_to_ratios(genes, depths))
-            inp = stage_io[i][0]
-            out[(i, tuple(values))] = _timed_mean(lambda: backbone.forward_stage(i, inp), num_warmup, num_repeats,
-                                                  device)
-            if progress is not None:
-                progress(n)
+        for i, group in by_stage.items():
+            forwards = [_stage_forward(backbone, i, values, stage_io[i][0]) for _, values in group]
+            for fn in forwards:
+                for _ in range(num_warmup):
+                    fn()
+            times: List[List[float]] = [[] for _ in group]
+            for _ in range(num_repeats):
+                for t, fn in zip(times, forwards):
+                    t += time_forwards(fn, 1, device)
+            for entry, t in zip(group, times):
+                out[(entry[0], tuple(entry[1]))] = trimmed_mean(t)
+                if progress is not None:
+                    progress(done)
+                done += 1
     finally:
         backbone.set_pruning_ratios([list(s) for s in saved])
     return out
+
+
+def _stage_forward(backbone: torch.nn.Module, i: int, values: Sequence[float], x: torch.Tensor) -> Callable:
+    """A closure running stage ``i`` on ``x`` with that stage at ``values`` (the others dense)."""
+    depths = backbone.depths
+    genes = [0.0] * len(gene_names(depths))
+    start = sum(genes_per_stage(depths)[:i])
+    genes[start:start + len(values)] = values
+    ratios = genes_to_ratios(genes, depths)
+
+    def forward():
+        backbone.set_pruning_ratios(ratios)
+        return backbone.forward_stage(i, x)
+    return forward
 
 
 def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4, num_warmup: int = 10,
@@ -241,7 +264,8 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
         raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
     dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
     choices = check_choices(choices)
-    backbone = backbone.to(dev).eval()
+    backbone.to(dev)
+    backbone.eval()  # not chained: mmdet's SwinTransformer.train() returns None
     x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(dev)
     saved = backbone.pruning_ratios
     backbone.set_pruning_ratios(None)

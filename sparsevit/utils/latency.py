@@ -62,7 +62,8 @@ def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, bat
     if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
         raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
     dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
-    backbone = backbone.to(dev).eval()
+    backbone.to(dev)
+    backbone.eval()  # not chained: mmdet's SwinTransformer.train() returns None
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, img_size, img_size, generator=gen).to(dev)
     for _ in range(num_warmup):

@@ -104,6 +104,11 @@ class SparseSwinTransformer(SwinTransformer):
         """Read-only normalised view: one tuple per stage, one ratio per block."""
         return self._ratios
 
+    def train(self, mode: bool = True):
+        """As mmdet's (keeps frozen stages frozen), but returns ``self`` so ``model.eval()`` chains."""
+        super().train(mode)
+        return self
+
     # ------------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         x, hw = self.patch_embed(x)  # [B, H*W, C]
@@ -116,23 +121,24 @@ class SparseSwinTransformer(SwinTransformer):
         self.last_selection = [] if self.record_selection else None
         outs = []
         for i in range(len(self.stages)):
-            x, out = self.forward_stage(i, x)
+            x, out = self.forward_stage(i, x, inplace=True)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(out)  # [B, H, W, C]
                 outs.append(out.permute(0, 3, 1, 2).contiguous())  # [B, C, H, W]
         return outs
 
-    def forward_stage(self, i: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward_stage(self, i: int, x: torch.Tensor, inplace: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Run stage ``i`` on ``x [B, H, W, C]``; returns (downsampled input of the next stage, stage output).
 
-        Both are NHWC; the stage output is before downsampling and before the output norm. ``x`` is not modified.
+        Both are NHWC; the stage output is before downsampling and before the output norm. ``x`` is modified only
+        with ``inplace=True`` (``forward`` passes it for the tensors it creates itself, saving a copy per stage).
         """
         stage, ratios = self.stages[i], self._ratios[i]
         b, h, w, c = x.shape
         grids = [self._grid(h, w, s, x.device) for s in (0, self.window_size // 2)]
         if grids[0].has_pad:
             x = F.pad(x, (0, 0, 0, grids[0].wp - w, 0, grids[0].hp - h))  # [B, Hp, Wp, C]
-        owned = grids[0].has_pad  # sparse blocks write in place: never into the caller's tensor
+        owned = inplace or grids[0].has_pad  # sparse blocks write in place: only into a tensor we own
         importance, orders, record = None, [None, None], []
         for j, block in enumerate(stage.blocks):
             grid, shifted = grids[j % 2], j % 2
@@ -222,8 +228,7 @@ class SparseSwinTransformer(SwinTransformer):
         nh = msa.num_heads
         qkv = msa.qkv(x).view(k_win, n, 3, nh, c // nh).permute(2, 0, 3, 1, 4)  # [3, K, nH, N, d]
         q, k, v = qkv.unbind(0)  # [K, nH, N, d]
-        bias = msa.relative_position_bias_table[msa.relative_position_index.view(-1)]  # [N*N, nH]
-        bias = bias.view(n, n, nh).permute(2, 0, 1).unsqueeze(0).to(q.dtype)  # [1, nH, N, N]
+        bias = self._position_bias(msa, n, q.dtype)  # [1, nH, N, N]
         drop = msa.attn_drop.p if self.training else 0.0
         if self.fused_attn:
             out = F.scaled_dot_product_attention(q[:n_plain], k[:n_plain], v[:n_plain], attn_mask=bias,
@@ -240,6 +245,19 @@ class SparseSwinTransformer(SwinTransformer):
             out = msa.attn_drop(attn.softmax(dim=-1)) @ v
         out = out.transpose(1, 2).reshape(k_win, n, c)  # [K, N, C]
         return msa.proj_drop(msa.proj(out))
+
+    def _position_bias(self, msa, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """Relative-position bias ``[1, nH, N, N]``; cached while the table is unchanged and no grad is needed."""
+        table = msa.relative_position_bias_table
+        key = (table._version, table.data_ptr(), dtype)
+        cached = getattr(msa, '_sparsevit_bias', None)
+        if cached is not None and cached[0] == key and not torch.is_grad_enabled():
+            return cached[1]
+        bias = table[msa.relative_position_index.view(-1)]  # [N*N, nH]
+        bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()  # [1, nH, N, N]
+        if not torch.is_grad_enabled():
+            msa._sparsevit_bias = (key, bias)
+        return bias
 
     def _selection_record(self, keep: torch.Tensor, grid: _Grid, shifted: int, hw, stage: int) -> Optional[dict]:
         if self.last_selection is None:

@@ -1,0 +1,137 @@
+"""The additive latency table on a tiny sparse backbone: exact additivity under a deterministic clock, a real
+(CPU-timed) build, JSON round trip and stale-table rejection. No timing assertions."""
+import json
+import random
+import types
+
+import pytest
+import torch
+
+import sparsevit.utils.latency as latency_mod
+from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
+from sparsevit.schedule import dense_genes, genes_to_ratios, sample_genes, sparsest_genes
+from sparsevit.search.latency_table import (LatencyTable, StaleTableError, build_latency_table, stage_entries,
+                                            table_key)
+
+DEPTHS = (2, 2, 4, 2)
+IMG, BATCH = 112, 1
+
+
+def tiny_backbone(embed_dims: int = 16) -> SparseSwinTransformer:
+    torch.manual_seed(0)
+    backbone = SparseSwinTransformer(embed_dims=embed_dims, depths=DEPTHS, num_heads=(1, 2, 2, 4), window_size=7,
+                                     out_indices=(0, 1, 2, 3))
+    backbone.eval()
+    return backbone
+
+
+def measure(backbone, num_warmup: int, num_repeats: int) -> float:
+    """The real latency (a container keeps ``.to().eval()`` chains working: mmdet Swin's train() returns None)."""
+    return latency_mod.measure_backbone_latency(torch.nn.Sequential(backbone), IMG, BATCH, num_warmup, num_repeats,
+                                                'cpu')['latency_ms']
+
+
+class CostClock:
+    """A fake ``perf_counter`` that advances by the work the backbone does: a cost per window of every block
+    (proportional to its tokens x channels), plus fixed costs for the patch embedding and each output norm."""
+
+    def __init__(self, backbone: SparseSwinTransformer):
+        self.now = 0.0
+        run_windows = backbone._windows_forward
+
+        def windows_forward(block, xw, *args):
+            self.now += 1e-6 * xw.shape[0] * xw.shape[1] * xw.shape[2]  # K windows x N tokens x C
+            return run_windows(block, xw, *args)
+
+        backbone._windows_forward = windows_forward
+        backbone.patch_embed.register_forward_hook(lambda *_: self.advance(3e-3))
+        for i in range(len(DEPTHS)):
+            getattr(backbone, f'norm{i}').register_forward_hook(lambda *_: self.advance(1e-3))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stage_entries_cover_the_space():
+    assert len(stage_entries((2, 2, 6, 2))) == 9 + 9 + 165 + 9  # Swin-T: 192 measurements
+    entries = stage_entries(DEPTHS, (0.0, 0.5))
+    assert entries == [(0, (0.0,)), (0, (0.5,)), (1, (0.0,)), (1, (0.5,)), (2, (0.0, 0.0)), (2, (0.0, 0.5)),
+                       (2, (0.5, 0.5)), (3, (0.0,)), (3, (0.5,))]
+
+
+def test_prediction_is_exact_under_an_additive_cost(monkeypatch):
+    backbone = tiny_backbone()
+    clock = CostClock(backbone)
+    monkeypatch.setattr(latency_mod, 'time', types.SimpleNamespace(perf_counter=clock))
+    table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_repeats=1, device='cpu')
+    assert table.fixed_ms == pytest.approx(3.0 + 4 * 1.0)
+    rng = random.Random(0)
+    configs = [dense_genes(DEPTHS), sparsest_genes(DEPTHS)] + [sample_genes(rng, DEPTHS) for _ in range(6)]
+    for genes in configs:
+        backbone.set_pruning_ratios(genes_to_ratios(genes, DEPTHS))
+        measured = measure(backbone, 0, 1)
+        assert table.predict(genes) == pytest.approx(measured, rel=1e-9)
+    assert table.predict(sparsest_genes(DEPTHS)) < table.predict(dense_genes(DEPTHS))
+
+
+def test_sharded_build_equals_single_build(monkeypatch):
+    backbone = tiny_backbone()
+    monkeypatch.setattr(latency_mod, 'time', types.SimpleNamespace(perf_counter=CostClock(backbone)))
+    single = build_latency_table(backbone, IMG, BATCH, 0, 1, 'cpu', choices=(0.0, 0.4, 0.8))
+    shard1 = {}
+
+    def gather1(local):  # rank 1 of a fake 2-rank all-gather: keep its entries; rank 0 will measure the fixed part
+        shard1.update(local)
+        return [{'fixed': 0.0}, local]
+
+    build_latency_table(backbone, IMG, BATCH, 0, 1, 'cpu', choices=(0.0, 0.4, 0.8), shard=(1, 2), gather=gather1)
+    assert shard1['fixed'] is None and 0 < len(shard1) - 1 < 12
+    sharded = build_latency_table(backbone, IMG, BATCH, 0, 1, 'cpu', choices=(0.0, 0.4, 0.8), shard=(0, 2),
+                                  gather=lambda local: [local, shard1])
+    assert sharded.stages == [pytest.approx(s) for s in single.stages]
+    assert sharded.fixed_ms == pytest.approx(single.fixed_ms)
+
+
+def test_real_build_round_trip_and_stale_rejection(tmp_path):
+    backbone = tiny_backbone()
+    backbone.set_pruning_ratios(0.3)
+    table = build_latency_table(backbone, IMG, BATCH, num_warmup=1, num_repeats=3, device='cpu',
+                                choices=(0.0, 0.4, 0.8))
+    assert backbone.pruning_ratios == tuple(tuple([0.3] * d) for d in DEPTHS), 'ratios must be restored'
+    assert table.fixed_ms > 0 and all(ms > 0 for stage in table.stages for ms in stage.values())
+    assert [len(s) for s in table.stages] == [3, 3, 6, 3]
+    genes = {n: 0.4 for n in dense_genes(DEPTHS)}
+    backbone.set_pruning_ratios(genes_to_ratios(genes, DEPTHS))
+    measured = measure(backbone, 2, 10)
+    print(f'tiny backbone: predicted {table.predict(genes):.2f} ms, measured {measured:.2f} ms')
+
+    path = str(tmp_path / 'table.json')
+    table.save(path)
+    key = table_key(backbone, IMG, BATCH, torch.device('cpu'), (0.0, 0.4, 0.8))
+    loaded = LatencyTable.load(path, expected_key=key)
+    assert loaded.predict(genes) == table.predict(genes)
+    with pytest.raises(KeyError, match='not in the latency table'):
+        loaded.predict({**genes, 'backbone.stages.0': 0.1})
+
+    with pytest.raises(StaleTableError, match=r'img_size=112 \(now 224\)'):
+        LatencyTable.load(path, expected_key=table_key(backbone, 224, BATCH, torch.device('cpu'), (0.0, 0.4, 0.8)))
+    with pytest.raises(StaleTableError, match='batch_size=1 \\(now 4\\)'):
+        LatencyTable.load(path, expected_key=table_key(backbone, IMG, 4, torch.device('cpu'), (0.0, 0.4, 0.8)))
+    with pytest.raises(StaleTableError, match='model.embed_dims=16 \\(now 32\\)'):
+        LatencyTable.load(path, expected_key=table_key(tiny_backbone(32), IMG, BATCH, torch.device('cpu'),
+                                                       (0.0, 0.4, 0.8)))
+    with pytest.raises(StaleTableError, match='choices'):
+        LatencyTable.load(path, expected_key=table_key(backbone, IMG, BATCH, torch.device('cpu')))
+    key['device'] = 'cuda:NVIDIA H100'
+    with pytest.raises(StaleTableError, match='device='):
+        LatencyTable.load(path, expected_key=key)
+
+    (tmp_path / 'bad.json').write_text('{"version": 1, "key": ')
+    with pytest.raises(ValueError, match='cannot read latency table'):
+        LatencyTable.load(str(tmp_path / 'bad.json'))
+    (tmp_path / 'other.json').write_text(json.dumps({'something': 'else'}))
+    with pytest.raises(ValueError, match='is not a version-1 latency table'):
+        LatencyTable.load(str(tmp_path / 'other.json'))

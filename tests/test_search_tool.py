@@ -1,0 +1,194 @@
+"""tools/search.py end to end on CPU: the README's ``torchpack dist-run -np 2`` command on the demo model with a
+few iterations, plain ``python``, ``--resume``, and bad arguments / infeasible bands failing with one line."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmcv import Config
+
+from sparsevit.schedule import dense_genes, genes_to_ratios, sparsest_genes
+from sparsevit.search.latency_table import LatencyTable
+from sparsevit.utils.config import apply_sparsevit_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join('tools', 'search.py')
+DEMO = osp.join('configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
+TORCHPACK = osp.join(osp.dirname(sys.executable), 'torchpack')
+FAST = ['--img_size', '112', '--batch-size', '1', '--num-warmup', '0', '--num-repeats', '2', '--population', '6',
+        '--parents', '2', '--check-configs', '2', '--no-progress']
+TAG = 'max100000_min0'
+DEPTHS = (2, 2, 6, 2)
+
+
+def env() -> dict:
+    """Environment of the tool processes: repo importable; Open MPI allowed as root, quiet and on one host."""
+    e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
+             OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMPI_MCA_rmaps_base_oversubscribe='1',
+             OMPI_MCA_btl_vader_single_copy_mechanism='none', OMP_NUM_THREADS='1')
+    return e
+
+
+def run_tool(args, launcher=(), timeout=240) -> subprocess.CompletedProcess:
+    cmd = [*launcher, sys.executable, TOOL, *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def demo(synthetic_coco, tmp_path_factory):
+    """(cfg-options list, checkpoint path) of the demo model with random weights on the synthetic data."""
+    from sparsevit.datasets.synthetic import synthetic_cfg_options
+    from mmdet.models import build_detector
+    options = synthetic_cfg_options(synthetic_coco)
+    cfg = Config.fromfile(osp.join(ROOT, DEMO))
+    cfg.merge_from_dict(options)
+    apply_sparsevit_cfg(cfg)
+    torch.manual_seed(0)
+    model = build_detector(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path_factory.mktemp('ckpt') / 'demo_random.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(CLASSES=('circle', 'square', 'triangle', 'star'))),
+               ckpt)
+    return ['--cfg-options', *[f'{k}={v}' for k, v in options.items()]], ckpt
+
+
+@pytest.fixture(scope='module')
+def dist_run(demo, tmp_path_factory):
+    """The README's command under ``torchpack dist-run -np 2`` (every candidate feasible): (work dir, result)."""
+    options, ckpt = demo
+    work = str(tmp_path_factory.mktemp('dist_search'))
+    args = [DEMO, ckpt, '--max', '100000', '--min', '0', '--iters', '2', '--work-dir', work,
+            '--latency-table', osp.join(work, 'table.json'), '--eval', 'bbox', 'segm', *FAST, *options]
+    result = run_tool(args, launcher=(TORCHPACK, 'dist-run', '-np', '2'))
+    return work, result
+
+
+def read_jsonl(path: str) -> list:
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_dist_run_writes_log_history_state_and_best_config(dist_run, demo):
+    work, result = dist_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert '2 process(es)' in out and 'table check: predicted' in out
+    history = read_jsonl(osp.join(work, f'search_{TAG}_history.jsonl'))
+    summary = json.load(open(osp.join(work, f'search_{TAG}_summary.json')))
+    state = json.load(open(osp.join(work, f'search_{TAG}_state.json')))
+    assert summary['world_size'] == 2 and summary['iterations'] == 2 == state['iteration']
+    assert len(history) == summary['evaluated'] == state['num_records'] == 6 + 4 + 4
+    assert all(r['feasible'] and 'segm_mAP' in r['extra'] and 0 <= r['metric'] <= 1 for r in history)
+    assert len({json.dumps(r['config']) for r in history}) == len(history)
+    best = summary['best']
+    assert best['metric'] == max(r['metric'] for r in history)
+    assert len(summary['table_check']) >= 3 and summary['measured_latency_ms'] > 0
+
+    log = open(osp.join(work, f'search_{TAG}.txt')).read()
+    assert f"{summary['metric']} {best['metric']:.4f}" in log and 'backbone.stages.2_3 : ' in log
+    assert osp.getsize(osp.join(work, f'search_{TAG}.png')) > 1000
+    table = LatencyTable.load(osp.join(work, 'table.json'))
+    assert sum(len(s) for s in table.stages) == 192
+
+    cfg = apply_sparsevit_cfg(Config.fromfile(osp.join(work, f'sparsevit_{TAG}.py')))
+    assert cfg.load_from == demo[1]
+    assert cfg.model.backbone.pruning_ratios == genes_to_ratios(best['config'], DEPTHS)
+    assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
+
+
+def band_from_table(work: str):
+    """A band in the middle of the demo model's latency range (some candidates in, some out)."""
+    table = LatencyTable.load(osp.join(work, 'table.json'))
+    dense, sparsest = table.predict(dense_genes(DEPTHS)), table.predict(sparsest_genes(DEPTHS))
+    return sparsest + 0.25 * (dense - sparsest), sparsest + 0.75 * (dense - sparsest)
+
+
+def test_plain_python_and_resume_equal_an_uninterrupted_run(dist_run, demo, tmp_path):
+    from tools.search import main
+    work, result = dist_run
+    assert result.returncode == 0
+    options, ckpt = demo
+    low, high = band_from_table(work)
+    table = osp.join(work, 'table.json')
+    common = [DEMO, ckpt, '--max', f'{high:.3f}', '--min', f'{low:.3f}', '--latency-table', table, *FAST, *options]
+    tag = f'max{float(f"{high:.3f}"):g}_min{float(f"{low:.3f}"):g}'
+
+    fresh = run_tool([*common, '--iters', '2', '--work-dir', str(tmp_path / 'fresh')])
+    assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
+    assert '1 process(es)' in fresh.stdout
+
+    resumed = str(tmp_path / 'resumed')
+    os.chdir(ROOT)
+    assert main([*common, '--iters', '1', '--work-dir', resumed]) == 0
+    assert main([*common, '--iters', '2', '--work-dir', resumed, '--resume']) == 0
+
+    a = read_jsonl(osp.join(tmp_path, 'fresh', f'search_{tag}_history.jsonl'))
+    b = read_jsonl(osp.join(resumed, f'search_{tag}_history.jsonl'))
+    assert [(r['config'], r['latency'], r['metric']) for r in a] == [(r['config'], r['latency'], r['metric'])
+                                                                    for r in b]
+    assert any(not r['feasible'] for r in a) and all(low <= r['latency'] <= high for r in a if r['feasible'])
+    summary = json.load(open(osp.join(resumed, f'search_{tag}_summary.json')))
+    assert summary['iterations'] == 2 and low <= summary['best']['latency'] <= high
+
+
+def one_error_line(text: str, *needles: str) -> None:
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith('search.py: error:')]
+    assert len(errors) == 1, text
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_bad_arguments_fail_with_one_line(demo, capsys):
+    from tools.search import main
+    options, ckpt = demo
+    result = run_tool([DEMO, ckpt, '--max', '42', '--min', '45'])
+    assert result.returncode != 0
+    assert result.stderr.strip().count('\n') == 0
+    one_error_line(result.stderr, '--min 45 is above --max 42')
+    cases = [
+        (['--max', '42', '--parents', '100'], '--parents must be in [1, --population - 1] = [1, 99], got 100'),
+        (['--max', '42', '--population', '1'], '--population must be >= 2'),
+        (['--max', '-1'], '--max must be a positive latency'),
+        (['--max', '42', '--mutation-prob', '2'], '--mutation-prob must be in [0, 1]'),
+        (['--max', '42', '--num-images', '0'], '--num-images must be >= 1'),
+    ]
+    for extra, message in cases:
+        assert main([DEMO, ckpt, *extra]) == 1
+        one_error_line(capsys.readouterr().err, message)
+    assert main([DEMO, 'missing.pth', '--max', '42']) == 1
+    one_error_line(capsys.readouterr().err, 'checkpoint not found: missing.pth')
+    with pytest.raises(SystemExit):
+        main([DEMO, ckpt, '--max', '42', '--eval', 'proposal'])
+    one_error_line(capsys.readouterr().err, "invalid choice: 'proposal'")
+
+
+def test_infeasible_band_and_stale_table_fail_with_one_line(dist_run, demo, capsys, tmp_path):
+    from tools.search import main
+    work, _ = dist_run
+    options, ckpt = demo
+    table = osp.join(work, 'table.json')
+    common = [DEMO, ckpt, '--latency-table', table, '--work-dir', str(tmp_path), *FAST, *options]
+    assert main([*common, '--min', '100000', '--max', '200000']) == 1
+    one_error_line(capsys.readouterr().err, 'is above the dense model')
+    assert main([*common, '--min', '0', '--max', '0.001']) == 1
+    one_error_line(capsys.readouterr().err, 'is below the sparsest configuration')
+    assert main([*common, '--min', '0', '--max', '1000', '--img_size', '96']) == 1
+    one_error_line(capsys.readouterr().err, 'is stale', 'img_size=112 (now 96)')
+    assert main([*common, '--min', '0', '--max', '1000', '--resume']) == 1
+    one_error_line(capsys.readouterr().err, '--resume: no search state')
+    assert not os.listdir(tmp_path), 'a failed start must not write outputs'
+
+
+def test_infeasible_band_under_dist_run_fails_with_one_line(dist_run, demo):
+    work, _ = dist_run
+    options, ckpt = demo
+    result = run_tool([DEMO, ckpt, '--min', '100000', '--max', '200000', '--latency-table',
+                       osp.join(work, 'table.json'), '--work-dir', work, *FAST, *options],
+                      launcher=(TORCHPACK, 'dist-run', '-np', '2'))
+    assert result.returncode != 0
+    one_error_line(result.stdout + result.stderr, 'is above the dense model')
+

@@ -1,0 +1,133 @@
+"""tools/train.py, tools/test.py, tools/dist_train.sh and tools/dist_test.sh on the synthetic data, CPU only."""
+import glob
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sparsevit.datasets.synthetic import synthetic_cfg_options
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DENSE_DEMO = 'configs/demo/mask_rcnn_swin_demo.py'
+SAA_DEMO = 'configs/demo/mask_rcnn_sparsevit_saa_demo.py'
+SPARSE_DEMO = 'configs/demo/mask_rcnn_sparsevit_demo.py'
+TIMEOUT = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def tool_env() -> dict:
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
+    return env
+
+
+def run(cmd: list) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    return proc
+
+
+def options(data_root: str, **extra) -> list:
+    """``--cfg-options`` for a tiny run on the synthetic data (one epoch, batch 2, no loader workers)."""
+    opts = dict(synthetic_cfg_options(data_root), **{
+        'runner.max_epochs': 1, 'data.samples_per_gpu': 2, 'data.workers_per_gpu': 0, 'log_config.interval': 1,
+        'evaluation.interval': 1, 'checkpoint_config.interval': 1, 'load_from': None}, **extra)
+    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+
+
+def last_json_log(work_dir: str) -> list:
+    logs = sorted(glob.glob(osp.join(work_dir, '*.log.json')))
+    assert logs, f'no json log in {work_dir}'
+    with open(logs[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope='module')
+def dense_checkpoint(synthetic_coco, tmp_path_factory) -> str:
+    """tools/train.py: a couple of iterations of the dense demo model (also the SAA/test starting point)."""
+    work_dir = str(tmp_path_factory.mktemp('train_dense'))
+    proc = run([sys.executable, 'tools/train.py', DENSE_DEMO, '--work-dir', work_dir, '--seed', '0',
+                '--no-validate', *options(synthetic_coco)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ckpt = osp.join(work_dir, 'epoch_1.pth')
+    assert osp.isfile(ckpt) and osp.isfile(osp.join(work_dir, 'latest.pth'))
+    train_lines = [r for r in last_json_log(work_dir) if r.get('mode') == 'train']
+    assert [r['iter'] for r in train_lines] == [1, 2, 3, 4]  # 8 images, 2 per batch
+    assert osp.isfile(osp.join(work_dir, osp.basename(DENSE_DEMO)))  # the dumped config
+    return ckpt
+
+
+def test_train_tool_runs_a_few_iterations(dense_checkpoint):
+    assert osp.getsize(dense_checkpoint) > 0
+
+
+def test_test_tool_evaluates_bbox_and_segm(synthetic_coco, dense_checkpoint, tmp_path):
+    out = tmp_path / 'results.pkl'
+    proc = run([sys.executable, 'tools/test.py', DENSE_DEMO, dense_checkpoint, '--eval', 'bbox', 'segm',
+                '--out', str(out), '--work-dir', str(tmp_path), *options(synthetic_coco)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert out.is_file()
+    evals = glob.glob(str(tmp_path / 'eval_*.json'))
+    assert len(evals) == 1
+    with open(evals[0]) as f:
+        metric = json.load(f)['metric']
+    for key in ('bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50'):
+        assert 0.0 <= metric[key] <= 1.0
+
+
+def test_test_tool_with_top_level_pruning_ratios(synthetic_coco, dense_checkpoint, tmp_path):
+    ratios = '[[0.5,0.5],[0.2,0.2],[0.2,0.2,0.4,0.4,0.5,0.5],[0,0]]'
+    proc = run([sys.executable, 'tools/test.py', SPARSE_DEMO, dense_checkpoint, '--eval', 'bbox',
+                '--work-dir', str(tmp_path), *options(synthetic_coco, pruning_ratios=ratios)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'bbox_mAP' in proc.stdout
+
+
+def test_dist_train_saa_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_path):
+    """bash tools/dist_train.sh CONFIG 2 over gloo: SAA from the dense checkpoint, 2 iterations, then evaluation."""
+    work_dir = str(tmp_path / 'saa')
+    proc = run(['bash', 'tools/dist_train.sh', SAA_DEMO, '2', '--work-dir', work_dir,
+                *options(synthetic_coco, load_from=dense_checkpoint)])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    records = last_json_log(work_dir)
+    train = [r for r in records if r.get('mode') == 'train']
+    assert [r['iter'] for r in train] == [1, 2]  # 8 images / (2 ranks x 2 per batch)
+    assert all('saa_ratio' in r for r in train)
+    assert any('bbox_mAP' in r for r in records if r.get('mode') == 'val')
+    with open(glob.glob(osp.join(work_dir, '*.log'))[-1]) as f:
+        log = f.read()
+    assert 'Distributed training: True (backend gloo)' in log
+    assert 'load checkpoint from local path' in log
+    assert log.count('SAA iter') == 2
+    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
+
+
+def test_dist_test_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_path):
+    proc = run(['bash', 'tools/dist_test.sh', DENSE_DEMO, dense_checkpoint, '2', '--eval', 'bbox', 'segm',
+                '--work-dir', str(tmp_path), *options(synthetic_coco)])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert 'bbox_mAP' in proc.stdout and 'segm_mAP' in proc.stdout
+    assert len(glob.glob(str(tmp_path / 'eval_*.json'))) == 1
+
+
+@pytest.mark.parametrize('cmd,message', [
+    (['bash', 'tools/dist_train.sh', DENSE_DEMO, 'two'], 'GPUS must be a positive integer'),
+    (['bash', 'tools/dist_test.sh', DENSE_DEMO], 'usage: bash tools/dist_test.sh'),
+    ([sys.executable, 'tools/train.py', 'configs/no_such_config.py'], 'does not exist'),
+    ([sys.executable, 'tools/test.py', DENSE_DEMO, 'no_such.pth', '--eval', 'bbox'], "checkpoint 'no_such.pth'"),
+    ([sys.executable, 'tools/test.py', DENSE_DEMO, 'no_such.pth'], 'specify at least one operation'),
+])
+def test_bad_arguments_give_one_error_line(cmd, message):
+    proc = run(cmd)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert 'Traceback' not in proc.stderr

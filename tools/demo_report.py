@@ -1,0 +1,156 @@
+"""Build the demo's results table (like the SparseViT README's) from the tools' JSON outputs.
+
+    python tools/demo_report.py \
+        --row dense CONFIG EVAL LATENCY_JSON --row sparse CONFIG EVAL LATENCY_JSON \
+        [--markdown results.md] [--json results.json] [--wall-time SECONDS]
+
+``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
+(its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``.
+The first row is the reference of the latency ratios and of the accuracy checks (the first row should be dense).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import logging
+import warnings
+
+# Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
+warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
+logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
+
+from sparsevit.schedule import format_genes, ratios_to_genes
+
+#: The demo's targets (issue 3): dense bbox mAP >= 0.5, sparse within 0.05 of it, at a lower latency.
+DENSE_BBOX_TARGET = 0.5
+MAX_BBOX_DROP = 0.05
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument on one line and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = OneLineParser(description='Print the demo table (config, latency, bbox mAP, mask mAP).')
+    parser.add_argument('--row', nargs=4, action='append', required=True,
+                        metavar=('NAME', 'CONFIG', 'EVAL', 'LATENCY_JSON'),
+                        help='one table row; the first is the reference (dense)')
+    parser.add_argument('--markdown', default=None, help='also write the table to this Markdown file')
+    parser.add_argument('--json', default=None, help='also write the rows and checks to this JSON file')
+    parser.add_argument('--wall-time', type=float, default=None, help='the pipeline wall time in seconds')
+    return parser.parse_args(argv)
+
+
+def load_json(path: str) -> dict:
+    if not osp.isfile(path):
+        raise ValueError(f'file not found: {path}')
+    with open(path) as f:
+        return json.load(f)
+
+
+def eval_file(path: str) -> str:
+    """``path`` itself, or the newest ``eval_*.json`` in the directory ``path``."""
+    if osp.isdir(path):
+        found = sorted(glob.glob(osp.join(path, 'eval_*.json')), key=osp.getmtime)
+        if not found:
+            raise ValueError(f'no eval_*.json in {path} (run tools/test.py --work-dir {path} --eval bbox segm)')
+        return found[-1]
+    return path
+
+
+def sparsity_text(ratios: Optional[list]) -> str:
+    """Compact genes of per-block ratios, e.g. ``0.3 | 0 | 0.1 0.2 0.2 | 0`` (stages separated by ``|``)."""
+    if ratios is None:
+        return 'dense'
+    if all(r == 0 for stage in ratios for r in stage):
+        return 'dense'
+    genes = ratios_to_genes(ratios, [len(s) for s in ratios])
+    stages = {}
+    for name, value in genes.items():
+        stages.setdefault(name.split('.')[-1].split('_')[0], []).append(f'{value:g}')
+    return ' | '.join(' '.join(v) for v in stages.values())
+
+
+def build_row(name: str, config: str, eval_path: str, latency_path: str) -> dict:
+    metric = load_json(eval_file(eval_path)).get('metric', {})
+    latency = load_json(latency_path)
+    missing = [k for k in ('bbox_mAP', 'segm_mAP') if k not in metric]
+    if missing:
+        raise ValueError(f'{eval_file(eval_path)} has no {missing} (evaluate with --eval bbox segm)')
+    ratios = latency.get('pruning_ratios')
+    return dict(name=name, config=config, latency_ms=float(latency['latency_ms']),
+                img_size=latency.get('img_size'), batch_size=latency.get('batch_size'),
+                device=latency.get('device'), bbox_mAP=float(metric['bbox_mAP']),
+                segm_mAP=float(metric['segm_mAP']), pruning_ratios=ratios, sparsity=sparsity_text(ratios),
+                genes=format_genes(ratios_to_genes(ratios, [len(s) for s in ratios])) if ratios else None)
+
+
+def checks(rows: List[dict]) -> List[dict]:
+    """The demo's targets, evaluated on the rows (the first is dense)."""
+    dense = rows[0]
+    out = [dict(check=f'dense bbox mAP >= {DENSE_BBOX_TARGET}', value=dense['bbox_mAP'],
+                ok=dense['bbox_mAP'] >= DENSE_BBOX_TARGET)]
+    for row in rows[1:]:
+        drop = dense['bbox_mAP'] - row['bbox_mAP']
+        out.append(dict(check=f"{row['name']}: bbox mAP within {MAX_BBOX_DROP} of dense", value=round(drop, 4),
+                        ok=drop <= MAX_BBOX_DROP))
+        out.append(dict(check=f"{row['name']}: lower latency than dense",
+                        value=round(row['latency_ms'] / dense['latency_ms'], 4),
+                        ok=row['latency_ms'] < dense['latency_ms']))
+    return out
+
+
+def table(rows: List[dict]) -> str:
+    """Markdown table like the README's: config, sparsity, resolution, latency, bbox mAP, mask mAP."""
+    ref = rows[0]['latency_ms']
+    lines = ['| model | config | sparsity configuration (genes per stage) | resolution | latency (ms) | '
+             'vs dense | bbox mAP | mask mAP |', '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        res = f"{r['img_size']}x{r['img_size']}" if r['img_size'] else '?'
+        lines.append(f"| {r['name']} | {r['config']} | {r['sparsity']} | {res} | {r['latency_ms']:.2f} | "
+                     f"{r['latency_ms'] / ref:.3f} | {r['bbox_mAP']:.3f} | {r['segm_mAP']:.3f} |")
+    return '\n'.join(lines)
+
+
+def report(args: argparse.Namespace) -> str:
+    rows = [build_row(*row) for row in args.row]
+    results = checks(rows)
+    first = rows[0]
+    text = [table(rows), '',
+            f"Latency: backbone only, batch {first['batch_size']}, random input, trimmed mean (25 % dropped each "
+            f"side), device {first['device']}. mAP: COCO mAP@[.5:.95] on the synthetic val split."]
+    if args.wall_time is not None:
+        text.append(f'Pipeline wall time: {args.wall_time / 60:.1f} min.')
+    text += [''] + [f"- [{'x' if c['ok'] else ' '}] {c['check']} ({c['value']:g})" for c in results]
+    markdown = '\n'.join(text)
+    if args.markdown:
+        os.makedirs(osp.dirname(osp.abspath(args.markdown)), exist_ok=True)
+        with open(args.markdown, 'w') as f:
+            f.write(markdown + '\n')
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(dict(rows=rows, checks=results, wall_time_s=args.wall_time), f, indent=2)
+    return markdown
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        print(report(args))
+    except (ValueError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f'demo_report.py: error: {message}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
