@@ -34,9 +34,9 @@ def fake_runner(backbone, seed=0, logger=None) -> SimpleNamespace:
                            logger=logger or logging.getLogger('test_saa'), log_buffer=LogBuffer())
 
 
-def run_iters(hook, runner, iters) -> list:
-    """The per-block ratios applied in each of ``iters``; checks restoration after every iteration."""
-    configured = runner.model.backbone.pruning_ratios
+def run_iters(hook, runner, iters, restored=None) -> list:
+    """The per-block ratios applied in each of ``iters``; checks restoration (default: to the configured ratios)."""
+    configured = runner.model.backbone.pruning_ratios if restored is None else restored
     sampled = []
     for it in iters:
         runner.iter = it
@@ -109,8 +109,7 @@ def test_restores_configured_or_given_eval_ratios():
     runner = fake_runner(tiny_backbone(CFG1))
     hook = SparsityAwareAdaptationHook(eval_ratios=0)
     hook.before_run(runner)
-    run_iters(hook, runner, range(1))
-    assert runner.model.backbone.pruning_ratios == DENSE
+    run_iters(hook, runner, range(2), restored=DENSE)
 
 
 def test_logs_the_sampled_configuration(caplog):
@@ -179,7 +178,11 @@ def test_all_ranks_sample_the_same_configuration():
 
 
 def test_saa_training_on_synthetic_data(synthetic_coco, tmp_path):
-    """A few real SAA iterations with mmdet's train_detector: new valid config each iteration, dense evaluation."""
+    """A few real SAA iterations with mmdet's train_detector: new valid config each iteration, dense evaluation.
+
+    An IterBasedRunner evaluates in ``after_train_iter`` (EvalHook, priority LOW): the hook must have restored the
+    configured ratios by then.
+    """
     from mmdet.apis import train_detector
     from mmdet.datasets import build_dataset
     from mmdet.models import build_detector
@@ -188,8 +191,9 @@ def test_saa_training_on_synthetic_data(synthetic_coco, tmp_path):
 
     cfg = Config.fromfile(SAA_DEMO)
     cfg.merge_from_dict(dict(synthetic_cfg_options(synthetic_coco), **{
-        'load_from': None, 'runner.max_epochs': 1, 'data.samples_per_gpu': 2, 'data.workers_per_gpu': 0,
-        'evaluation.interval': 1, 'log_config.interval': 1, 'checkpoint_config.interval': 100}))
+        'load_from': None, 'data.samples_per_gpu': 1, 'data.workers_per_gpu': 0, 'evaluation.interval': 4,
+        'log_config.interval': 1, 'checkpoint_config.interval': 100}))
+    cfg.runner = dict(type='IterBasedRunner', max_iters=4)
     apply_sparsevit_cfg(cfg)
     assert any(h['type'] == SAA_HOOK for h in cfg.custom_hooks)
     cfg.custom_hooks = [dict(h, seed=11, log_interval=1) if h['type'] == SAA_HOOK else h for h in cfg.custom_hooks]
@@ -209,7 +213,7 @@ def test_saa_training_on_synthetic_data(synthetic_coco, tmp_path):
 
     train = [r for training, r in seen if training]
     evals = [r for training, r in seen if not training]
-    assert len(train) == 4 and len(evals) == 4  # 8 images / 2 per batch; 4 val images
+    assert len(train) == 4 and len(evals) == 4  # 4 iterations, then 4 val images
     for ratios in train:
         assert_in_space(ratios)
     assert all(a != b for a, b in zip(train, train[1:]))

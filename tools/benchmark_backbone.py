@@ -62,10 +62,14 @@ def build_models(args, device):
     return models
 
 
-@torch.inference_mode()
 def run(args):
     device = resolve_device(args.device)
     models = build_models(args, device)
+    with torch.inference_mode():
+        return _time(args, device, models)
+
+
+def _time(args, device, models):
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=torch.Generator().manual_seed(0))
     x = x.to(device)
     for _ in range(args.num_warmup):

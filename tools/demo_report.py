@@ -11,19 +11,18 @@ The first row is the reference of the latency ratios and of the accuracy checks 
 import argparse
 import glob
 import json
+import logging
 import os
 import os.path as osp
 import sys
-from typing import List, Optional
-
-import logging
 import warnings
+from typing import List, Optional
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-from sparsevit.schedule import format_genes, ratios_to_genes
+from sparsevit.schedule import format_genes, ratios_to_genes  # noqa: E402
 
 #: The demo's targets (issue 3): dense bbox mAP >= 0.5, sparse within 0.05 of it, at a lower latency.
 DENSE_BBOX_TARGET = 0.5
@@ -66,7 +65,7 @@ def eval_file(path: str) -> str:
 
 
 def sparsity_text(ratios: Optional[list]) -> str:
-    """Compact genes of per-block ratios, e.g. ``0.3 | 0 | 0.1 0.2 0.2 | 0`` (stages separated by ``|``)."""
+    """Compact genes of per-block ratios, e.g. ``0.3 / 0 / 0.1 0.2 0.2 / 0`` (stages separated by ``/``)."""
     if ratios is None:
         return 'dense'
     if all(r == 0 for stage in ratios for r in stage):
@@ -75,7 +74,7 @@ def sparsity_text(ratios: Optional[list]) -> str:
     stages = {}
     for name, value in genes.items():
         stages.setdefault(name.split('.')[-1].split('_')[0], []).append(f'{value:g}')
-    return ' | '.join(' '.join(v) for v in stages.values())
+    return ' / '.join(' '.join(v) for v in stages.values())
 
 
 def build_row(name: str, config: str, eval_path: str, latency_path: str) -> dict:

@@ -3,16 +3,15 @@
     python tools/make_synthetic_data.py [--out data/sparsevit_demo] [--num-train 400] [--num-val 100]
 """
 import argparse
-import sys
-
 import logging
+import sys
 import warnings
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-from sparsevit.datasets.synthetic import generate_synthetic_coco
+from sparsevit.datasets.synthetic import generate_synthetic_coco  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):

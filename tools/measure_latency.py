@@ -9,26 +9,25 @@ line printed is the latency in milliseconds. Errors in the arguments or the conf
 import argparse
 import ast
 import json
+import logging
 import os
 import os.path as osp
 import platform
 import sys
-from typing import Optional
-
-import logging
 import warnings
+from typing import Optional
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-import torch
-from mmcv import Config, DictAction, ProgressBar
+import torch  # noqa: E402
+from mmcv import Config, DictAction, ProgressBar  # noqa: E402
 
-from mmdet.models import build_backbone
-from sparsevit.schedule import genes_to_ratios, normalize_pruning_ratios
-from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg
-from sparsevit.utils.latency import measure_backbone_latency, resolve_device
+from mmdet.models import build_backbone  # noqa: E402
+from sparsevit.schedule import genes_to_ratios, normalize_pruning_ratios  # noqa: E402
+from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
+from sparsevit.utils.latency import measure_backbone_latency, resolve_device  # noqa: E402
 
 #: Dense Swin backbones that the sparse backbone can stand in for (same arguments, same weights).
 SWIN_BACKBONES = ('SwinTransformer', ) + SPARSE_BACKBONES
@@ -124,9 +123,9 @@ def run(args: argparse.Namespace) -> dict:
     apply_sparsevit_cfg(cfg)
     bb = backbone_cfg(cfg, args.pruning_ratios)
     backbone = build_backbone(bb)
-    bar = None if args.no_progress else ProgressBar(args.num_repeats, file=sys.stderr)
     print(f'measuring {bb["type"]} of {args.config} at {args.img_size}x{args.img_size}, batch {args.batch_size}, '
           f'{args.num_warmup} warm-up + {args.num_repeats} timed forwards on {device}', file=sys.stderr)
+    bar = None if args.no_progress else ProgressBar(args.num_repeats, file=sys.stderr)
     result = measure_backbone_latency(backbone, img_size=args.img_size, batch_size=args.batch_size,
                                       num_warmup=args.num_warmup, num_repeats=args.num_repeats, device=device,
                                       progress=None if bar is None else (lambda i: bar.update()))

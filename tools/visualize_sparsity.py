@@ -9,23 +9,22 @@ dark: pruned by every block), with the kept 7x7 windows of the stage's most prun
 Without a checkpoint the weights are random and so are the selections (useful only to check the mechanics).
 """
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
-from typing import List, Optional, Sequence
-
-import logging
 import warnings
+from typing import List, Optional, Sequence
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-import numpy as np
-import torch
-from mmcv import Config, DictAction
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmcv import Config, DictAction  # noqa: E402
 
-from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg
+from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
 
 DIM = 0.25  # brightness of a token that every pruned block of its stage skipped
 
@@ -119,17 +118,17 @@ def build_backbone_from(cfg: Config, checkpoint: Optional[str], device: torch.de
     from mmdet.apis import init_detector
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise ValueError(f'checkpoint file not found: {checkpoint}')
+    torch.manual_seed(0)  # without a checkpoint: the same random weights every run
     model = init_detector(cfg, checkpoint, device=str(device))
     return model.backbone.eval()
 
 
 def preprocess(cfg: Config, image_path: str, device: torch.device):
     """Run the config's test pipeline; returns (input tensor [1, 3, Hp, Wp], img_meta)."""
-    from mmdet.datasets import replace_ImageToTensor
     from mmdet.datasets.pipelines import Compose
     if not osp.isfile(image_path):
         raise ValueError(f'image file not found: {image_path}')
-    pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
+    pipeline = Compose(cfg.data.test.pipeline)
     data = pipeline(dict(img_info=dict(filename=image_path), img_prefix=None))
     img, meta = data['img'], data['img_metas']
     img, meta = (img[0], meta[0]) if isinstance(img, list) else (img, meta)  # MultiScaleFlipAug: first scale
@@ -174,7 +173,7 @@ def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
         ax.set_ylim(image.shape[0] - 0.5, -0.5)
         ax.axis('off')
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -183,7 +182,8 @@ def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
 def panel_name(stage: int, panel: dict, ratios: Sequence[float], records: Sequence[Optional[dict]]) -> str:
     blocks = panel['blocks']
     ratio_text = '/'.join(f'{ratios[j]:g}' for j in blocks)
-    name = f'stage {stage}: blocks {blocks[0]}-{blocks[-1]} prune {ratio_text}'
+    which = f'block {blocks[0]}' if len(blocks) == 1 else f'blocks {blocks[0]}-{blocks[-1]}'
+    name = f'stage {stage}: {which} prune {ratio_text}'
     if panel['outline'] is not None:
         rec = records[panel['outline']]
         nw = rec['grid'][0] * rec['grid'][1]

@@ -146,11 +146,14 @@ class SearchFiles:
 
 
 def relative_to(path: str, start: str) -> str:
-    """``path`` relative to directory ``start`` when possible (same drive), else absolute."""
+    """``path`` relative to directory ``start`` when they share a top-level directory (e.g. both in the repo),
+    else absolute (a relative path through ``/`` would break as soon as either moves)."""
+    path, start = osp.abspath(path), osp.abspath(start)
     try:
-        return osp.relpath(osp.abspath(path), osp.abspath(start))
-    except ValueError:
-        return osp.abspath(path)
+        shared = osp.commonpath([path, start])
+    except ValueError:  # different drives
+        return path
+    return osp.relpath(path, start) if shared != osp.dirname(shared) else path
 
 
 def _write_json(path: str, data: Mapping) -> None:

@@ -249,7 +249,7 @@ class SparseSwinTransformer(SwinTransformer):
     def _position_bias(self, msa, n: int, dtype: torch.dtype) -> torch.Tensor:
         """Relative-position bias ``[1, nH, N, N]``; cached while the table is unchanged and no grad is needed."""
         table = msa.relative_position_bias_table
-        key = (table._version, table.data_ptr(), dtype)
+        key = (-1 if table.is_inference() else table._version, table.data_ptr(), dtype)
         cached = getattr(msa, '_sparsevit_bias', None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]

@@ -1,0 +1,109 @@
+"""tools/visualize_sparsity.py: token masks match what the backbone computes; the tool writes the PNG."""
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join(ROOT, 'tools', 'visualize_sparsity.py')
+SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('visualize_sparsity_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_backbone():
+    from mmdet.models import build_backbone
+    import sparsevit  # noqa: F401
+    torch.manual_seed(0)
+    return build_backbone(dict(type='SparseViT', embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2),
+                               window_size=7)).eval()
+
+
+@pytest.mark.parametrize('block', [0, 1])  # regular and shifted (rolled) windows
+def test_kept_token_mask_is_exactly_what_the_block_computed(block):
+    """Tokens a pruned block changed == the tool's mask of its kept windows (with shift, padding)."""
+    tool = load_tool()
+    backbone = tiny_backbone()
+    x = torch.randn(2, 3, 100, 116)  # 25x29 tokens at stage 0: padded to 28x35, 4x5 windows
+    nhwc, _ = backbone.patch_embed(x)
+    nhwc = nhwc.view(2, 25, 29, -1)
+    active = [0.5, 0.99] if block == 0 else [0.0, 0.5]  # 0.99 keeps floor(20 * 0.01) = 0 windows: identity
+    idle = [0.99, 0.99] if block == 0 else [0.0, 0.99]
+    with torch.inference_mode():
+        backbone.set_pruning_ratios([active, 0, 0, 0])
+        backbone.record_selection = True
+        backbone(x)
+        records = backbone.last_selection[0]
+        backbone.record_selection, backbone.last_selection = False, None
+        _, out_active = backbone.forward_stage(0, nhwc)
+        backbone.set_pruning_ratios([idle, 0, 0, 0])
+        _, out_idle = backbone.forward_stage(0, nhwc)
+    assert records[block]['shift'] == (3 if block == 1 else 0)
+    for b in range(2):
+        changed = (out_active[b] != out_idle[b]).any(-1).numpy()  # [H, W]
+        mask = tool.kept_token_mask(records[block], backbone.window_size, b)
+        assert mask.shape == (25, 29) and mask.sum() > 0
+        np.testing.assert_array_equal(changed, mask)
+
+
+def test_stage_panel_and_dimming():
+    tool = load_tool()
+    rec = lambda keep, shift: dict(keep=torch.tensor([keep]), grid=(2, 2), shift=shift, hw=(14, 14), stride=4)
+    assert tool.stage_panel([None, None], [0, 0], 7) is None
+    panel = tool.stage_panel([rec([0, 3], 0), rec([0], 3), rec([3], 0)], [0.5, 0.7, 0.7], 7)
+    assert panel['blocks'] == [0, 1, 2] and panel['outline'] == 2 and panel['stride'] == 4
+    cov = panel['coverage']
+    assert cov[0, 0] == pytest.approx(1 / 3)  # window 0 by block 0; block 1's shifted window 0 starts at (3, 3)
+    assert cov[8, 8] == pytest.approx(1.0)  # window 3 of blocks 0 and 2, block 1's rolled window 0 (3..9)
+    assert cov[10, 10] == pytest.approx(2 / 3)  # not in block 1's window
+    assert cov[0, 10] == 0
+    image = np.full((56, 56, 3), 200, np.uint8)
+    dimmed = tool.dim_image(image, cov, 4)
+    assert dimmed[0, 40, 0] == int(200 * tool.DIM) and dimmed[32, 32, 0] == 200
+
+
+def test_tool_writes_png(tmp_path, synthetic_coco):
+    from mmdet.models import build_detector
+    from mmcv import Config
+    import sparsevit  # noqa: F401
+    cfg = Config.fromfile(SPARSE_CFG)
+    ckpt = tmp_path / 'random.pth'
+    torch.save(dict(state_dict=build_detector(cfg.model).state_dict(), meta=dict()), ckpt)
+    image = osp.join(synthetic_coco, 'val', '000000.png')
+    out = tmp_path / 'vis' / 'sparsity.png'
+    cmd = [sys.executable, TOOL, SPARSE_CFG, str(ckpt), image, '--out', str(out), '--device', 'cpu',
+           '--cfg-options', 'pruning_ratios=[[0.5,0.5],[0,0],[0.2,0.2,0.4,0.4,0.5,0.5],[0,0]]']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f'2 pruning stage(s) drawn: {out}'
+    with Image.open(out) as im:
+        assert im.size[0] > 2 * im.size[1]  # input + 2 stage panels side by side
+    # no checkpoint (random weights), ratios on the command line
+    proc = subprocess.run([sys.executable, TOOL, SPARSE_CFG, image, '--out', str(out), '--device', 'cpu',
+                           '--pruning-ratios', '0.3'], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert proc.returncode == 0 and '4 pruning stage(s)' in proc.stdout, proc.stderr
+
+
+def test_bad_paths_in_process(capsys, tmp_path, synthetic_coco):
+    tool = load_tool()
+    image = osp.join(synthetic_coco, 'val', '000000.png')
+    for argv, expect in (([SPARSE_CFG, str(tmp_path / 'no.pth'), image], 'checkpoint file not found'),
+                         ([SPARSE_CFG, str(tmp_path / 'no.png')], 'image file not found'),
+                         ([osp.join(ROOT, 'configs/demo/mask_rcnn_swin_demo.py'), image], 'visualising needs'),
+                         ([SPARSE_CFG, image, '--pruning-ratios', '0'], 'nothing to draw'),
+                         ([SPARSE_CFG, image, '--pruning-ratios', '2'], 'allowed range is [0, 1)')):
+        if '--pruning-ratios' not in argv:
+            argv = argv + ['--pruning-ratios', '0.5']
+        assert tool.main(argv + ['--out', str(tmp_path / 'x.png'), '--device', 'cpu']) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0]

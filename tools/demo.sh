@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The whole SparseViT pipeline on the embedded synthetic shapes dataset (`make demo` calls this after setting up
+# the environment): synthetic data -> dense training -> Sparsity-Aware Adaptation -> latency-constrained
+# evolutionary search -> finetune of the found configuration -> test, then the README-style table (config,
+# latency, bbox mAP, mask mAP) and the picture of the kept windows. About 20 minutes on 2 CPU cores.
+#
+# Everything goes under work_dirs/demo/ in mmdet's layout (one work dir per config: logs, checkpoints,
+# eval_*.json), plus latency_*.json, search/, sparsity.png, results.md, results.json and logs/ (each step's
+# console output). A step whose outputs exist is skipped; DEMO_FORCE=1 (or removing work_dirs/demo) redoes all.
+#
+# Environment knobs: DEMO_DIR (work_dirs/demo), DEMO_DATA (data/sparsevit_demo), DEMO_NP (2: search processes),
+# DEMO_SEED (0), DEMO_MAX_FRAC / DEMO_MIN_FRAC (0.85 / 0.6: the search's latency band as fractions of the dense
+# SparseViT backbone's measured latency), PYTHON (.venv/bin/python).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [ -x "$ROOT/.venv/bin/python" ]; then
+  export PATH="$ROOT/.venv/bin:$PATH"  # torchpack/mpirun start `python` from the PATH
+fi
+PY="${PYTHON:-python}"
+OUT="${DEMO_DIR:-work_dirs/demo}"
+DATA="${DEMO_DATA:-data/sparsevit_demo}"
+NP="${DEMO_NP:-2}"
+SEED="${DEMO_SEED:-0}"
+MAX_FRAC="${DEMO_MAX_FRAC:-0.85}"
+MIN_FRAC="${DEMO_MIN_FRAC:-0.6}"
+FORCE="${DEMO_FORCE:-0}"
+IMG=224  # the demo configs' fixed input size
+DENSE_CFG=configs/demo/mask_rcnn_swin_demo.py
+SAA_CFG=configs/demo/mask_rcnn_sparsevit_saa_demo.py
+SPARSE_CFG=configs/demo/mask_rcnn_sparsevit_demo.py
+DENSE_DIR="$OUT/mask_rcnn_swin_demo"
+SAA_DIR="$OUT/mask_rcnn_sparsevit_saa_demo"
+SEARCH_DIR="$OUT/search"
+LOGS="$OUT/logs"
+START=$(date +%s)
+STEP=0
+NSTEPS=9
+
+log() { echo "[demo $(date +%T)] $*"; }
+die() { echo "[demo] error: $*" >&2; exit 1; }
+
+# run NAME CMD...: run a step with its console output in $LOGS/NAME.log (progress lines echoed); on failure show
+# the log's tail and stop.
+run() {
+  local name="$1"; shift
+  local logfile="$LOGS/$name.log" t0=$(date +%s) status=0
+  "$@" >"$logfile" 2>&1 &
+  local pid=$!
+  tail -n +1 -f "$logfile" --pid "$pid" 2>/dev/null \
+    | grep --line-buffered -E 'Epoch \[[0-9]+\]\[[0-9]+/[0-9]+\]|\[search\]|best|latency of|drawn' \
+    | sed -u -E 's/^[0-9-]+ [0-9:,]+ - mmdet - INFO - /    /; s/^/    /' || true
+  wait "$pid" || status=$?
+  if [ "$status" != 0 ]; then
+    echo "---- last lines of $logfile ----" >&2
+    tail -n 25 "$logfile" >&2
+    die "step '$name' failed (exit $status): $*"
+  fi
+  echo "$name $(( $(date +%s) - t0 ))" >> "$OUT/timings.txt"
+}
+
+# step TITLE: announce the next step
+step() { STEP=$((STEP + 1)); log "step $STEP/$NSTEPS: $*"; }
+
+# fresh OUTPUT: true when OUTPUT must be (re)made; once one step runs, every later step runs too
+fresh() {
+  if [ "$FORCE" = 1 ] || [ ! -e "$1" ]; then FORCE=1; return 0; fi
+  log "  (reusing $1; DEMO_FORCE=1 redoes it)"
+  return 1
+}
+
+mkdir -p "$OUT" "$LOGS"
+: > "$OUT/timings.txt"
+command -v "$PY" >/dev/null 2>&1 || die "no python: run 'make demo' (it creates .venv) or set PYTHON"
+"$PY" -c 'import sparsevit, mmdet, mmcv.ops' 2>/dev/null \
+  || die "the environment is not ready (import sparsevit, mmdet, mmcv.ops failed): run 'bash tools/setup_env.sh'"
+if [ "$(id -u)" = 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # mpirun (torchpack dist-run) as root
+fi
+
+step "synthetic data -> $DATA"
+run data "$PY" tools/make_synthetic_data.py --out "$DATA" --seed "$SEED"
+# --cfg-options pointing the demo configs at $DATA (one place defines them: sparsevit.datasets.synthetic)
+read -r -a DATA_OPTS <<< "$("$PY" -W ignore -c "import sys
+from sparsevit.datasets.synthetic import synthetic_cfg_options
+print(' '.join(f'{k}={v}' for k, v in synthetic_cfg_options(sys.argv[1]).items()))" "$DATA" 2>/dev/null)"
+
+step "dense training of $DENSE_CFG -> $DENSE_DIR"
+if fresh "$DENSE_DIR/latest.pth"; then
+  run train_dense "$PY" tools/train.py "$DENSE_CFG" --work-dir "$DENSE_DIR" --seed "$SEED" --no-validate \
+    --cfg-options "${DATA_OPTS[@]}"
+fi
+
+step "Sparsity-Aware Adaptation ($SAA_CFG) -> $SAA_DIR"
+if fresh "$SAA_DIR/latest.pth"; then
+  run train_saa "$PY" tools/train.py "$SAA_CFG" --work-dir "$SAA_DIR" --seed "$SEED" --no-validate \
+    --cfg-options "${DATA_OPTS[@]}" load_from="$DENSE_DIR/latest.pth"
+fi
+
+step "latency of the dense backbones (${IMG}x${IMG}, batch 4)"
+if fresh "$OUT/latency_sparsevit_dense.json"; then
+  run latency_dense "$PY" tools/measure_latency.py "$DENSE_CFG" --img_size "$IMG" --no-progress \
+    --json "$OUT/latency_swin_dense.json"
+  run latency_sparsevit_dense "$PY" tools/measure_latency.py "$SPARSE_CFG" --img_size "$IMG" --no-progress \
+    --json "$OUT/latency_sparsevit_dense.json"
+fi
+read -r MAX_MS MIN_MS <<< "$("$PY" -c "import json, sys
+ms = json.load(open(sys.argv[1]))['latency_ms']
+print(f'{float(sys.argv[2]) * ms:.1f} {float(sys.argv[3]) * ms:.1f}')" "$OUT/latency_sparsevit_dense.json" "$MAX_FRAC" "$MIN_FRAC")"
+log "  search band: [$MIN_MS, $MAX_MS] ms (${MIN_FRAC}x to ${MAX_FRAC}x the dense SparseViT backbone)"
+
+step "latency-constrained evolutionary search ($NP processes) -> $SEARCH_DIR"
+SEARCH=(tools/search.py "$SPARSE_CFG" "$SAA_DIR/latest.pth" --max "$MAX_MS" --min "$MIN_MS"
+  --work-dir "$SEARCH_DIR" --iters 3 --population 8 --parents 3 --mutation-prob 0.1 --seed "$SEED"
+  --num-images 50 --img_size "$IMG" --batch-size 4 --num-warmup 3 --num-repeats 10
+  --latency-table "$SEARCH_DIR/latency_table.json" --no-progress --cfg-options "${DATA_OPTS[@]}")
+BEST_CFG="$SEARCH_DIR/sparsevit_max${MAX_MS}_min${MIN_MS}.py"
+if fresh "$BEST_CFG"; then
+  rm -f "$SEARCH_DIR"/search_max"${MAX_MS}"_min"${MIN_MS}"* "$SEARCH_DIR/latency_table.json"  # fresh, no resume
+  if [ "$NP" -gt 1 ] && command -v torchpack >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then
+    run search torchpack dist-run -np "$NP" python "${SEARCH[@]}"
+  else
+    log "  (torchpack/mpirun unavailable or DEMO_NP=1: one process)"
+    run search "$PY" "${SEARCH[@]}"
+  fi
+fi
+[ -f "$BEST_CFG" ] || BEST_CFG="$(ls -t "$SEARCH_DIR"/sparsevit_max*_min*.py 2>/dev/null | head -n 1)"
+[ -n "$BEST_CFG" ] && [ -f "$BEST_CFG" ] || die "the search wrote no sparsevit_max*_min*.py in $SEARCH_DIR"
+BEST_NAME="$(basename "$BEST_CFG" .py)"
+FT_DIR="$OUT/$BEST_NAME"
+log "  found: $BEST_CFG"
+
+step "finetune of the found configuration -> $FT_DIR"
+if fresh "$FT_DIR/latest.pth"; then
+  run finetune "$PY" tools/train.py "$BEST_CFG" --work-dir "$FT_DIR" --seed "$SEED" --no-validate \
+    --cfg-options "${DATA_OPTS[@]}" load_from="$SAA_DIR/latest.pth"
+fi
+
+step "test (bbox + segm on the synthetic val split)"
+for pair in "dense:$DENSE_CFG:$DENSE_DIR" "saa:$SPARSE_CFG:$SAA_DIR" "sparse:$BEST_CFG:$FT_DIR"; do
+  IFS=: read -r name cfg dir <<< "$pair"
+  if fresh "$(ls "$dir"/eval_*.json 2>/dev/null | head -n 1)"; then
+    run "test_$name" "$PY" tools/test.py "$cfg" "$dir/latest.pth" --eval bbox segm --work-dir "$dir" \
+      --out "$dir/results.pkl" --cfg-options "${DATA_OPTS[@]}"
+  fi
+done
+
+step "latency of the finetuned sparse backbone"
+if fresh "$OUT/latency_$BEST_NAME.json"; then
+  run latency_sparse "$PY" tools/measure_latency.py "$BEST_CFG" --img_size "$IMG" --no-progress \
+    --json "$OUT/latency_$BEST_NAME.json"
+fi
+
+step "visualisation of the kept windows -> $OUT/sparsity.png"
+run visualize "$PY" tools/visualize_sparsity.py "$BEST_CFG" "$FT_DIR/latest.pth" "$DATA/val/000000.png" \
+  --out "$OUT/sparsity.png"
+
+step "results"
+"$PY" tools/demo_report.py \
+  --row "dense Swin (mmdet)" "$DENSE_CFG" "$DENSE_DIR" "$OUT/latency_swin_dense.json" \
+  --row "SparseViT SAA, dense" "$SPARSE_CFG" "$SAA_DIR" "$OUT/latency_sparsevit_dense.json" \
+  --row "SparseViT searched + finetuned" "$BEST_CFG" "$FT_DIR" "$OUT/latency_$BEST_NAME.json" \
+  --markdown "$OUT/results.md" --json "$OUT/results.json" --wall-time "$(( $(date +%s) - START ))"
+log "done in $(( ($(date +%s) - START) / 60 )) min: $OUT/results.md, $OUT/sparsity.png, per-step seconds in $OUT/timings.txt"
