@@ -8,31 +8,4 @@ if [ $# -lt 3 ]; then
   echo "dist_test.sh: error: usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]" >&2
   exit 2
 fi
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
-  echo "dist_test.sh: error: GPUS must be a positive integer (processes per node), got '$GPUS'" >&2
-  exit 2
-fi
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
-fi
-
-PYTHONPATH="$ROOT":${PYTHONPATH:-} \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch \
-    "${@:4}"
+exec bash "$(dirname "$0")/dist_launch.sh" dist_test.sh "$3" test.py "$1" "$2" --launcher pytorch "${@:4}"

@@ -9,19 +9,8 @@
 #   backbone.stages.3 : 0
 #
 # bash tools/dist_train.sh configs/sparsevit/sparsevit_cfg3_33ms.py 8
-_base_ = './mask_rcnn_sparsevit.py'
+_base_ = './sparsevit_finetune.py'
 custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)
 
 # one list per stage, one ratio per block (fraction of windows removed)
 pruning_ratios = [[0.7, 0.7], [0, 0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0, 0]]
-
-lr_config = dict(
-    policy='step',
-    warmup='linear',
-    warmup_iters=1000,
-    warmup_ratio=0.001,
-    step=[27, 33])
-runner = dict(type='EpochBasedRunner', max_epochs=36)
-
-# The Sparsity-Aware Adaptation checkpoint (configs/sparsevit/mask_rcnn_sparsevit_saa.py).
-load_from = 'work_dirs/mask_rcnn_sparsevit_saa/latest.pth'
