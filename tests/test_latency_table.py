@@ -32,18 +32,15 @@ def measure(backbone, num_warmup: int, num_repeats: int) -> float:
 
 
 class CostClock:
-    """A fake ``perf_counter`` that advances by the work the backbone does: a cost per window of every block
-    (proportional to its tokens x channels), plus fixed costs for the patch embedding and each output norm."""
+    """A fake ``perf_counter`` that advances by the work the backbone does: a cost per token and channel entering
+    every block (hooked at the block's first norm, which sees only the kept windows), plus fixed costs for the patch
+    embedding and each output norm."""
 
     def __init__(self, backbone: SparseSwinTransformer):
         self.now = 0.0
-        run_windows = backbone._windows_forward
-
-        def windows_forward(block, xw, *args):
-            self.now += 1e-6 * xw.shape[0] * xw.shape[1] * xw.shape[2]  # K windows x N tokens x C
-            return run_windows(block, xw, *args)
-
-        backbone._windows_forward = windows_forward
+        for stage in backbone.stages:
+            for block in stage.blocks:
+                block.norm1.register_forward_hook(lambda mod, inp, out: self.advance(1e-6 * inp[0].numel()))
         backbone.patch_embed.register_forward_hook(lambda *_: self.advance(3e-3))
         for i in range(len(DEPTHS)):
             getattr(backbone, f'norm{i}').register_forward_hook(lambda *_: self.advance(1e-3))

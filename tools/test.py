@@ -31,8 +31,7 @@ from mmdet.utils import (build_dp, compat_cfg, get_device, get_root_logger, repl
 import sparsevit  # noqa: F401  (registers SparseViT)
 from sparsevit.utils.config import apply_sparsevit_cfg
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import ConfigError, build_ddp, fail, init_distributed  # noqa: E402  (tools/train.py)
+from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:

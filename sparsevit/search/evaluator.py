@@ -9,6 +9,7 @@ import contextlib
 import copy
 import io
 import random
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -106,7 +107,8 @@ class DetectorEvaluator:
 
     def evaluate(self, results: List) -> Tuple[float, Dict[str, float]]:
         """COCO evaluation of all results (rank 0); its console tables are captured, not printed."""
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='The key "bbox" is deleted')  # mmdet's note, per call
             values = self.dataset.evaluate(results, metric=self.metrics, logger='silent', **self.eval_kwargs)
         scalars = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
         for metric in self.metrics:  # mmdet reports nothing for a metric without a single detection: mAP 0

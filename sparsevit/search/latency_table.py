@@ -15,6 +15,7 @@ A table is only valid for the input size, batch, device and model it was measure
 :meth:`LatencyTable.load` rejects a stale table with a message naming what differs.
 """
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -159,9 +160,10 @@ def capture_stage_io(backbone: torch.nn.Module, x: torch.Tensor) -> List[Tuple[t
     records = []
     run_stage = backbone.forward_stage
 
-    def recording(i: int, inp: torch.Tensor):
-        out = run_stage(i, inp)
-        records.append((inp, out))
+    def recording(i: int, inp: torch.Tensor, **kwargs):
+        records.append((inp.clone(), None))  # the stage may write into its input (inplace=True)
+        out = run_stage(i, inp, **kwargs)
+        records[-1] = (records[-1][0], out)
         return out
 
     backbone.forward_stage = recording  # instance attribute shadows the method for this forward only
@@ -182,11 +184,44 @@ def _timed_mean(fn: Callable[[], object], num_warmup: int, num_repeats: int, dev
 def measure_fixed(backbone: torch.nn.Module, x: torch.Tensor, stage_io: Sequence[tuple], num_warmup: int,
                   num_repeats: int, device: torch.device) -> float:
     """Latency of ``forward`` without the stages (each stage replaced by a lookup of its precomputed output)."""
-    backbone.forward_stage = lambda i, inp: stage_io[i][1]
+    backbone.forward_stage = lambda i, inp, **kwargs: stage_io[i][1]
     try:
         return _timed_mean(lambda: backbone(x), num_warmup, num_repeats, device)
     finally:
         del backbone.forward_stage
+
+
+class _StageRun:
+    """Stage ``i`` with that stage at ``values`` (the others dense), run as ``forward`` runs it.
+
+    ``forward`` lets a stage write into the tensor it is given (``inplace=True``, no copy); to time exactly that, each
+    timed call gets a fresh copy of the captured input, made by :meth:`prepare` outside the timed region.
+    """
+
+    def __init__(self, backbone: torch.nn.Module, i: int, values: Sequence[float], x: torch.Tensor):
+        depths = backbone.depths
+        genes = [0.0] * len(gene_names(depths))
+        start = sum(genes_per_stage(depths)[:i])
+        genes[start:start + len(values)] = values
+        self.backbone, self.i, self.x, self.ratios = backbone, i, x, genes_to_ratios(genes, depths)
+        params = inspect.signature(backbone.forward_stage).parameters
+        self.kwargs = dict(inplace=True) if 'inplace' in params else {}
+        self.inp: Optional[torch.Tensor] = None
+
+    def prepare(self) -> None:
+        self.backbone.set_pruning_ratios(self.ratios)
+        self.inp = self.x.clone() if self.kwargs else self.x
+
+    def __call__(self):
+        return self.backbone.forward_stage(self.i, self.inp, **self.kwargs)
+
+    def timed(self, num: int, device: torch.device) -> List[float]:
+        """``num`` timed runs (ms), each on a fresh input."""
+        times = []
+        for _ in range(num):
+            self.prepare()
+            times += time_forwards(self, 1, device)
+        return times
 
 
 @torch.inference_mode()
@@ -206,14 +241,13 @@ def measure_entries(backbone: torch.nn.Module, stage_io: Sequence[tuple], entrie
     out = {}
     try:
         for i, group in by_stage.items():
-            forwards = [_stage_forward(backbone, i, values, stage_io[i][0]) for _, values in group]
-            for fn in forwards:
-                for _ in range(num_warmup):
-                    fn()
+            runs = [_StageRun(backbone, i, values, stage_io[i][0]) for _, values in group]
+            for run in runs:
+                run.timed(num_warmup, device)
             times: List[List[float]] = [[] for _ in group]
             for _ in range(num_repeats):
-                for t, fn in zip(times, forwards):
-                    t += time_forwards(fn, 1, device)
+                for t, run in zip(times, runs):
+                    t += run.timed(1, device)
             for entry, t in zip(group, times):
                 out[(entry[0], tuple(entry[1]))] = trimmed_mean(t)
                 if progress is not None:
@@ -222,20 +256,6 @@ def measure_entries(backbone: torch.nn.Module, stage_io: Sequence[tuple], entrie
     finally:
         backbone.set_pruning_ratios([list(s) for s in saved])
     return out
-
-
-def _stage_forward(backbone: torch.nn.Module, i: int, values: Sequence[float], x: torch.Tensor) -> Callable:
-    """A closure running stage ``i`` on ``x`` with that stage at ``values`` (the others dense)."""
-    depths = backbone.depths
-    genes = [0.0] * len(gene_names(depths))
-    start = sum(genes_per_stage(depths)[:i])
-    genes[start:start + len(values)] = values
-    ratios = genes_to_ratios(genes, depths)
-
-    def forward():
-        backbone.set_pruning_ratios(ratios)
-        return backbone.forward_stage(i, x)
-    return forward
 
 
 def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4, num_warmup: int = 10,
