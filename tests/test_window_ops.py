@@ -1,0 +1,62 @@
+"""Pure window functions against the pad/roll/partition they replace."""
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from sparsevit.ops import window as W
+
+
+def partition(x, ws):
+    """[B, H, W, C] -> [B, nW, N, C], the slow obvious way."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, -1, ws * ws, c)
+
+
+def test_token_index_equals_roll_and_partition():
+    x = torch.randn(2, 14, 21, 3)
+    for shift in (0, 3):
+        idx = W.window_token_index(14, 21, 7, shift)
+        ref = partition(torch.roll(x, (-shift, -shift), (1, 2)), 7)
+        assert torch.equal(x.reshape(2, -1, 3)[:, idx], ref)
+
+
+def test_gather_scatter_roundtrip_touches_only_selected():
+    x = torch.randn(3, 14, 14, 4)
+    idx = W.window_token_index(14, 14, 7, 3)
+    flat = torch.tensor([0, 5, 6, 11])  # image 0 windows 0; image 1 windows 1, 2; image 2 window 3
+    rows = W.token_rows(flat, idx, 4, 14 * 14)
+    win = W.gather_windows(x, rows, 49)
+    ref = partition(torch.roll(x, (-3, -3), (1, 2)), 7).reshape(12, 49, 4)[flat]
+    assert torch.equal(win, ref)
+    y = x.clone()
+    W.scatter_windows_(y, rows, torch.zeros_like(win))
+    touched = torch.zeros(3 * 196, dtype=torch.bool)
+    touched[rows] = True
+    assert torch.equal(y.reshape(-1, 4)[~touched], x.reshape(-1, 4)[~touched])
+    assert (y.reshape(-1, 4)[touched] == 0).all()
+
+
+def test_scores_rank_and_keep():
+    imp = torch.rand(2, 14, 14)
+    idx = W.window_token_index(14, 14, 7, 0)
+    scores = W.window_scores(imp, idx)
+    assert_close(scores, partition(imp.unsqueeze(-1), 7).squeeze(-1).norm(dim=-1))
+    order = W.rank_windows(scores)
+    assert (scores.gather(1, order)[:, :-1] >= scores.gather(1, order)[:, 1:]).all()
+    assert W.flat_window_index(order, 2).tolist() == (order[:, :2] + torch.tensor([[0], [4]])).reshape(-1).tolist()
+    assert [W.num_kept(100, r) for r in (0.0, 0.3, 0.9, 0.99)] == [100, 70, 10, 1]
+    assert W.num_kept(576, 0.6) == 230
+
+
+def test_shift_mask_and_plain_first():
+    mask = W.shift_attn_mask(14, 14, 7, 3)
+    assert mask.shape == (4, 49, 49) and not mask[0].any() and mask[3].any()
+    boundary = mask.ne(0).flatten(1).any(1)
+    assert boundary.tolist() == [False, True, True, True]
+    flat, n_plain = W.split_plain_first(torch.tensor([3, 4, 1, 0]), boundary, 4)
+    assert n_plain == 2 and set(flat[:2].tolist()) == {4, 0}
+    pad = W.padded_token_mask(10, 12, 14, 14, W.window_token_index(14, 14, 7, 0))
+    assert int(pad.sum()) == 14 * 14 - 10 * 12
+    assert torch.equal(F.pad(torch.ones(10, 12), (0, 2, 0, 4)).reshape(-1)[W.window_token_index(14, 14, 7, 0)] == 0,
+                       pad.squeeze(-1))
