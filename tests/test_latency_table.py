@@ -17,6 +17,15 @@ DEPTHS = (2, 2, 4, 2)
 IMG, BATCH = 112, 1
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: several OpenMP threads on a shared 2-core machine make every forward erratic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_backbone(embed_dims: int = 16) -> SparseSwinTransformer:
     torch.manual_seed(0)
     backbone = SparseSwinTransformer(embed_dims=embed_dims, depths=DEPTHS, num_heads=(1, 2, 2, 4), window_size=7,

@@ -3,6 +3,7 @@ few iterations, plain ``python``, ``--resume``, and bad arguments / infeasible b
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from mmcv import Config
 
-from sparsevit.schedule import dense_genes, genes_to_ratios, sparsest_genes
+from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sparsest_genes
 from sparsevit.search.latency_table import LatencyTable
 from sparsevit.utils.config import apply_sparsevit_cfg
 
@@ -25,11 +26,24 @@ DEPTHS = (2, 2, 6, 2)
 
 
 def env() -> dict:
-    """Environment of the tool processes: repo importable; Open MPI allowed as root, quiet and on one host."""
-    e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
-             OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMPI_MCA_rmaps_base_oversubscribe='1',
-             OMPI_MCA_btl_vader_single_copy_mechanism='none', OMP_NUM_THREADS='1')
-    return e
+    """Environment of the tool processes: repo importable; Open MPI allowed as root and on one host; one CPU
+    thread per process (several OpenMP threads per process on a shared 2-core machine slow inference down 10x)."""
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
+                OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1',
+                OMPI_MCA_rmaps_base_oversubscribe='1', OMPI_MCA_btl_vader_single_copy_mechanism='none',
+                OMP_NUM_THREADS='1')
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """In-process runs of the tool use one thread too (as the subprocesses: same latency-table key), restored after."""
+    from sparsevit.utils import dist
+    threads = torch.get_num_threads()
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    monkeypatch.setattr(dist, '_default_threads', 1)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_tool(args, launcher=(), timeout=240) -> subprocess.CompletedProcess:
@@ -63,7 +77,8 @@ def dist_run(demo, tmp_path_factory):
     options, ckpt = demo
     work = str(tmp_path_factory.mktemp('dist_search'))
     args = [DEMO, ckpt, '--max', '100000', '--min', '0', '--iters', '2', '--work-dir', work,
-            '--latency-table', osp.join(work, 'table.json'), '--eval', 'bbox', 'segm', *FAST, *options]
+            '--latency-table', osp.join(work, 'table.json'), '--eval', 'bbox', 'segm', '--num-images', '3', *FAST,
+            *options]
     result = run_tool(args, launcher=(TORCHPACK, 'dist-run', '-np', '2'))
     return work, result
 
@@ -77,7 +92,7 @@ def test_dist_run_writes_log_history_state_and_best_config(dist_run, demo):
     work, result = dist_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert '2 process(es)' in out and 'table check: predicted' in out
+    assert '2 process(es); scoring 3 images' in out and 'table check: predicted' in out
     history = read_jsonl(osp.join(work, f'search_{TAG}_history.jsonl'))
     summary = json.load(open(osp.join(work, f'search_{TAG}_summary.json')))
     state = json.load(open(osp.join(work, f'search_{TAG}_state.json')))
@@ -101,6 +116,16 @@ def test_dist_run_writes_log_history_state_and_best_config(dist_run, demo):
     assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
 
 
+def test_image_subset_is_seeded_and_checked():
+    from sparsevit.search.evaluator import select_images
+    assert select_images(5, None) == [0, 1, 2, 3, 4]
+    subset = select_images(100, 10, seed=3)
+    assert subset == select_images(100, 10, seed=3) == sorted(subset) and len(set(subset)) == 10
+    assert subset != select_images(100, 10, seed=4)
+    with pytest.raises(ValueError, match=r'--num-images must be in \[1, 5\] \(the test set size\), got 6'):
+        select_images(5, 6)
+
+
 def band_from_table(work: str):
     """A band in the middle of the demo model's latency range (some candidates in, some out)."""
     table = LatencyTable.load(osp.join(work, 'table.json'))
@@ -108,32 +133,52 @@ def band_from_table(work: str):
     return sparsest + 0.25 * (dense - sparsest), sparsest + 0.75 * (dense - sparsest)
 
 
-def test_plain_python_and_resume_equal_an_uninterrupted_run(dist_run, demo, tmp_path):
+def test_plain_python_and_resume_after_a_kill_equal_an_uninterrupted_run(dist_run, demo, tmp_path, monkeypatch,
+                                                                       capsys):
+    from sparsevit.search import evaluator
     from tools.search import main
     work, result = dist_run
     assert result.returncode == 0
     options, ckpt = demo
     low, high = band_from_table(work)
-    table = osp.join(work, 'table.json')
-    common = [DEMO, ckpt, '--max', f'{high:.3f}', '--min', f'{low:.3f}', '--latency-table', table, *FAST, *options]
-    tag = f'max{float(f"{high:.3f}"):g}_min{float(f"{low:.3f}"):g}'
+    high, low = f'{high:.3f}', f'{low:.3f}'  # outputs are named with the band as typed
+    common = [DEMO, ckpt, '--max', high, '--min', low, '--latency-table', osp.join(work, 'table.json'), '--iters',
+              '2', '--num-images', '2', *FAST, *options]
+    tag = f'max{high}_min{low}'
 
-    fresh = run_tool([*common, '--iters', '2', '--work-dir', str(tmp_path / 'fresh')])
+    fresh = run_tool([*common, '--work-dir', str(tmp_path / 'fresh')])
     assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
     assert '1 process(es)' in fresh.stdout
-
-    resumed = str(tmp_path / 'resumed')
-    os.chdir(ROOT)
-    assert main([*common, '--iters', '1', '--work-dir', resumed]) == 0
-    assert main([*common, '--iters', '2', '--work-dir', resumed, '--resume']) == 0
-
     a = read_jsonl(osp.join(tmp_path, 'fresh', f'search_{tag}_history.jsonl'))
+    assert any(not r['feasible'] for r in a)
+    assert all(float(low) <= r['latency'] <= float(high) for r in a if r['feasible'])
+
+    calls, kill_at, real_call = [], 8, evaluator.DetectorEvaluator.__call__
+
+    def killed_at_the_8th_score(self, genes):  # in iteration 1, after the initial population of 6
+        calls.append(genes_key(genes))
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt
+        return real_call(self, genes)
+
+    monkeypatch.setattr(evaluator.DetectorEvaluator, '__call__', killed_at_the_8th_score)
+    resumed = str(tmp_path / 'resumed')
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(KeyboardInterrupt):
+        main([*common, '--work-dir', resumed])
+    before = set(calls[:kill_at - 1])
+    calls.clear()
+    capsys.readouterr()
+    assert main([*common, '--work-dir', resumed, '--resume']) == 0
+    assert re.search(r'resumed at iteration 0: \d+ records, [1-9]\d* to replay', capsys.readouterr().out)
+    assert not before & set(calls), 'a configuration was scored twice'
+    assert len(calls) == sum(r['feasible'] for r in a) - (kill_at - 1)
+
     b = read_jsonl(osp.join(resumed, f'search_{tag}_history.jsonl'))
     assert [(r['config'], r['latency'], r['metric']) for r in a] == [(r['config'], r['latency'], r['metric'])
                                                                     for r in b]
-    assert any(not r['feasible'] for r in a) and all(low <= r['latency'] <= high for r in a if r['feasible'])
     summary = json.load(open(osp.join(resumed, f'search_{tag}_summary.json')))
-    assert summary['iterations'] == 2 and low <= summary['best']['latency'] <= high
+    assert summary['iterations'] == 2 and float(low) <= summary['best']['latency'] <= float(high)
 
 
 def one_error_line(text: str, *needles: str) -> None:

@@ -16,25 +16,40 @@ the end. Outputs (see ``sparsevit/search/outputs.py``) go to ``--work-dir``: the
 configuration as a ready-to-train config ``sparsevit_max{MAX}_min{MIN}.py``.
 """
 import argparse
-import json
+import logging
 import os.path as osp
 import random
 import sys
 import time
+import warnings
 from typing import Callable, Dict, List, Optional
 
-import torch
-from mmcv import Config, DictAction
-from tqdm import tqdm
+# import-time notices of torch/mmcv that would bury a one-line error message
+logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
+warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV will release v2.0.0')
 
-from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sparsest_genes
-from sparsevit.search import EvolutionSearcher, LatencyTable, build_latency_table, table_key
-from sparsevit.search.outputs import SearchFiles, relative_to
-from sparsevit.utils import dist
-from sparsevit.utils.config import apply_sparsevit_cfg, get_sparse_backbone
-from sparsevit.utils.latency import measure_backbone_latency, resolve_device, trimmed_mean
+import torch  # noqa: E402
+from mmcv import Config, DictAction  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sparsest_genes  # noqa: E402
+from sparsevit.search import EvolutionSearcher, LatencyTable, build_latency_table, table_key  # noqa: E402
+from sparsevit.search.outputs import SearchFiles  # noqa: E402
+from sparsevit.utils import dist  # noqa: E402
+from sparsevit.utils.config import apply_sparsevit_cfg, get_sparse_backbone  # noqa: E402
+from sparsevit.utils.latency import measure_backbone_latency, resolve_device, trimmed_mean  # noqa: E402
 
 PROG = 'search.py'
+
+
+class Milliseconds(float):
+    """A latency argument that remembers how it was typed: the outputs are named with it, as the original's
+    (``--max 42 --min 37`` -> ``search_max42_min37.txt``)."""
+
+    def __new__(cls, text: str) -> 'Milliseconds':
+        value = super().__new__(cls, text)
+        value.text = text.strip()
+        return value
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -48,8 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description='Latency-constrained evolutionary search of SparseViT sparsity.')
     p.add_argument('config', help='search config, e.g. configs/sparsevit/mask_rcnn_sparsevit.py')
     p.add_argument('checkpoint', help='the Sparsity-Aware Adaptation checkpoint')
-    p.add_argument('--max', type=float, required=True, help='upper end of the latency band (ms)')
-    p.add_argument('--min', type=float, default=0.0, help='lower end of the latency band (ms, default: 0)')
+    p.add_argument('--max', type=Milliseconds, required=True, help='upper end of the latency band (ms)')
+    p.add_argument('--min', type=Milliseconds, default=Milliseconds('0'),
+                   help='lower end of the latency band (ms, default: 0)')
     p.add_argument('--work-dir', default='work_dirs/', help='output directory (default: work_dirs/)')
     p.add_argument('--iters', type=int, default=10000, help='evolution iterations (default: 10000, as the original)')
     p.add_argument('--population', type=int, default=100, help='feasible candidates per iteration (default: 100)')
@@ -224,7 +240,8 @@ def build_table(backbone, args: argparse.Namespace, device: torch.device, log) -
                                    gather=dist.all_gather_objects, **settings).to_dict()
     elif dist.is_master():
         with dist.full_threads():
-            bar = tqdm(desc='latency table', unit='entry', file=sys.stderr, disable=args.no_progress)
+            bar = tqdm(total=args.num_repeats, desc='latency table', unit='round', file=sys.stderr,
+                       disable=args.no_progress)
             data = build_latency_table(backbone, progress=lambda _: bar.update(), **settings).to_dict()
             bar.close()
     data = dist.broadcast_object(data)
@@ -325,7 +342,7 @@ def run(args: argparse.Namespace) -> dict:
     cfg = load_config(args)
     model, dataset = build_model(cfg, args.checkpoint, device)
     backbone = get_sparse_backbone(model)
-    files = SearchFiles(args.work_dir, args.max, args.min)
+    files = SearchFiles(args.work_dir, args.max.text, args.min.text)
     measure, measured = Meter(make_measure(backbone, args, device)), {}
     table_missing = bool(args.latency_table) and not osp.isfile(args.latency_table)
     if table_missing:  # a band no configuration meets fails before the (long) table build
@@ -417,7 +434,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except (ValueError, FileNotFoundError, dist.DistError) as err:
+    except (ValueError, OSError, dist.DistError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f'{PROG}: error: {message}', file=sys.stderr, flush=True)
         return 1

@@ -230,32 +230,25 @@ def measure_entries(backbone: torch.nn.Module, stage_io: Sequence[tuple], entrie
                     progress: Optional[Callable[[int], None]] = None) -> Dict[Entry, float]:
     """Latency of ``forward_stage(i, x_i)`` for each (stage, stage configuration); other stages dense.
 
-    The entries of a stage are timed round-robin (``num_repeats`` rounds of one forward each, after
-    ``num_warmup`` forwards per entry) and each gets the trimmed mean of its rounds, so a burst of load on a shared
-    machine spreads over all entries instead of biasing a few. The backbone's ratios are restored afterwards.
+    After ``num_warmup`` forwards per entry, the entries are timed round-robin: ``num_repeats`` rounds of one
+    forward of every entry, and each entry gets the trimmed mean of its rounds. A change of load on a shared
+    machine then affects every entry alike instead of biasing the stages measured at that moment.
+    ``progress(round)`` is called after each round. The backbone's ratios are restored afterwards.
     """
-    saved, done = backbone.pruning_ratios, 0
-    by_stage: Dict[int, List[Entry]] = {}
-    for entry in entries:
-        by_stage.setdefault(entry[0], []).append(entry)
-    out = {}
+    saved = backbone.pruning_ratios
     try:
-        for i, group in by_stage.items():
-            runs = [_StageRun(backbone, i, values, stage_io[i][0]) for _, values in group]
-            for run in runs:
-                run.timed(num_warmup, device)
-            times: List[List[float]] = [[] for _ in group]
-            for _ in range(num_repeats):
-                for t, run in zip(times, runs):
-                    t += run.timed(1, device)
-            for entry, t in zip(group, times):
-                out[(entry[0], tuple(entry[1]))] = trimmed_mean(t)
-                if progress is not None:
-                    progress(done)
-                done += 1
+        runs = [_StageRun(backbone, i, values, stage_io[i][0]) for i, values in entries]
+        for run in runs:
+            run.timed(num_warmup, device)
+        times: List[List[float]] = [[] for _ in runs]
+        for r in range(num_repeats):
+            for t, run in zip(times, runs):
+                t += run.timed(1, device)
+            if progress is not None:
+                progress(r)
     finally:
         backbone.set_pruning_ratios([list(s) for s in saved])
-    return out
+    return {(i, tuple(values)): trimmed_mean(t) for (i, values), t in zip(entries, times)}
 
 
 def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4, num_warmup: int = 10,
@@ -274,7 +267,7 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
         shard: ``(rank, world_size)``: this process measures entries ``rank::world_size`` (one device each).
         gather: with shards, merges every rank's ``{entry_name: ms}`` dicts (e.g. an all-gather); required
             when ``world_size > 1``.
-        progress: called with the entry number after each measured entry of this shard.
+        progress: called with the round number after each round of timed forwards (``num_repeats`` rounds).
         seed: seed of the random input.
     """
     rank, world = shard

@@ -13,7 +13,7 @@ For ``--max 42 --min 37``:
 import json
 import os
 import os.path as osp
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Union
 
 from ..schedule import Genes, format_genes, genes_to_ratios
 
@@ -23,12 +23,13 @@ class SearchFiles:
 
     Args:
         work_dir: output directory (created).
-        max_latency, min_latency: the band; they name the files like the original (``search_max42_min37.txt``).
+        max_latency, min_latency: the band; they name the files like the original (``search_max42_min37.txt``):
+            strings as typed by the user, or numbers (formatted with ``:g``).
     """
 
-    def __init__(self, work_dir: str, max_latency: float, min_latency: float):
+    def __init__(self, work_dir: str, max_latency: Union[str, float], min_latency: Union[str, float]):
         self.work_dir = work_dir
-        tag = f'max{max_latency:g}_min{min_latency:g}'
+        tag = f'max{_tag(max_latency)}_min{_tag(min_latency)}'
         self.log = osp.join(work_dir, f'search_{tag}.txt')
         self.history = osp.join(work_dir, f'search_{tag}_history.jsonl')
         self.state = osp.join(work_dir, f'search_{tag}_state.json')
@@ -143,6 +144,10 @@ class SearchFiles:
         fig.savefig(self.plot, dpi=120)
         plt.close(fig)
         return self.plot
+
+
+def _tag(value: Union[str, float]) -> str:
+    return value if isinstance(value, str) else f'{value:g}'
 
 
 def relative_to(path: str, start: str) -> str:

@@ -22,13 +22,29 @@ import torch.distributed as tdist
 #: Waiting for one rank to measure or evaluate alone can take long on CPU; torch's default is 30 minutes.
 DEFAULT_TIMEOUT = timedelta(hours=4)
 _MPI_ENV = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE')
-_default_threads = torch.get_num_threads()
 _state = dict(rank=0, size=1, local_rank=0, local_size=1)
 
 
 def launched_by_mpi() -> bool:
     """True when this process was started by an MPI launcher (``mpirun``, ``torchpack dist-run``)."""
     return any(k in os.environ for k in _MPI_ENV)
+
+
+def single_process_threads() -> int:
+    """CPU threads of a plain single-process run (``OMP_NUM_THREADS``, else torch's default, else every core).
+
+    Under ``mpirun`` torch starts with one thread, so there the usable cores stand in for torch's default: a CPU
+    latency is then measured with the same threads whichever way the tool was launched.
+    """
+    env = os.environ.get('OMP_NUM_THREADS', '')
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if not launched_by_mpi():
+        return torch.get_num_threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+_default_threads = single_process_threads()
 
 
 class DistError(RuntimeError):
