@@ -28,16 +28,13 @@ def one_thread():
 
 def tiny_backbone(embed_dims: int = 16) -> SparseSwinTransformer:
     torch.manual_seed(0)
-    backbone = SparseSwinTransformer(embed_dims=embed_dims, depths=DEPTHS, num_heads=(1, 2, 2, 4), window_size=7,
-                                     out_indices=(0, 1, 2, 3))
-    backbone.eval()
-    return backbone
+    return SparseSwinTransformer(embed_dims=embed_dims, depths=DEPTHS, num_heads=(1, 2, 2, 4), window_size=7,
+                                 out_indices=(0, 1, 2, 3)).eval()
 
 
 def measure(backbone, num_warmup: int, num_repeats: int) -> float:
-    """The real latency (a container keeps ``.to().eval()`` chains working: mmdet Swin's train() returns None)."""
-    return latency_mod.measure_backbone_latency(torch.nn.Sequential(backbone), IMG, BATCH, num_warmup, num_repeats,
-                                                'cpu')['latency_ms']
+    """The real latency, as ``tools/measure_latency.py`` measures it."""
+    return latency_mod.measure_backbone_latency(backbone, IMG, BATCH, num_warmup, num_repeats, 'cpu')['latency_ms']
 
 
 class CostClock:

@@ -102,7 +102,9 @@ def test_dist_run_writes_log_history_state_and_best_config(dist_run, demo):
     assert len({json.dumps(r['config']) for r in history}) == len(history)
     best = summary['best']
     assert best['metric'] == max(r['metric'] for r in history)
-    assert len(summary['table_check']) >= 3 and summary['measured_latency_ms'] > 0
+    check = summary['table_check']
+    assert len(check['rows']) >= 3 and summary['measured_latency_ms'] > 0 and check['speed_ratio'] > 0
+    assert check['rows'][0]['rescaled_error_pct'] == pytest.approx(0.0, abs=1e-9)  # dense: the reference
 
     log = open(osp.join(work, f'search_{TAG}.txt')).read()
     assert f"{summary['metric']} {best['metric']:.4f}" in log and 'backbone.stages.2_3 : ' in log
@@ -213,7 +215,7 @@ def test_bad_arguments_fail_with_one_line(demo, capsys):
     one_error_line(capsys.readouterr().err, "invalid choice: 'proposal'")
 
 
-def test_infeasible_band_and_stale_table_fail_with_one_line(dist_run, demo, capsys, tmp_path):
+def test_infeasible_band_stale_table_and_bad_checkpoint_fail_with_one_line(dist_run, demo, capsys, tmp_path):
     from tools.search import main
     work, _ = dist_run
     options, ckpt = demo
@@ -227,6 +229,12 @@ def test_infeasible_band_and_stale_table_fail_with_one_line(dist_run, demo, caps
     one_error_line(capsys.readouterr().err, 'is stale', 'img_size=112 (now 96)')
     assert main([*common, '--min', '0', '--max', '1000', '--resume']) == 1
     one_error_line(capsys.readouterr().err, '--resume: no search state')
+    partial = torch.load(ckpt, weights_only=False)
+    partial['state_dict'].pop('backbone.norm0.weight')
+    torch.save(partial, str(tmp_path.parent / 'partial.pth'))
+    assert main([DEMO, str(tmp_path.parent / 'partial.pth'), '--max', '1000', *common[4:]]) == 1
+    one_error_line(capsys.readouterr().err, "does not fit the config's model: 1 weights missing",
+                   'backbone.norm0.weight')
     assert not os.listdir(tmp_path), 'a failed start must not write outputs'
 
 

@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.parallel import scatter
+from mmdet.core import encode_mask_results
+from mmdet.datasets import build_dataloader
 from torch.utils.data import Subset
 
 from ..schedule import Genes, genes_to_ratios
@@ -69,7 +71,6 @@ class DetectorEvaluator:
     def __init__(self, model: torch.nn.Module, dataset, metrics: Sequence[str] = ('bbox',),
                  num_images: Optional[int] = None, seed: int = 0, samples_per_gpu: int = 1, workers_per_gpu: int = 0,
                  eval_kwargs: Optional[dict] = None, device: torch.device = torch.device('cpu')):
-        from mmdet.datasets import build_dataloader
         self.model, self.device, self.metrics = model, device, list(metrics)
         self.backbone = get_sparse_backbone(model)
         indices = select_images(len(dataset), num_images, seed)
@@ -94,7 +95,6 @@ class DetectorEvaluator:
     @torch.no_grad()
     def infer(self) -> List:
         """Detections of this rank's images, in order (masks RLE-encoded, as mmdet's ``single_gpu_test``)."""
-        from mmdet.core import encode_mask_results
         self.model.eval()
         target = [self.device.index if self.device.type == 'cuda' else -1]
         out = []

@@ -277,8 +277,7 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
         raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
     dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
     choices = check_choices(choices)
-    backbone.to(dev)
-    backbone.eval()  # not chained: mmdet's SwinTransformer.train() returns None
+    backbone.to(dev).eval()
     x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(dev)
     saved = backbone.pruning_ratios
     backbone.set_pruning_ratios(None)
