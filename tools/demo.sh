@@ -36,7 +36,7 @@ SEARCH_DIR="$OUT/search"
 LOGS="$OUT/logs"
 START=$(date +%s)
 STEP=0
-NSTEPS=9
+NSTEPS=10
 
 log() { echo "[demo $(date +%T)] $*"; }
 die() { echo "[demo] error: $*" >&2; exit 1; }
@@ -98,16 +98,14 @@ if fresh "$SAA_DIR/latest.pth"; then
     --cfg-options "${DATA_OPTS[@]}" load_from="$DENSE_DIR/latest.pth"
 fi
 
-step "latency of the dense backbones (${IMG}x${IMG}, batch 4)"
-if fresh "$OUT/latency_sparsevit_dense.json"; then
-  run latency_dense "$PY" tools/measure_latency.py "$DENSE_CFG" --img_size "$IMG" --no-progress \
-    --json "$OUT/latency_swin_dense.json"
-  run latency_sparsevit_dense "$PY" tools/measure_latency.py "$SPARSE_CFG" --img_size "$IMG" --no-progress \
-    --json "$OUT/latency_sparsevit_dense.json"
+step "latency of the dense SparseViT backbone (${IMG}x${IMG}, batch 4): the search's band"
+if fresh "$OUT/latency_band_dense.json"; then
+  run latency_band "$PY" tools/measure_latency.py "$SPARSE_CFG" --img_size "$IMG" --no-progress \
+    --json "$OUT/latency_band_dense.json"
 fi
 read -r MAX_MS MIN_MS <<< "$("$PY" -c "import json, sys
 ms = json.load(open(sys.argv[1]))['latency_ms']
-print(f'{float(sys.argv[2]) * ms:.1f} {float(sys.argv[3]) * ms:.1f}')" "$OUT/latency_sparsevit_dense.json" "$MAX_FRAC" "$MIN_FRAC")"
+print(f'{float(sys.argv[2]) * ms:.1f} {float(sys.argv[3]) * ms:.1f}')" "$OUT/latency_band_dense.json" "$MAX_FRAC" "$MIN_FRAC")"
 log "  search band: [$MIN_MS, $MAX_MS] ms (${MIN_FRAC}x to ${MAX_FRAC}x the dense SparseViT backbone)"
 
 step "latency-constrained evolutionary search ($NP processes) -> $SEARCH_DIR"
@@ -146,10 +144,13 @@ for pair in "dense:$DENSE_CFG:$DENSE_DIR" "saa:$SPARSE_CFG:$SAA_DIR" "sparse:$BE
   fi
 done
 
-step "latency of the finetuned sparse backbone"
+step "latencies, measured back to back (${IMG}x${IMG}, batch 4): dense Swin, dense SparseViT, the sparse result"
 if fresh "$OUT/latency_$BEST_NAME.json"; then
-  run latency_sparse "$PY" tools/measure_latency.py "$BEST_CFG" --img_size "$IMG" --no-progress \
-    --json "$OUT/latency_$BEST_NAME.json"
+  for pair in "swin_dense:$DENSE_CFG" "sparsevit_dense:$SPARSE_CFG" "$BEST_NAME:$BEST_CFG"; do
+    IFS=: read -r name cfg <<< "$pair"
+    run "latency_$name" "$PY" tools/measure_latency.py "$cfg" --img_size "$IMG" --no-progress \
+      --json "$OUT/latency_$name.json"
+  done
 fi
 
 step "visualisation of the kept windows -> $OUT/sparsity.png"

@@ -16,9 +16,9 @@ pruning_ratios = [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 
 # Finetune schedule: short, at a low learning rate, from the Sparsity-Aware Adaptation weights.
 optimizer = dict(lr=2e-4)
 lr_config = dict(
-    _delete_=True, policy='step', warmup='linear', warmup_iters=20, warmup_ratio=0.1, step=[2])
-runner = dict(type='EpochBasedRunner', max_epochs=3)
-evaluation = dict(interval=3, metric=['bbox', 'segm'])
+    _delete_=True, policy='step', warmup='linear', warmup_iters=20, warmup_ratio=0.1, step=[1])
+runner = dict(type='EpochBasedRunner', max_epochs=2)
+evaluation = dict(interval=2, metric=['bbox', 'segm'])
 
 # The Sparsity-Aware Adaptation checkpoint (configs/demo/mask_rcnn_sparsevit_saa_demo.py).
 load_from = 'work_dirs/demo/mask_rcnn_sparsevit_saa_demo/latest.pth'

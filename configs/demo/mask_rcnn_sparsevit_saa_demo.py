@@ -12,9 +12,9 @@ random_sample = True
 
 optimizer = dict(lr=2e-4)
 lr_config = dict(
-    _delete_=True, policy='step', warmup='linear', warmup_iters=20, warmup_ratio=0.1, step=[3])
-runner = dict(type='EpochBasedRunner', max_epochs=4)
-evaluation = dict(interval=4, metric=['bbox', 'segm'])
+    _delete_=True, policy='step', warmup='linear', warmup_iters=20, warmup_ratio=0.1, step=[2])
+runner = dict(type='EpochBasedRunner', max_epochs=3)
+evaluation = dict(interval=3, metric=['bbox', 'segm'])
 
 # The dense demo checkpoint (step 1).
 load_from = 'work_dirs/demo/mask_rcnn_swin_demo/latest.pth'

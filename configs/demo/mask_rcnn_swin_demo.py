@@ -28,13 +28,15 @@ model = dict(
         out_channels=neck_channels),
     rpn_head=dict(in_channels=neck_channels, feat_channels=neck_channels),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=neck_channels),
+        bbox_roi_extractor=dict(
+            roi_layer=dict(sampling_ratio=2), out_channels=neck_channels),
         bbox_head=dict(in_channels=neck_channels, fc_out_channels=256, num_classes=num_classes),
-        mask_roi_extractor=dict(out_channels=neck_channels),
+        mask_roi_extractor=dict(
+            roi_layer=dict(sampling_ratio=2), out_channels=neck_channels),
         mask_head=dict(in_channels=neck_channels, conv_out_channels=neck_channels, num_classes=num_classes)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=128))),
+        rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
 optimizer = dict(
@@ -51,8 +53,8 @@ optimizer = dict(
         }))
 optimizer_config = dict(_delete_=True, grad_clip=dict(max_norm=10.0, norm_type=2))
 lr_config = dict(
-    policy='step', warmup='linear', warmup_iters=100, warmup_ratio=0.01, step=[10])
-runner = dict(type='EpochBasedRunner', max_epochs=12)
+    policy='step', warmup='linear', warmup_iters=100, warmup_ratio=0.01, step=[5])
+runner = dict(type='EpochBasedRunner', max_epochs=6)
 checkpoint_config = dict(interval=1, max_keep_ckpts=1)
-evaluation = dict(interval=12, metric=['bbox', 'segm'])
+evaluation = dict(interval=6, metric=['bbox', 'segm'])
 log_config = dict(interval=10)
