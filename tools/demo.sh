@@ -49,8 +49,9 @@ run() {
   "$@" >"$logfile" 2>&1 &
   local pid=$!
   tail -n +1 -f "$logfile" --pid "$pid" 2>/dev/null \
-    | grep --line-buffered -E 'Epoch \[[0-9]+\]\[[0-9]+/[0-9]+\]|\[search\]|best|latency of|drawn' \
-    | sed -u -E 's/^[0-9-]+ [0-9:,]+ - mmdet - INFO - /    /; s/^/    /' || true
+    | grep --line-buffered -E 'Epoch \[[0-9]+\]\[(50|100)/|\[search\] (band|best|latency table:|wrote .*\.py)|latency of|drawn' \
+    | sed -u -E 's/.*(Epoch \[[0-9]+\]\[[0-9]+\/[0-9]+\]).*eta: ([0-9:]+), time: ([0-9.]+),.* loss: ([0-9.]+),.*/\1 loss \4, \3 s\/iter, eta \2/; s/^/    /' \
+    || true
   wait "$pid" || status=$?
   if [ "$status" != 0 ]; then
     echo "---- last lines of $logfile ----" >&2
@@ -64,9 +65,11 @@ run() {
 step() { STEP=$((STEP + 1)); log "step $STEP/$NSTEPS: $*"; }
 
 # fresh OUTPUT: true when OUTPUT must be (re)made; once one step runs, every later step runs too
+REUSED=0
 fresh() {
   if [ "$FORCE" = 1 ] || [ ! -e "$1" ]; then FORCE=1; return 0; fi
   log "  (reusing $1; DEMO_FORCE=1 redoes it)"
+  REUSED=$((REUSED + 1))
   return 1
 }
 
@@ -158,9 +161,11 @@ run visualize "$PY" tools/visualize_sparsity.py "$BEST_CFG" "$FT_DIR/latest.pth"
   --out "$OUT/sparsity.png"
 
 step "results"
+WALL=(--wall-time "$(( $(date +%s) - START ))")
+[ "$REUSED" = 0 ] || WALL=()  # outputs of an earlier run were reused: this run's time means nothing
 "$PY" tools/demo_report.py \
   --row "dense Swin (mmdet)" "$DENSE_CFG" "$DENSE_DIR" "$OUT/latency_swin_dense.json" \
   --row "SparseViT SAA, dense" "$SPARSE_CFG" "$SAA_DIR" "$OUT/latency_sparsevit_dense.json" \
   --row "SparseViT searched + finetuned" "$BEST_CFG" "$FT_DIR" "$OUT/latency_$BEST_NAME.json" \
-  --markdown "$OUT/results.md" --json "$OUT/results.json" --wall-time "$(( $(date +%s) - START ))"
+  --markdown "$OUT/results.md" --json "$OUT/results.json" ${WALL[@]+"${WALL[@]}"}
 log "done in $(( ($(date +%s) - START) / 60 )) min: $OUT/results.md, $OUT/sparsity.png, per-step seconds in $OUT/timings.txt"

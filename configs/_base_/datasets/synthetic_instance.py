@@ -1,6 +1,7 @@
 # The embedded synthetic shapes dataset (COCO format, instance segmentation), written by
 # `python tools/make_synthetic_data.py` (sparsevit.datasets.synthetic) under data/sparsevit_demo/.
 # Point it elsewhere with the --cfg-options of sparsevit.datasets.synthetic.synthetic_cfg_options(data_root).
+# (A dataset base: custom_imports comes from _base_/default_runtime.py, mmcv forbids duplicate keys among bases.)
 dataset_type = 'CocoDataset'
 data_root = 'data/sparsevit_demo/'
 classes = ('circle', 'square', 'triangle', 'star')  # == sparsevit.datasets.synthetic.SYNTHETIC_CLASSES
