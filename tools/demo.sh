@@ -5,12 +5,13 @@
 # latency, bbox mAP, mask mAP) and the picture of the kept windows. About 20 minutes on 2 CPU cores.
 #
 # Everything goes under work_dirs/demo/ in mmdet's layout (one work dir per config: logs, checkpoints,
-# eval_*.json), plus latency_*.json, search/, sparsity.png, results.md, results.json and logs/ (each step's
+# eval_*.json), plus latency/*.json, search/, sparsity.png, results.md, results.json and logs/ (each step's
 # console output). A step whose outputs exist is skipped; DEMO_FORCE=1 (or removing work_dirs/demo) redoes all.
 #
 # Environment knobs: DEMO_DIR (work_dirs/demo), DEMO_DATA (data/sparsevit_demo), DEMO_NP (2: search processes),
 # DEMO_SEED (0), DEMO_MAX_FRAC / DEMO_MIN_FRAC (0.85 / 0.6: the search's latency band as fractions of the dense
-# SparseViT backbone's measured latency), PYTHON (.venv/bin/python).
+# SparseViT backbone's measured latency), DEMO_LATENCY_ROUNDS (3: interleaved measurements per config, median
+# reported), PYTHON (.venv/bin/python).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,7 @@ SEED="${DEMO_SEED:-0}"
 MAX_FRAC="${DEMO_MAX_FRAC:-0.85}"
 MIN_FRAC="${DEMO_MIN_FRAC:-0.6}"
 FORCE="${DEMO_FORCE:-0}"
+ROUNDS="${DEMO_LATENCY_ROUNDS:-3}"
 IMG=224  # the demo configs' fixed input size
 DENSE_CFG=configs/demo/mask_rcnn_swin_demo.py
 SAA_CFG=configs/demo/mask_rcnn_sparsevit_saa_demo.py
@@ -48,10 +50,10 @@ run() {
   local logfile="$LOGS/$name.log" t0=$(date +%s) status=0
   "$@" >"$logfile" 2>&1 &
   local pid=$!
-  tail -n +1 -f "$logfile" --pid "$pid" 2>/dev/null \
-    | grep --line-buffered -E 'Epoch \[[0-9]+\]\[(50|100)/|\[search\] (band|best|latency table:|wrote .*\.py)|latency of|drawn' \
-    | sed -u -E 's/.*(Epoch \[[0-9]+\]\[[0-9]+\/[0-9]+\]).*eta: ([0-9:]+), time: ([0-9.]+),.* loss: ([0-9.]+),.*/\1 loss \4, \3 s\/iter, eta \2/; s/^/    /' \
-    || true
+  local shown='Epoch \[[0-9]+\]\[(50|100)/|\[search\] (band|best|latency table:|wrote .*\.py)|latency of|drawn'
+  local short='s/.*(Epoch \[[0-9]+\]\[[0-9]+\/[0-9]+\]).*eta: ([0-9:]+), time: ([0-9.]+),.* loss: ([0-9.]+),.*/'
+  short+='\1 loss \4, \3 s\/iter, eta \2/; s/^/    /'
+  tail -n +1 -f "$logfile" --pid "$pid" 2>/dev/null | grep --line-buffered -E "$shown" | sed -u -E "$short" || true
   wait "$pid" || status=$?
   if [ "$status" != 0 ]; then
     echo "---- last lines of $logfile ----" >&2
@@ -73,7 +75,24 @@ fresh() {
   return 1
 }
 
-mkdir -p "$OUT" "$LOGS"
+# measure NAME CONFIG [NAME CONFIG ...]: backbone latency of each config in $ROUNDS interleaved rounds (the
+# machine's load changes over time; the table uses the median of the rounds) -> $OUT/latency/NAME_r{1..}.json
+measure() {
+  local round i
+  for ((i = 1; i < $#; i += 2)); do rm -f "$OUT/latency/${!i}"_r*.json; done  # no stale rounds in the median
+  for round in $(seq 1 "$ROUNDS"); do
+    for ((i = 1; i < $#; i += 2)); do
+      local name="${!i}" j=$((i + 1))
+      run "latency_${name}_r$round" "$PY" tools/measure_latency.py "${!j}" --img_size "$IMG" --no-progress \
+        --num-warmup 5 --num-repeats 30 --json "$OUT/latency/${name}_r$round.json"
+    done
+  done
+}
+
+# runs NAME: the comma-separated latency files of NAME's rounds
+runs() { local files=("$OUT/latency/$1"_r*.json); local IFS=,; echo "${files[*]}"; }
+
+mkdir -p "$OUT" "$LOGS" "$OUT/latency"
 : > "$OUT/timings.txt"
 command -v "$PY" >/dev/null 2>&1 || die "no python: run 'make demo' (it creates .venv) or set PYTHON"
 "$PY" -c 'import sparsevit, mmdet, mmcv.ops' 2>/dev/null \
@@ -88,6 +107,7 @@ run data "$PY" tools/make_synthetic_data.py --out "$DATA" --seed "$SEED"
 read -r -a DATA_OPTS <<< "$("$PY" -W ignore -c "import sys
 from sparsevit.datasets.synthetic import synthetic_cfg_options
 print(' '.join(f'{k}={v}' for k, v in synthetic_cfg_options(sys.argv[1]).items()))" "$DATA" 2>/dev/null)"
+[ "${#DATA_OPTS[@]}" -gt 0 ] || die "could not build the --cfg-options for $DATA"
 
 step "dense training of $DENSE_CFG -> $DENSE_DIR"
 if fresh "$DENSE_DIR/latest.pth"; then
@@ -102,13 +122,10 @@ if fresh "$SAA_DIR/latest.pth"; then
 fi
 
 step "latency of the dense SparseViT backbone (${IMG}x${IMG}, batch 4): the search's band"
-if fresh "$OUT/latency_band_dense.json"; then
-  run latency_band "$PY" tools/measure_latency.py "$SPARSE_CFG" --img_size "$IMG" --no-progress \
-    --json "$OUT/latency_band_dense.json"
+if fresh "$OUT/latency/band_dense_r$ROUNDS.json"; then
+  measure band_dense "$SPARSE_CFG"
 fi
-read -r MAX_MS MIN_MS <<< "$("$PY" -c "import json, sys
-ms = json.load(open(sys.argv[1]))['latency_ms']
-print(f'{float(sys.argv[2]) * ms:.1f} {float(sys.argv[3]) * ms:.1f}')" "$OUT/latency_band_dense.json" "$MAX_FRAC" "$MIN_FRAC")"
+read -r MAX_MS MIN_MS <<< "$("$PY" tools/demo_report.py --band "$MAX_FRAC" "$MIN_FRAC" "$OUT"/latency/band_dense_r*.json)"
 log "  search band: [$MIN_MS, $MAX_MS] ms (${MIN_FRAC}x to ${MAX_FRAC}x the dense SparseViT backbone)"
 
 step "latency-constrained evolutionary search ($NP processes) -> $SEARCH_DIR"
@@ -126,7 +143,7 @@ if fresh "$BEST_CFG"; then
     run search "$PY" "${SEARCH[@]}"
   fi
 fi
-[ -f "$BEST_CFG" ] || BEST_CFG="$(ls -t "$SEARCH_DIR"/sparsevit_max*_min*.py 2>/dev/null | head -n 1)"
+[ -f "$BEST_CFG" ] || BEST_CFG="$(ls -t "$SEARCH_DIR"/sparsevit_max*_min*.py 2>/dev/null | head -n 1 || true)"
 [ -n "$BEST_CFG" ] && [ -f "$BEST_CFG" ] || die "the search wrote no sparsevit_max*_min*.py in $SEARCH_DIR"
 BEST_NAME="$(basename "$BEST_CFG" .py)"
 FT_DIR="$OUT/$BEST_NAME"
@@ -147,13 +164,9 @@ for pair in "dense:$DENSE_CFG:$DENSE_DIR" "saa:$SPARSE_CFG:$SAA_DIR" "sparse:$BE
   fi
 done
 
-step "latencies, measured back to back (${IMG}x${IMG}, batch 4): dense Swin, dense SparseViT, the sparse result"
-if fresh "$OUT/latency_$BEST_NAME.json"; then
-  for pair in "swin_dense:$DENSE_CFG" "sparsevit_dense:$SPARSE_CFG" "$BEST_NAME:$BEST_CFG"; do
-    IFS=: read -r name cfg <<< "$pair"
-    run "latency_$name" "$PY" tools/measure_latency.py "$cfg" --img_size "$IMG" --no-progress \
-      --json "$OUT/latency_$name.json"
-  done
+step "latencies, $ROUNDS interleaved rounds (${IMG}x${IMG}, batch 4): dense Swin, dense SparseViT, the sparse result"
+if fresh "$OUT/latency/${BEST_NAME}_r$ROUNDS.json"; then
+  measure swin_dense "$DENSE_CFG" sparsevit_dense "$SPARSE_CFG" "$BEST_NAME" "$BEST_CFG"
 fi
 
 step "visualisation of the kept windows -> $OUT/sparsity.png"
@@ -164,8 +177,8 @@ step "results"
 WALL=(--wall-time "$(( $(date +%s) - START ))")
 [ "$REUSED" = 0 ] || WALL=()  # outputs of an earlier run were reused: this run's time means nothing
 "$PY" tools/demo_report.py \
-  --row "dense Swin (mmdet)" "$DENSE_CFG" "$DENSE_DIR" "$OUT/latency_swin_dense.json" \
-  --row "SparseViT SAA, dense" "$SPARSE_CFG" "$SAA_DIR" "$OUT/latency_sparsevit_dense.json" \
-  --row "SparseViT searched + finetuned" "$BEST_CFG" "$FT_DIR" "$OUT/latency_$BEST_NAME.json" \
+  --row "dense Swin (mmdet)" "$DENSE_CFG" "$DENSE_DIR" "$(runs swin_dense)" \
+  --row "SparseViT SAA, dense" "$SPARSE_CFG" "$SAA_DIR" "$(runs sparsevit_dense)" \
+  --row "SparseViT searched + finetuned" "$BEST_CFG" "$FT_DIR" "$(runs "$BEST_NAME")" \
   --markdown "$OUT/results.md" --json "$OUT/results.json" ${WALL[@]+"${WALL[@]}"}
 log "done in $(( ($(date +%s) - START) / 60 )) min: $OUT/results.md, $OUT/sparsity.png, per-step seconds in $OUT/timings.txt"

@@ -1,12 +1,16 @@
 """Build the demo's results table (like the SparseViT README's) from the tools' JSON outputs.
 
     python tools/demo_report.py \
-        --row dense CONFIG EVAL LATENCY_JSON --row sparse CONFIG EVAL LATENCY_JSON \
+        --row dense CONFIG EVAL LATENCY_JSON[,LATENCY_JSON...] --row sparse CONFIG EVAL LATENCY_JSON[,...] \
         [--markdown results.md] [--json results.json] [--wall-time SECONDS]
+    python tools/demo_report.py --band MAX_FRAC MIN_FRAC LATENCY_JSON [LATENCY_JSON ...]
 
 ``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
-(its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``.
-The first row is the reference of the latency ratios and of the accuracy checks (the first row should be dense).
+(its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``;
+with several (repeated measurements on a shared machine) their median latency is used. The first row is the
+reference of the latency ratios and of the accuracy checks (the first row should be dense).
+
+``--band`` prints the search's latency band ``MAX_MS MIN_MS``: the fractions of the median latency of the files.
 """
 import argparse
 import glob
@@ -14,9 +18,10 @@ import json
 import logging
 import os
 import os.path as osp
+import statistics
 import sys
 import warnings
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
@@ -38,13 +43,21 @@ class OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = OneLineParser(description='Print the demo table (config, latency, bbox mAP, mask mAP).')
-    parser.add_argument('--row', nargs=4, action='append', required=True,
-                        metavar=('NAME', 'CONFIG', 'EVAL', 'LATENCY_JSON'),
-                        help='one table row; the first is the reference (dense)')
+    parser.add_argument('--row', nargs=4, action='append', metavar=('NAME', 'CONFIG', 'EVAL', 'LATENCY_JSON'),
+                        help='one table row; the first is the reference (dense); LATENCY_JSON may be a '
+                        'comma-separated list (median used)')
+    parser.add_argument('--band', nargs=2, type=float, metavar=('MAX_FRAC', 'MIN_FRAC'),
+                        help='print "MAX_MS MIN_MS": these fractions of the median latency of the files given')
+    parser.add_argument('files', nargs='*', help='latency JSON files (with --band)')
     parser.add_argument('--markdown', default=None, help='also write the table to this Markdown file')
     parser.add_argument('--json', default=None, help='also write the rows and checks to this JSON file')
     parser.add_argument('--wall-time', type=float, default=None, help='the pipeline wall time in seconds')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.band is None and not args.row:
+        parser.error('give --row (the table) or --band with latency files')
+    if args.band is not None and not args.files:
+        parser.error('--band needs at least one latency JSON file')
+    return args
 
 
 def load_json(path: str) -> dict:
@@ -77,14 +90,30 @@ def sparsity_text(ratios: Optional[list]) -> str:
     return ' / '.join(' '.join(v) for v in stages.values())
 
 
-def build_row(name: str, config: str, eval_path: str, latency_path: str) -> dict:
+def median_latency(paths: Sequence[str]) -> Tuple[float, dict]:
+    """Median ``latency_ms`` over the measurement files and the first file's content."""
+    runs = [load_json(p) for p in paths]
+    return float(statistics.median(r['latency_ms'] for r in runs)), runs[0]
+
+
+def band(max_frac: float, min_frac: float, paths: Sequence[str]) -> str:
+    """``'MAX_MS MIN_MS'``, one decimal: the fractions of the median dense latency."""
+    if not 0 < min_frac <= max_frac:
+        raise ValueError(f'--band needs 0 < MIN_FRAC <= MAX_FRAC, got {max_frac:g} {min_frac:g}')
+    ms, _ = median_latency(paths)
+    return f'{max_frac * ms:.1f} {min_frac * ms:.1f}'
+
+
+def build_row(name: str, config: str, eval_path: str, latency_paths: str) -> dict:
     metric = load_json(eval_file(eval_path)).get('metric', {})
-    latency = load_json(latency_path)
+    paths = latency_paths.split(',')
+    latency_ms, latency = median_latency(paths)
     missing = [k for k in ('bbox_mAP', 'segm_mAP') if k not in metric]
     if missing:
         raise ValueError(f'{eval_file(eval_path)} has no {missing} (evaluate with --eval bbox segm)')
     ratios = latency.get('pruning_ratios')
-    return dict(name=name, config=config, latency_ms=float(latency['latency_ms']),
+    return dict(name=name, config=config, latency_ms=latency_ms,
+                latency_runs_ms=[load_json(p)['latency_ms'] for p in paths],
                 img_size=latency.get('img_size'), batch_size=latency.get('batch_size'),
                 device=latency.get('device'), bbox_mAP=float(metric['bbox_mAP']),
                 segm_mAP=float(metric['segm_mAP']), pruning_ratios=ratios, sparsity=sparsity_text(ratios),
@@ -126,7 +155,8 @@ def report(args: argparse.Namespace) -> str:
     first = rows[0]
     text = [table(rows), '',
             f"Latency: backbone only, batch {first['batch_size']}, random input, trimmed mean (25 % dropped each "
-            f"side), device {first['device']}. mAP: COCO mAP@[.5:.95] on the synthetic val split."]
+            f"side), device {first['device']}, median of {len(first['latency_runs_ms'])} interleaved "
+            f"measurement(s). mAP: COCO mAP@[.5:.95] on the synthetic val split."]
     if args.wall_time is not None:
         text.append(f'Pipeline wall time: {args.wall_time / 60:.1f} min.')
     text += [''] + [f"- [{'x' if c['ok'] else ' '}] {c['check']} ({c['value']:g})" for c in results]
@@ -145,7 +175,7 @@ def report(args: argparse.Namespace) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        print(report(args))
+        print(band(*args.band, args.files) if args.band is not None else report(args))
     except (ValueError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'demo_report.py: error: {message}', file=sys.stderr)

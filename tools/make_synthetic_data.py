@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     try:
         info = generate_synthetic_coco(args.out, num_train=args.num_train, num_val=args.num_val,
                                        img_size=args.img_size, seed=args.seed)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f'make_synthetic_data.py: error: {err}', file=sys.stderr)
         return 2
     state = 'generated' if info['generated'] else 'already complete, reused'
