@@ -61,7 +61,10 @@ def test_searched_configs_have_the_originals_ratios(path):
     expected = as_tuples(SEARCHED[path])
     assert as_tuples(Config.fromfile(osp.join(ROOT, path)).pruning_ratios) == expected
     assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
-    assert cfg.runner.max_epochs == 36 and cfg.lr_config.step == [27, 33] and cfg.lr_config.warmup_iters == 1000
+    assert_originals_sparsevit_recipe(cfg)
+    assert dict(cfg.lr_config) == dict(policy='step', warmup='linear', warmup_iters=1000, warmup_ratio=0.001,
+                                       step=[27, 33])
+    assert cfg.runner.max_epochs == 36
     assert cfg.load_from.endswith('mask_rcnn_sparsevit_saa/latest.pth')
     backbone = build(cfg).backbone
     assert as_tuples(backbone.pruning_ratios) == expected
@@ -74,19 +77,70 @@ def test_dense_pretrain_is_mmdets_swin_t_3x():
     assert list(backbone.depths) == [2, 2, 6, 2] and list(backbone.num_heads) == [3, 6, 12, 24]
     assert cfg.optimizer.type == 'AdamW' and cfg.optimizer.lr == 1e-4 and cfg.runner.max_epochs == 36
     assert cfg.fp16 == dict(loss_scale=dict(init_scale=512))
+    # ImageNet-pretrained backbone (the original's copy comments this out: a deliberate difference)
+    assert backbone.init_cfg.type == 'Pretrained' and backbone.init_cfg.checkpoint.endswith(
+        'swin_tiny_patch4_window7_224.pth')
+    assert backbone.convert_weights is True
+
+
+def assert_originals_sparsevit_recipe(cfg: Config) -> None:
+    """The optimizer, checkpoint policy, backbone flags and 672x672 test pipeline of the original's
+    mask_rcnn_sparsevit.py, which SAA and every finetune inherit."""
+    opt = cfg.optimizer
+    assert (opt.type, opt.lr, tuple(opt.betas), opt.weight_decay) == ('AdamW', 1e-5, (0.9, 0.999), 0.05)
+    assert {k: v['decay_mult'] for k, v in opt.paramwise_cfg.custom_keys.items()} == {
+        'absolute_pos_embed': 0., 'relative_position_bias_table': 0., 'norm': 0.}
+    assert 'momentum' not in opt  # _delete_ dropped the SGD base
+    assert dict(cfg.checkpoint_config) == dict(interval=1, max_keep_ckpts=1)
+    assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
+    assert cfg.model.backbone.convert_weights is True
+    for split in ('val', 'test'):
+        pipeline = cfg.data[split].pipeline
+        assert [t['type'] for t in pipeline] == ['LoadImageFromFile', 'MultiScaleFlipAug']
+        aug = pipeline[1]
+        assert tuple(aug.img_scale) == (672, 672) and aug.flip is False
+        assert [dict(t) for t in aug.transforms] == [
+            dict(type='Resize', keep_ratio=False),
+            dict(type='RandomFlip'),
+            dict(type='Normalize', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True),
+            dict(type='Pad', size_divisor=32),
+            dict(type='ImageToTensor', keys=['img']),
+            dict(type='Collect', keys=['img']),
+        ]
+
+
+def test_sparsevit_base_is_the_originals_recipe():
+    cfg = load(SPARSE)
+    assert_originals_sparsevit_recipe(cfg)
+    assert cfg.model.backbone.init_cfg is None  # the weights come from load_from / the tools' checkpoint
+    assert as_tuples(cfg.model.backbone.pruning_ratios) == as_tuples(normalize_pruning_ratios(None, (2, 2, 6, 2)))
+
+
+def test_672_test_pipeline_stretches_to_exactly_672(tmp_path):
+    """keep_ratio=False: a 480x640 image becomes exactly 672x672 (no letterbox, no padding needed)."""
+    import mmcv
+    import numpy as np
+    from mmdet.datasets.pipelines import Compose
+    path = str(tmp_path / 'img.png')
+    mmcv.imwrite(np.random.RandomState(0).randint(0, 255, (480, 640, 3), dtype=np.uint8), path)
+    data = Compose(load(SPARSE).data.test.pipeline)(dict(img_info=dict(filename=path), img_prefix=None))
+    meta = data['img_metas'][0].data
+    assert tuple(data['img'][0].shape) == (3, 672, 672)
+    assert meta['img_shape'][:2] == (672, 672) and meta['pad_shape'][:2] == (672, 672)
+    np.testing.assert_allclose(meta['scale_factor'], [672 / 640, 672 / 480, 672 / 640, 672 / 480], rtol=1e-6)
 
 
 def test_saa_config():
     cfg = load('configs/sparsevit/mask_rcnn_sparsevit_saa.py')
     assert cfg.random_sample is True
-    assert cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer')
+    assert_originals_sparsevit_recipe(cfg)
     assert as_tuples(cfg.model.backbone.pruning_ratios) == as_tuples(normalize_pruning_ratios(None, (2, 2, 6, 2)))
-    opt = cfg.optimizer
-    assert opt.type == 'AdamW' and opt.lr == 1e-5 and opt.weight_decay == 0.05
-    assert {k: v['decay_mult'] for k, v in opt.paramwise_cfg.custom_keys.items()} == {
-        'absolute_pos_embed': 0., 'relative_position_bias_table': 0., 'norm': 0.}
-    assert cfg.runner.max_epochs == 12 and cfg.lr_config.step == [8, 11]
-    assert cfg.fp16 is not None and cfg.load_from.endswith('.pth')
+    # the Swin 1x schedule
+    assert dict(cfg.lr_config) == dict(policy='step', warmup='linear', warmup_iters=1000, warmup_ratio=0.001,
+                                       step=[8, 11])
+    assert dict(cfg.runner) == dict(type='EpochBasedRunner', max_epochs=12)
+    assert cfg.fp16 == dict(loss_scale=dict(init_scale=512))
+    assert cfg.load_from.endswith('.pth')
     hooks = [h for h in cfg.custom_hooks if h['type'] == SAA_HOOK]
     assert len(hooks) == 1
     from mmcv.runner import HOOKS
@@ -94,12 +148,19 @@ def test_saa_config():
     assert hook.choices == DEFAULT_CHOICES
 
 
-def test_search_base_has_a_fixed_672_test_input():
-    cfg = load(SPARSE)
-    for split in ('val', 'test'):
-        aug = cfg.data[split].pipeline[1]
-        assert aug.type == 'MultiScaleFlipAug' and tuple(aug.img_scale) == (672, 672)
-        assert dict(type='Pad', size=(672, 672)) in [dict(t) for t in aug.transforms]
+def test_the_config_the_search_writes_inherits_the_recipe(tmp_path):
+    """tools/search.py writes sparsevit_max*_min*.py with the searched config as `_base_`: with
+    mask_rcnn_sparsevit.py it finetunes with the original's optimizer and the 3x schedule."""
+    ratios = SEARCHED['configs/sparsevit/sparsevit_cfg1_42ms.py']
+    path = tmp_path / 'sparsevit_max42_min37.py'
+    path.write_text(f"_base_ = {osp.join(ROOT, SPARSE)!r}\n"
+                    "custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)\n"
+                    f"pruning_ratios = {ratios!r}\nload_from = 'saa.pth'\n")
+    cfg = apply_sparsevit_cfg(Config.fromfile(str(path)))
+    assert_originals_sparsevit_recipe(cfg)
+    assert as_tuples(cfg.model.backbone.pruning_ratios) == as_tuples(ratios)
+    assert cfg.runner.max_epochs == 36 and cfg.lr_config.step == [27, 33] and cfg.lr_config.warmup_iters == 1000
+    assert cfg.load_from == 'saa.pth'
 
 
 @pytest.mark.parametrize('key', ['pruning_ratios', 'model.backbone.pruning_ratios'])
@@ -139,3 +200,4 @@ def test_train_tool_rejects_bad_ratios_before_training(tmp_path):
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert 'Traceback' not in proc.stderr
     assert not work_dir.exists()
+

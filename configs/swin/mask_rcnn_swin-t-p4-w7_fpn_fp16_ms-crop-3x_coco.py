@@ -2,6 +2,9 @@
 # (via mask_rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py), with our own bases. Its checkpoint is the starting point of
 # Sparsity-Aware Adaptation (configs/sparsevit/mask_rcnn_sparsevit_saa.py); mmdet's released one works too:
 # https://download.openmmlab.com/mmdetection/v2.0/swin/mask_rcnn_swin-t-p4-w7_fpn_fp16_ms-crop-3x_coco/mask_rcnn_swin-t-p4-w7_fpn_fp16_ms-crop-3x_coco_20210908_165006-90a4008c.pth  # noqa
+# The backbone starts from ImageNet-pretrained Swin-T (init_cfg of _base_/models/mask_rcnn_swin_fpn.py), as mmdet's
+# config and the paper's dense model; the original SparseViT copy of this file has that line commented out, which
+# would train from scratch (a deliberate difference, listed in the README).
 _base_ = [
     '../_base_/models/mask_rcnn_swin_fpn.py',
     '../_base_/datasets/coco_instance.py',
