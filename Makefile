@@ -4,7 +4,7 @@ IMG_SIZE ?= 672
 BATCH ?= 4
 DEVICE ?= cpu
 
-.PHONY: env test demo benchmark clean-demo
+.PHONY: env test demo benchmark experiments gpu-check clean-demo
 
 env:
 	bash tools/setup_env.sh
@@ -17,6 +17,14 @@ demo: env
 
 benchmark: env
 	$(PY) tools/benchmark_backbone.py --img_size $(IMG_SIZE) --batch-size $(BATCH) --device $(DEVICE)
+
+# The paper's comparisons at matched latency on the embedded data (not part of `make test`; ~1 h on 2 CPU cores).
+experiments: env
+	bash tools/experiments.sh
+
+# On a machine with a CUDA GPU: the tests marked `cuda`, then the backbone benchmark on CUDA (fp32 and fp16).
+gpu-check: env
+	bash tools/gpu_check.sh
 
 clean-demo:
 	rm -rf work_dirs/demo data/sparsevit_demo
