@@ -6,9 +6,10 @@ compare two implementations rather than one implementation with itself.
 Why a mask over the *dense* block output is exact: in an mmdet ``SwinBlock`` every operation except attention is
 per token (LN1, LN2, FFN, residuals; drop-path and dropout are the identity in eval mode), and attention only mixes
 tokens of the same (padded, rolled-by ``-shift``) window; the shift mask and the relative-position bias of a window
-depend only on that window's position. mmdet applies LN1 *before* zero-padding, so padded tokens are zeros inside
-attention in both the dense and the pruned block. Hence running the block on the kept windows only and
-running it densely agree on every token of a kept window, and a pruned block is exactly::
+depend only on that window's position. Padding tokens are the same in the dense and the pruned block: zeros inside
+attention when LN1 comes before the zero-padding (mmdet), ``LN1(0)`` when the zero-padding comes first (the
+original SparseViT, :func:`block_pad_before_norm`). Hence running the block on the kept windows only and running it
+densely agree on every token of a kept window, and a pruned block is exactly::
 
     out = where(token lies in a kept window, dense_block(x), x)
 
@@ -40,6 +41,24 @@ def window_scores(importance: torch.Tensor, window: int, shift: int) -> torch.Te
     windows = padded.view(B, Hp // window, window, Wp // window, window)  # B, nWh, ws, nWw, ws
     windows = windows.permute(0, 1, 3, 2, 4).reshape(B, -1, window * window)  # B, nW, ws*ws
     return windows.norm(dim=-1)
+
+
+def block_pad_before_norm(block, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """mmdet's ``SwinBlock`` with the original SparseViT's order: zero-pad the map *before* LN1.
+
+    The zero-padded ``Hp x Wp`` map goes through LN1 (padding tokens become ``LN1(0)``, the LN1 bias) and then
+    through mmdet's own ``ShiftWindowMSA`` at size ``(Hp, Wp)``, which needs no further padding and rolls, masks and
+    partitions exactly as it does for the padded map; the output is cropped back to ``hw``. The residuals, LN2
+    and FFN are mmdet's block steps (``SwinBlock.forward``). ``x [B, H*W, C] -> [B, H*W, C]``.
+    """
+    B, L, C = x.shape
+    H, W = hw
+    ws = block.attn.window_size
+    padded = F.pad(x.view(B, H, W, C), (0, 0, 0, (-W) % ws, 0, (-H) % ws))  # B, Hp, Wp, C
+    Hp, Wp = padded.shape[1:3]
+    y = block.attn(block.norm1(padded).view(B, Hp * Wp, C), (Hp, Wp))  # LN1 sees the zeros
+    x = x + y.view(B, Hp, Wp, C)[:, :H, :W].reshape(B, L, C)
+    return block.ffn(block.norm2(x), identity=x)
 
 
 def keep_count(num_windows: int, ratio: float) -> int:
@@ -80,11 +99,18 @@ class ReferenceSparseSwin:
     Args:
         swin: an mmdet ``SwinTransformer`` (put it in eval mode for exact comparisons).
         ratios: per stage, one prune ratio per block (already normalised).
+        pad_before_norm: True runs every block as the original SparseViT (zero-padding before LN1,
+            :func:`block_pad_before_norm`), False as mmdet (padding after LN1).
+        forced: optional selections (as ``last_selection``, e.g. recorded from a model with random window
+            selection) whose ``keep`` replaces the L2 ranking block by block.
     """
 
-    def __init__(self, swin, ratios: Sequence[Sequence[float]]):
+    def __init__(self, swin, ratios: Sequence[Sequence[float]], pad_before_norm: bool = False,
+                 forced: Optional[List[List[Selection]]] = None):
         self.swin = swin
         self.ratios = [[float(r) for r in stage] for stage in ratios]
+        self.pad_before_norm = pad_before_norm
+        self.forced = forced
         self.window = swin.stages[0].blocks[0].attn.window_size
         self.last_selection: List[List[Selection]] = []
         self.min_score_gap = math.inf  # smallest relative score gap at a keep boundary (tie diagnostics)
@@ -99,13 +125,16 @@ class ReferenceSparseSwin:
             self.min_score_gap = min(self.min_score_gap, float(gap.min()))
         return keep, ranking
 
+    def _block(self, block, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        return block_pad_before_norm(block, x, hw) if self.pad_before_norm else block(x, hw)
+
     def forward_stage(self, i: int, x: torch.Tensor, hw: Tuple[int, int]) -> Tuple[torch.Tensor, List[Selection]]:
         """One stage's blocks (no downsampling): ``x [B, L, C] -> [B, L, C]`` and the per-block selections."""
         importance, rankings, selections = None, {}, []
         B, _, C = x.shape
         for j, (block, ratio) in enumerate(zip(self.swin.stages[i].blocks, self.ratios[i])):
             if ratio == 0 and importance is None:
-                x = block(x, hw)
+                x = self._block(block, x, hw)
                 selections.append(None)
                 continue
             if importance is None:  # first pruned block of the stage: computed once, reused afterwards
@@ -114,8 +143,10 @@ class ReferenceSparseSwin:
             scores = window_scores(importance, self.window, shift)
             k = keep_count(scores.shape[1], ratio)
             keep, rankings[shift] = self._select(scores, rankings.get(shift), k)
+            if self.forced is not None:
+                keep = self.forced[i][j]['keep']
             mask = kept_token_mask(keep, hw, self.window, shift).reshape(B, -1, 1)
-            x = torch.where(mask, block(x, hw), x)
+            x = torch.where(mask, self._block(block, x, hw), x)
             selections.append(dict(keep=keep, grid=window_grid(hw, self.window), shift=shift, hw=tuple(hw),
                                    stride=None))
         return x, selections

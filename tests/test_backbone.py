@@ -19,13 +19,14 @@ from mmdet.models.utils.ckpt_convert import swin_converter
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.schedule import normalize_pruning_ratios
 
-from reference_sparse_swin import (ReferenceSparseSwin, importance_map, keep_count, kept_token_mask,
-                                   swin_to_original_format, window_grid, window_scores)
+from reference_sparse_swin import (ReferenceSparseSwin, block_pad_before_norm, importance_map, keep_count,
+                                   kept_token_mask, swin_to_original_format, window_grid, window_scores)
 
 DEPTHS = (2, 2, 6, 2)
 SMALL = dict(embed_dims=16, num_heads=(1, 2, 4, 8), depths=DEPTHS, window_size=7, drop_path_rate=0.)
 TOL = dict(atol=2e-5, rtol=2e-5)  # fp32; fused attention reorders sums, so slightly above assert_close's default
 MIN_SCORE_GAP = 1e-5  # a smaller relative gap at a keep boundary would make the expected selection ambiguous
+SPARSE_ONLY = ('fused_attn', 'pad_before_norm', 'window_selection', 'selection_seed')  # not mmdet's arguments
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -58,15 +59,18 @@ def build_sparse(pruning_ratios=None, seed: int = 0, **kwargs) -> SparseSwinTran
 
 def mmdet_twin(sparse: SparseSwinTransformer, **kwargs) -> SwinTransformer:
     """mmdet's ``SwinTransformer`` with the same architecture and (strictly loaded) weights, in eval mode."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in SPARSE_ONLY}
     swin = SwinTransformer(**dict(SMALL, **kwargs))
     swin.load_state_dict(sparse.state_dict(), strict=True)
     swin.eval()
     return swin
 
 
-def reference_for(sparse: SparseSwinTransformer, ratios, **kwargs) -> ReferenceSparseSwin:
+def reference_for(sparse: SparseSwinTransformer, ratios, forced=None, **kwargs) -> ReferenceSparseSwin:
+    """The reference on ``sparse``'s weights, with its padding order (``pad_before_norm``)."""
     depths = kwargs.get('depths', DEPTHS)
-    return ReferenceSparseSwin(mmdet_twin(sparse, **kwargs), normalize_pruning_ratios(ratios, depths))
+    return ReferenceSparseSwin(mmdet_twin(sparse, **kwargs), normalize_pruning_ratios(ratios, depths),
+                               pad_before_norm=sparse.pad_before_norm, forced=forced)
 
 
 def images(batch: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
@@ -109,12 +113,14 @@ def run_both(ratios, size=(224, 224), batch=2, seed=0, fused_attn=True, **kwargs
 # ----------------------------------------------------------------------------------------------------------------
 # Premise of the reference, and its checkpoint converter
 # ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('pad_before_norm', [False, True])
 @pytest.mark.parametrize('shift_block', [0, 1])
-def test_reference_premise_attention_is_window_local(shift_block):
-    """A dense mmdet block's output on one (padded, rolled) window depends only on that window's input."""
+def test_reference_premise_attention_is_window_local(shift_block, pad_before_norm):
+    """A dense block's output on one (padded, rolled) window depends only on that window's input (both orders)."""
     swin = randomize_(SwinTransformer(**SMALL), 0)
     swin.eval()
     block = swin.stages[0].blocks[shift_block]
+    run = (lambda x, hw: block_pad_before_norm(block, x, hw)) if pad_before_norm else block
     hw, C, shift = (17, 23), 16, block.attn.shift_size
     x = torch.randn(1, hw[0] * hw[1], C, generator=torch.Generator().manual_seed(3))
     nWh, nWw = window_grid(hw, 7)
@@ -122,9 +128,29 @@ def test_reference_premise_attention_is_window_local(shift_block):
         inside = kept_token_mask(torch.tensor([[window]]), hw, 7, shift).reshape(1, -1, 1)
         perturbed = torch.where(inside, x, x + torch.randn(x.shape, generator=torch.Generator().manual_seed(4)))
         with torch.no_grad():
-            y, y_perturbed = block(x, hw), block(perturbed, hw)
+            y, y_perturbed = run(x, hw), run(perturbed, hw)
         torch.testing.assert_close(y[inside.expand_as(y)], y_perturbed[inside.expand_as(y)], atol=1e-6, rtol=1e-6)
         assert not torch.allclose(y, y_perturbed), 'the perturbation must change the tokens outside the window'
+
+
+@pytest.mark.parametrize('shift_block', [0, 1])
+def test_reference_pad_before_norm_block(shift_block):
+    """Without padding it is mmdet's block; with padding and a random LN1 bias it is not (LN1(0) enters attention)."""
+    swin = randomize_(SwinTransformer(**SMALL), 0)
+    swin.eval()
+    block = swin.stages[0].blocks[shift_block]
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        x = torch.randn(2, 14 * 21, 16, generator=gen)
+        torch.testing.assert_close(block_pad_before_norm(block, x, (14, 21)), block(x, (14, 21)), **TOL)
+        x = torch.randn(2, 17 * 23, 16, generator=gen)
+        y, y_mmdet = block_pad_before_norm(block, x, (17, 23)), block(x, (17, 23))
+        assert not torch.allclose(y, y_mmdet, atol=1e-3), 'padding before LN1 must change windows with padding'
+        inside = kept_token_mask(torch.tensor([[0]]), (17, 23), 7, block.attn.shift_size).reshape(-1)
+        if not shift_block:  # window 0 of the regular grid has no padding: identical there
+            torch.testing.assert_close(y[:, inside], y_mmdet[:, inside], **TOL)
+        block.norm1.bias.zero_()  # LN1(0) = 0: the two orders agree (why tests need a random LN bias)
+        torch.testing.assert_close(block_pad_before_norm(block, x, (17, 23)), block(x, (17, 23)), **TOL)
 
 
 def test_reference_original_format_roundtrips_through_mmdet_converter():
@@ -212,7 +238,7 @@ def test_original_swin_repo_checkpoint_with_convert_weights(tmp_path):
     ((224, 224), 2, 0.0), ((224, 224), 1, [[0, 0], [0, 0], [0] * 6, [0, 0]]),
 ])
 def test_zero_sparsity_equals_mmdet(size, batch, ratios):
-    sparse = build_sparse(ratios, seed=batch)
+    sparse = build_sparse(ratios, seed=batch, pad_before_norm=False)
     swin = mmdet_twin(sparse)
     img = images(batch, *size, seed=5)
     with torch.no_grad():
@@ -225,7 +251,7 @@ def test_zero_sparsity_equals_mmdet(size, batch, ratios):
 @pytest.mark.parametrize('fused_attn', [True, False])
 def test_zero_sparsity_equals_mmdet_with_abs_pos_embed(fused_attn):
     kwargs = dict(use_abs_pos_embed=True, pretrain_img_size=224)
-    sparse = build_sparse(None, fused_attn=fused_attn, **kwargs)
+    sparse = build_sparse(None, fused_attn=fused_attn, pad_before_norm=False, **kwargs)
     swin = mmdet_twin(sparse, **kwargs)
     img = images(1, 160, 192)
     with torch.no_grad():
@@ -265,6 +291,45 @@ def test_pruned_forward_equals_reference(case, fused_attn):
     for i, (out, exp) in enumerate(zip(outs, expected)):
         assert out.shape == exp.shape, f'stage {i}'
         torch.testing.assert_close(out, exp, **TOL, msg=lambda m, i=i: f'{case} stage {i}: {m}')
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Padding before LN1 (the original) or after it (mmdet)
+# ----------------------------------------------------------------------------------------------------------------
+PAD_RATIOS = {'dense': None, 'sparse': [[.4, .5], [.2, .4], [0, .2, .2, .4, .4, .7], [.5, .5]]}
+
+
+@pytest.mark.parametrize('pad_before_norm', [True, False])
+@pytest.mark.parametrize('sparsity', sorted(PAD_RATIOS))
+@pytest.mark.parametrize('size', [(200, 312), (511, 513)])
+def test_padding_order_equals_reference(size, sparsity, pad_before_norm):
+    """Padded sizes (token maps 50x78, 25x39, 13x20, 7x10 and 128x129, 64x65, 32x33, 16x17) in both modes."""
+    sparse, ref, outs, expected = run_both(PAD_RATIOS[sparsity], size=size, batch=1, seed=3,
+                                           pad_before_norm=pad_before_norm)
+    assert ref.min_score_gap > MIN_SCORE_GAP, 'test input has near-tied window scores; pick another seed'
+    assert_selection_equal(sparse.last_selection, ref.last_selection)
+    for i, (out, exp) in enumerate(zip(outs, expected)):
+        torch.testing.assert_close(out, exp, **TOL, msg=lambda m, i=i: f'stage {i}: {m}')
+
+
+@pytest.mark.parametrize('sparsity', sorted(PAD_RATIOS))
+def test_padding_orders_differ_only_where_padded(sparsity):
+    """The two modes differ at a padded size (so the tests above can fail) and agree where nothing is padded."""
+    before = build_sparse(PAD_RATIOS[sparsity], pad_before_norm=True)
+    after = build_sparse(PAD_RATIOS[sparsity], pad_before_norm=False)
+    after.load_state_dict(before.state_dict())
+    with torch.no_grad():
+        padded = images(1, 200, 312)
+        assert not torch.allclose(before(padded)[-1], after(padded)[-1], atol=1e-3)
+        unpadded = images(1, 224, 224)  # 56, 28, 14, 7 tokens: multiples of 7
+        for a, b in zip(before(unpadded), after(unpadded)):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_pad_before_norm_is_the_default_and_validated():
+    assert SparseSwinTransformer(**SMALL).pad_before_norm is True
+    with pytest.raises(ValueError, match='pad_before_norm'):
+        SparseSwinTransformer(pad_before_norm='yes', **SMALL)
 
 
 def test_pruned_output_differs_from_dense():
@@ -313,6 +378,85 @@ def test_dense_blocks_report_none():
         sparse(images(1, 224, 224))
     pruned = [[sel is not None for sel in stage] for stage in sparse.last_selection]
     assert pruned == [[False, True], [False, False], [False, False, False, True, True, True], [False, False]]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Random window selection (the ablation of issue 8)
+# ----------------------------------------------------------------------------------------------------------------
+RANDOM_RATIOS = [[.5, .6], [.2, .4], [0, .2, .2, .4, .4, .7], [.5, .5]]
+
+
+def random_selections(model: SparseSwinTransformer, img: torch.Tensor) -> List[List]:
+    model.record_selection = True
+    with torch.no_grad():
+        model(img)
+    return model.last_selection
+
+
+def kept_sets(selections: List[List]) -> List[torch.Tensor]:
+    return [sel['keep'].sort(dim=1).values for stage in selections for sel in stage if sel is not None]
+
+
+def test_random_selection_runs_the_blocks_on_its_windows():
+    """The output equals the reference forced to the recorded random windows, which are not the L2 ones."""
+    sparse = build_sparse(RANDOM_RATIOS, seed=3, window_selection='random', selection_seed=5)
+    sparse.record_selection = True
+    img = images(2, 200, 260, seed=4)
+    with torch.no_grad():
+        outs = sparse(img)
+        expected = reference_for(sparse, RANDOM_RATIOS, forced=sparse.last_selection)(img)
+        l2 = reference_for(sparse, RANDOM_RATIOS)
+        l2(img)
+    for i, (out, exp) in enumerate(zip(outs, expected)):
+        torch.testing.assert_close(out, exp, **TOL, msg=lambda m, i=i: f'stage {i}: {m}')
+    assert any(not torch.equal(a, b) for a, b in zip(kept_sets(sparse.last_selection), kept_sets(l2.last_selection)))
+
+
+def test_random_selection_structure_counts_and_prefixes():
+    model = build_sparse(RANDOM_RATIOS, window_selection='random')
+    selections = random_selections(model, images(2, 200, 260))
+    for i, stage in enumerate(selections):
+        for j, sel in enumerate(stage):
+            if sel is None:
+                continue
+            nw = sel['grid'][0] * sel['grid'][1]
+            assert tuple(sel['keep'].shape) == (2, keep_count(nw, RANDOM_RATIOS[i][j]))
+            assert all(len(set(row.tolist())) == len(row) for row in sel['keep'])
+            for prev in stage[:j]:  # a later block of the same kind keeps a prefix of the same ranking
+                if prev is not None and prev['shift'] == sel['shift']:
+                    k = sel['keep'].shape[1]
+                    assert torch.equal(prev['keep'][:, :k], sel['keep']), f'stage {i} block {j}: not nested'
+    big = [sel['keep'] for stage in selections for sel in stage if sel is not None and sel['keep'].shape[1] > 4]
+    assert any(not torch.equal(k[0].sort().values, k[1].sort().values) for k in big), 'images draw independently'
+
+
+def test_random_selection_is_seeded_per_forward_call():
+    img, other = images(2, 200, 260, seed=1), images(2, 200, 260, seed=2)
+    first, second = (build_sparse(RANDOM_RATIOS, window_selection='random', selection_seed=3) for _ in range(2))
+    runs = [kept_sets(random_selections(first, img)) for _ in range(2)]  # calls 0 and 1
+    assert first.selection_calls == 2
+    replay = kept_sets(random_selections(second, other))  # call 0 of a fresh model, other images
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], replay)), 'call n must draw the same windows'
+    assert any(not torch.equal(a, b) for a, b in zip(runs[0], runs[1])), 'different calls, different windows'
+    first.selection_calls = 0
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], kept_sets(random_selections(first, img))))
+    reseeded = build_sparse(RANDOM_RATIOS, window_selection='random', selection_seed=4)
+    assert any(not torch.equal(a, b) for a, b in zip(runs[0], kept_sets(random_selections(reseeded, img))))
+    l2 = build_sparse(RANDOM_RATIOS)
+    random_selections(l2, img)
+    assert l2.selection_calls == 0, "'l2' selection does not count calls"
+
+
+@pytest.mark.parametrize('kwargs,fragment', [
+    (dict(window_selection='topk'), r"window_selection.*'l2', 'random'.*'topk'"),
+    (dict(window_selection=None), r'window_selection'),
+    (dict(selection_seed=-1), r'selection_seed.*-1'),
+    (dict(selection_seed=1.5), r'selection_seed.*1\.5'),
+    (dict(selection_seed=True), r'selection_seed'),
+])
+def test_bad_window_selection_arguments(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        SparseSwinTransformer(**kwargs, **SMALL)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ Instead of ``pad -> roll -> partition`` (three copies of the feature map) every 
 in, and writes them back with ``index_copy_``. Only 1-D indices are used, never N x C-expanded ones.
 """
 import math
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 SHIFT_MASK_VALUE = -100.0  # mmdet/Swin use -100, not -inf, for the shifted-window mask
@@ -55,6 +56,22 @@ def padded_token_mask(h: int, w: int, hp: int, wp: int, token_index: torch.Tenso
     return ((ys >= h) | (xs >= w)).unsqueeze(-1)
 
 
+def boundary_windows(nwh: int, nww: int, shift: int, device=None) -> Tuple[torch.Tensor, int]:
+    """Windows whose shifted-window mask is not all zero, from the grid alone (no tensor is read back).
+
+    With a cyclic shift, the windows of the last window row and of the last window column mix regions of the
+    rolled map (see :func:`shift_attn_mask`); no other window does.
+
+    Returns:
+        (BoolTensor ``[nW]``, True on a boundary window; their number, ``nWh + nWw - 1``, or 0 without shift).
+    """
+    if shift == 0:
+        return torch.zeros(nwh * nww, dtype=torch.bool, device=device), 0
+    rows = torch.arange(nwh, device=device) == nwh - 1  # [nWh]
+    cols = torch.arange(nww, device=device) == nww - 1  # [nWw]
+    return (rows[:, None] | cols[None, :]).reshape(-1), nwh + nww - 1  # [nWh, nWw] -> [nW]
+
+
 def num_kept(num_windows: int, prune_ratio: float) -> int:
     """``k = floor(nW * (1 - prune_ratio))``, robust to float noise (e.g. ``100 * (1 - 0.9)`` is 10, not 9)."""
     return int(math.floor(round(num_windows * (1.0 - prune_ratio), 6)))
@@ -79,6 +96,17 @@ def rank_windows(scores: torch.Tensor) -> torch.Tensor:
     return torch.sort(scores, dim=1, descending=True, stable=True).indices
 
 
+def random_window_scores(batch: int, num_windows: int, seed: Sequence[int], device=None) -> torch.Tensor:
+    """Uniform random window scores ``[B, nW]`` (fp32) from a generator seeded by the integers ``seed``.
+
+    The seed words (e.g. ``(selection_seed, forward call, stage, shifted)``) are mixed by numpy's ``SeedSequence``,
+    so neighbouring words give independent streams; the draw is on the CPU, so it is the same on every device.
+    """
+    state = int(np.random.SeedSequence([int(v) for v in seed]).generate_state(1, np.uint64)[0])
+    gen = torch.Generator().manual_seed(state)
+    return torch.rand(batch, num_windows, generator=gen).to(device)
+
+
 def flat_window_index(order: torch.Tensor, k: int) -> torch.Tensor:
     """Flat indices ``b * nW + w`` of the first ``k`` ranked windows of each image: LongTensor ``[B * k]``."""
     b, nw = order.shape
@@ -86,20 +114,25 @@ def flat_window_index(order: torch.Tensor, k: int) -> torch.Tensor:
     return (base + order[:, :k]).reshape(-1)  # [B*k]
 
 
-def split_plain_first(flat_idx: torch.Tensor, boundary: torch.Tensor, num_windows: int) -> Tuple[torch.Tensor, int]:
+def split_plain_first(flat_idx: torch.Tensor, boundary: torch.Tensor, num_windows: int,
+                      num_plain: Optional[int] = None) -> Tuple[torch.Tensor, int]:
     """Reorder flat window indices so windows without a shift mask come first.
 
     Args:
         flat_idx: ``[K]`` flat window indices.
         boundary: ``[nW]`` bool, True where the shifted-window mask is not all zero.
         num_windows: ``nW``.
+        num_plain: the number of mask-free windows in ``flat_idx`` when the caller knows it (e.g. all windows of a
+            batch); otherwise it is counted, which reads a value back from the device (a host sync).
 
     Returns:
         (reordered ``[K]`` indices, number of leading mask-free windows).
     """
     is_b = boundary[flat_idx % num_windows]  # [K]
     perm = torch.argsort(is_b.to(torch.int8), stable=True)
-    return flat_idx[perm], int(flat_idx.numel() - int(is_b.sum()))
+    if num_plain is None:
+        num_plain = int(flat_idx.numel() - int(is_b.sum()))
+    return flat_idx[perm], num_plain
 
 
 def token_rows(flat_idx: torch.Tensor, token_index: torch.Tensor, num_windows: int, tokens_per_image: int):

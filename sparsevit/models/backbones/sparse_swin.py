@@ -9,12 +9,23 @@ Adapts mmdet 2.28.2's :class:`~mmdet.models.backbones.SwinTransformer`: every mo
   ``floor(nW * (1 - ratio))`` windows with the largest L2 norm of importance (ranked once for regular and once for
   shifted blocks, later blocks keep a prefix), runs the *whole* block (LN, attention, residual, LN, FFN, residual,
   drop-path) on those windows only and writes them back; the other windows pass through unchanged.
+* Padding as the original SparseViT (``pad_before_norm=True``): each block zero-pads the stage map (and rolls it)
+  *before* LN1, so padding tokens enter attention as ``LN1(0)`` (the LN1 bias) as keys and values, in dense and
+  pruned blocks alike. mmdet pads *after* LN1 (padding tokens are exact zeros); ``pad_before_norm=False`` does that,
+  and then at zero sparsity the output equals mmdet's ``SwinTransformer`` at every input size. The two differ only
+  where a stage map is not a multiple of the window size (never at 672x672).
 * Speed (also for dense blocks): the stage state stays NHWC and padded once per stage; windows are read and
   written with one 1-D ``index_select`` / ``index_copy_`` over flattened tokens through cached token-index tables
   that fold the cyclic shift in (no pad/roll/partition/reverse copies per block); attention uses
   ``F.scaled_dot_product_attention`` (``fused_attn=True``) with the relative-position bias as its mask, and the
   shift mask is only materialised for the boundary windows that need it (mask-free windows go first).
-* LN1 output is zeroed on padding tokens, reproducing mmdet (which pads *after* LN1), so results equal mmdet's.
+* Half precision (autocast): importance, window scores and ranking are computed in fp32 from the stage map
+  whatever its dtype, so bf16/fp16 cannot change which windows are kept on the same stage input (except at exact
+  ties); the -100 shift mask is added to the position bias in fp32 before the cast to the attention dtype.
+* ``torch.compile(fullgraph=True)`` / ``torch.export`` / ONNX tracing: while tracing, every shape comes from the
+  configuration and the input size (no value is read back from a tensor): kept windows of a pruned shifted block
+  all get their own (possibly all-zero) shift mask instead of the eager path's data-dependent split, and index
+  tables are not cached.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -26,6 +37,13 @@ from mmdet.models.builder import BACKBONES
 
 from ...ops import window as W
 from ...schedule import normalize_pruning_ratios
+
+WINDOW_SELECTIONS = ('l2', 'random')
+
+
+def _tracing() -> bool:
+    """True while ``torch.compile``, ``torch.export`` or the TorchScript-based ONNX exporter trace the forward."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _drop_path(x: torch.Tensor, drop_prob: float, training: bool, window_image: torch.Tensor,
@@ -39,25 +57,27 @@ def _drop_path(x: torch.Tensor, drop_prob: float, training: bool, window_image: 
 
 
 class _Grid:
-    """Cached index tables of one (padded size, shift, device)."""
+    """Index tables of one (unpadded size, shift, device); built from the sizes alone (no host sync)."""
 
     def __init__(self, h: int, w: int, ws: int, shift: int, device):
         self.hp, self.wp = h + (-h) % ws, w + (-w) % ws
         self.nw = (self.hp // ws) * (self.wp // ws)
         self.token_index = W.window_token_index(self.hp, self.wp, ws, shift, device)  # [nW, N]
+        self.has_pad = (self.hp, self.wp) != (h, w)
         self.pad_mask = W.padded_token_mask(h, w, self.hp, self.wp, self.token_index)  # [nW, N, 1]
-        self.has_pad = bool(self.pad_mask.any())
         self.shift_mask = W.shift_attn_mask(self.hp, self.wp, ws, shift, device) if shift else None  # [nW, N, N]
-        self.boundary = (self.shift_mask.ne(0).flatten(1).any(1) if shift
-                         else torch.zeros(self.nw, dtype=torch.bool, device=device))  # [nW]
+        self.boundary, self.num_boundary = W.boundary_windows(self.hp // ws, self.wp // ws, shift, device)  # [nW]
         self._dense: Dict[int, Tuple[torch.Tensor, int]] = {}
 
-    def dense_index(self, batch: int) -> Tuple[torch.Tensor, int]:
+    def dense_index(self, batch: int, cache: bool = True) -> Tuple[torch.Tensor, int]:
         """All windows of a batch as flat indices, mask-free first, and how many are mask-free."""
-        if batch not in self._dense:
-            flat = torch.arange(batch * self.nw, device=self.token_index.device)
-            self._dense[batch] = W.split_plain_first(flat, self.boundary, self.nw)
-        return self._dense[batch]
+        if batch in self._dense:
+            return self._dense[batch]
+        flat = torch.arange(batch * self.nw, device=self.token_index.device)  # [B*nW]
+        out = W.split_plain_first(flat, self.boundary, self.nw, batch * (self.nw - self.num_boundary))
+        if cache:
+            self._dense[batch] = out
+        return out
 
 
 @BACKBONES.register_module('SparseViT')
@@ -72,6 +92,18 @@ class SparseSwinTransformer(SwinTransformer):
             ratio in [0, 1), non-decreasing along a stage. Default: None.
         fused_attn (bool): use ``F.scaled_dot_product_attention``; False runs the explicit softmax reference.
             Default: True.
+        pad_before_norm (bool): True (the original SparseViT): each block zero-pads the stage map before LN1, so
+            padding tokens enter attention as ``LN1(0)``; False (mmdet): padding after LN1, padding tokens are
+            zeros in attention, and at zero sparsity the output equals mmdet's ``SwinTransformer``. Only matters
+            where a stage map is not a multiple of ``window_size``. Default: True.
+        window_selection (str): ``'l2'`` keeps the windows with the largest L2 norm of importance (SparseViT);
+            ``'random'`` (an ablation) keeps random windows at the same counts, with the same structure (one
+            ranking per stage for regular and one for shifted blocks, later blocks keep a prefix, per image).
+            Default: 'l2'.
+        selection_seed (int): seed of ``'random'`` selection. Forward call ``n`` (``selection_calls``, counted from
+            0 since construction) ranks the windows of stage ``i`` (regular/shifted ``s``) by uniform scores drawn
+            from a generator seeded by ``(selection_seed, n, i, s)``: two runs of the same evaluation keep the
+            same windows, different batches different ones. Reset ``selection_calls = 0`` to replay. Default: 0.
         pretrain_img_size, in_channels, embed_dims, patch_size, window_size, mlp_ratio, depths, num_heads, strides,
         out_indices, qkv_bias, qk_scale, patch_norm, drop_rate, attn_drop_rate, drop_path_rate, use_abs_pos_embed,
         act_cfg, norm_cfg, with_cp, pretrained, convert_weights, frozen_stages, init_cfg: exactly as mmdet's
@@ -80,14 +112,26 @@ class SparseSwinTransformer(SwinTransformer):
     Attributes:
         record_selection (bool): when True, ``forward`` stores the kept windows in ``last_selection``: per stage,
             per block, None (dense block) or dict(keep=[B, k] window ids, grid=(nWh, nWw), shift, hw=(H, W),
-            stride).
+            stride, scores=[B, nW] fp32 window scores the ranking used).
+        selection_calls (int): forwards run so far (the ``n`` of ``'random'`` selection).
     """
 
-    def __init__(self, *args, pruning_ratios=None, fused_attn: bool = True, **kwargs):
+    def __init__(self, *args, pruning_ratios=None, fused_attn: bool = True, pad_before_norm: bool = True,
+                 window_selection: str = 'l2', selection_seed: int = 0, **kwargs):
+        if not isinstance(pad_before_norm, bool):
+            raise ValueError(f'pad_before_norm must be True or False, got {pad_before_norm!r}')
+        if window_selection not in WINDOW_SELECTIONS:
+            raise ValueError(f'window_selection must be one of {WINDOW_SELECTIONS}, got {window_selection!r}')
+        if isinstance(selection_seed, bool) or not isinstance(selection_seed, int) or selection_seed < 0:
+            raise ValueError(f'selection_seed must be a non-negative int, got {selection_seed!r}')
         super().__init__(*args, **kwargs)
         self.depths = tuple(len(stage.blocks) for stage in self.stages)
         self.window_size = self.stages[0].blocks[0].attn.window_size
         self.fused_attn = fused_attn
+        self.pad_before_norm = pad_before_norm
+        self.window_selection = window_selection
+        self.selection_seed = selection_seed
+        self.selection_calls = 0
         self.record_selection = False
         self.last_selection: Optional[list] = None
         self._grids: Dict[tuple, _Grid] = {}
@@ -118,13 +162,16 @@ class SparseSwinTransformer(SwinTransformer):
                 pos = F.interpolate(pos, size=hw, mode='bicubic', align_corners=False)
             x = x + pos.flatten(2).transpose(1, 2)
         x = self.drop_after_pos(x).view(x.shape[0], hw[0], hw[1], -1)  # [B, H, W, C]
-        self.last_selection = [] if self.record_selection else None
+        if self.record_selection or self.last_selection is not None:
+            self.last_selection = [] if self.record_selection else None
         outs = []
         for i in range(len(self.stages)):
             x, out = self.forward_stage(i, x, inplace=True)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(out)  # [B, H, W, C]
                 outs.append(out.permute(0, 3, 1, 2).contiguous())  # [B, C, H, W]
+        if self.window_selection == 'random':
+            self.selection_calls += 1
         return outs
 
     def forward_stage(self, i: int, x: torch.Tensor, inplace: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -143,17 +190,18 @@ class SparseSwinTransformer(SwinTransformer):
         for j, block in enumerate(stage.blocks):
             grid, shifted = grids[j % 2], j % 2
             if ratios[j] == 0:
-                x, owned = self._dense_block(block, x, grid, shifted), True
+                x, owned = self._dense_block(block, x, grid), True
                 record.append(None)
                 continue
             if importance is None:
                 x, owned = (x if owned else x.clone()), True
-                importance = self._importance(x, h, w)  # [B, Hp, Wp]
+                importance = self._importance(x, h, w)  # [B, Hp, Wp] fp32
             if orders[shifted] is None:
-                orders[shifted] = W.rank_windows(W.window_scores(importance, grid.token_index))  # [B, nW]
+                scores = self._window_scores(importance, grid, i, shifted)  # [B, nW] fp32
+                orders[shifted] = (W.rank_windows(scores), scores)  # [B, nW]
             k = W.num_kept(grid.nw, ratios[j])
-            x = self._sparse_block(block, x, grid, shifted, orders[shifted], k)
-            record.append(self._selection_record(orders[shifted][:, :k], grid, shifted, (h, w), i))
+            x = self._sparse_block(block, x, grid, shifted, orders[shifted][0], k)
+            record.append(self._selection_record(orders[shifted], k, grid, shifted, (h, w), i))
         if self.last_selection is not None:
             self.last_selection.append(record)
         out = x[:, :h, :w].contiguous() if grids[0].has_pad else x  # [B, H, W, C]
@@ -162,29 +210,54 @@ class SparseSwinTransformer(SwinTransformer):
         down, (h2, w2) = stage.downsample(out.view(b, h * w, c), (h, w))  # [B, H/2*W/2, 2C]
         return down.view(b, h2, w2, -1), out
 
-    # ------------------------------------------------------------------------------------------------ blocks
+    # ------------------------------------------------------------------------------------------------ selection
     def _grid(self, h: int, w: int, shift: int, device) -> _Grid:
         key = (h, w, shift, str(device))
-        if key not in self._grids:
-            self._grids[key] = _Grid(h, w, self.window_size, shift, device)
-        return self._grids[key]
+        grid = self._grids.get(key)
+        if grid is None:
+            grid = _Grid(h, w, self.window_size, shift, device)
+            if not _tracing():  # a traced graph computes its tables itself; the cache is filled in eager mode
+                self._grids[key] = grid
+        return grid
 
     @staticmethod
     @torch.no_grad()
     def _importance(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Mean over channels of |x| on real tokens, zero on padding: ``[B, Hp, Wp]`` (no gradient)."""
-        imp = x.detach().abs().mean(-1)  # [B, Hp, Wp]
+        """Mean over channels of |x| in fp32 on real tokens, zero on padding: ``[B, Hp, Wp]`` (no gradient)."""
+        imp = x.detach().float().abs().mean(-1)  # [B, Hp, Wp]
         if imp.shape[1] != h or imp.shape[2] != w:
             imp[:, h:] = 0
             imp[:, :, w:] = 0
         return imp
 
-    def _dense_block(self, block, x: torch.Tensor, grid: _Grid, shifted: int) -> torch.Tensor:
+    @torch.no_grad()
+    def _window_scores(self, importance: torch.Tensor, grid: _Grid, stage: int, shifted: int) -> torch.Tensor:
+        """Window scores ``[B, nW]`` in fp32 (autocast off): L2 norm of importance, or random (``'random'``)."""
+        if self.window_selection == 'random':
+            seed = (self.selection_seed, self.selection_calls, stage, shifted)
+            return W.random_window_scores(importance.shape[0], grid.nw, seed, importance.device)
+        with torch.autocast(importance.device.type, enabled=False):
+            return W.window_scores(importance, grid.token_index)
+
+    def _selection_record(self, order: Tuple[torch.Tensor, torch.Tensor], k: int, grid: _Grid, shifted: int, hw,
+                          stage: int) -> Optional[dict]:
+        if self.last_selection is None:
+            return None
+        ws = self.window_size
+        stride = self.patch_embed.projection.stride[0]
+        for prev in self.stages[:stage]:
+            s = prev.downsample.sampler.stride
+            stride *= s[0] if isinstance(s, (tuple, list)) else s
+        return dict(keep=order[0][:, :k].detach().cpu(), grid=(grid.hp // ws, grid.wp // ws),
+                    shift=ws // 2 if shifted else 0, hw=tuple(hw), stride=stride, scores=order[1].detach().cpu())
+
+    # ------------------------------------------------------------------------------------------------ blocks
+    def _dense_block(self, block, x: torch.Tensor, grid: _Grid) -> torch.Tensor:
         """All windows: one gather (pad/roll/partition folded in), the block, one scatter into a new map."""
-        idx, n_plain = grid.dense_index(x.shape[0])
+        idx, n_plain = grid.dense_index(x.shape[0], cache=not _tracing())
         rows = W.token_rows(idx, grid.token_index, grid.nw, grid.hp * grid.wp)
-        y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain,
-                                  grid, x.shape[0])
+        y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain, grid,
+                                  x.shape[0])
         return W.scatter_windows_(torch.empty_like(x), rows, y)
 
     def _sparse_block(self, block, x: torch.Tensor, grid: _Grid, shifted: int, order: torch.Tensor,
@@ -193,12 +266,14 @@ class SparseSwinTransformer(SwinTransformer):
         if k == 0:
             return x
         idx = W.flat_window_index(order, k)  # [B*k]
-        n_plain = idx.numel()
-        if shifted:
-            idx, n_plain = W.split_plain_first(idx, grid.boundary, grid.nw)
+        n_plain = x.shape[0] * k
+        if shifted and _tracing():
+            n_plain = 0  # static shapes: every kept window gets its own (possibly all-zero) shift mask
+        elif shifted:
+            idx, n_plain = W.split_plain_first(idx, grid.boundary, grid.nw)  # counts boundary windows (host sync)
         rows = W.token_rows(idx, grid.token_index, grid.nw, grid.hp * grid.wp)
-        y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain,
-                                  grid, x.shape[0])
+        y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain, grid,
+                                  x.shape[0])
         return W.scatter_windows_(x, rows, y)
 
     def _windows_forward(self, block, xw: torch.Tensor, idx: torch.Tensor, n_plain: int, grid: _Grid,
@@ -206,12 +281,15 @@ class SparseSwinTransformer(SwinTransformer):
         """The whole Swin block on windows ``[K, N, C]`` (flat ids ``idx``, the first ``n_plain`` mask-free)."""
         win = idx % grid.nw  # [K]
         pad = grid.pad_mask.index_select(0, win) if grid.has_pad else None  # [K, N, 1]
-        mask = grid.shift_mask.index_select(0, win[n_plain:]) if n_plain < idx.numel() else None  # [Kb, N, N]
+        masked = grid.shift_mask is not None and n_plain < xw.shape[0]
+        mask = grid.shift_mask.index_select(0, win[n_plain:]) if masked else None  # [K - n_plain, N, N]
         image = torch.div(idx, grid.nw, rounding_mode='floor')  # [K]
 
         def inner(xw: torch.Tensor) -> torch.Tensor:
+            if pad is not None and self.pad_before_norm:
+                xw = xw.masked_fill(pad, 0.0)  # the original zero-pads before LN1: padding enters as LN1(0)
             h = block.norm1(xw)
-            if pad is not None:
+            if pad is not None and not self.pad_before_norm:
                 h = h.masked_fill(pad, 0.0)  # mmdet pads after LN1: padding tokens are zeros in attention
             h = self._attention(block.attn.w_msa, h, mask, n_plain)
             xw = xw + _drop_path(h, block.attn.drop.drop_prob, self.training, image, batch)
@@ -222,6 +300,7 @@ class SparseSwinTransformer(SwinTransformer):
             return cp.checkpoint(inner, xw, use_reentrant=False)
         return inner(xw)
 
+    # ------------------------------------------------------------------------------------------------ attention
     def _attention(self, msa, x: torch.Tensor, mask: Optional[torch.Tensor], n_plain: int) -> torch.Tensor:
         """Window attention with relative-position bias; ``mask`` ``[K - n_plain, N, N]`` for the tail windows."""
         k_win, n, c = x.shape
@@ -229,43 +308,38 @@ class SparseSwinTransformer(SwinTransformer):
         qkv = msa.qkv(x).view(k_win, n, 3, nh, c // nh).permute(2, 0, 3, 1, 4)  # [3, K, nH, N, d]
         q, k, v = qkv.unbind(0)  # [K, nH, N, d]
         bias = self._position_bias(msa, n, q.dtype)  # [1, nH, N, N]
-        drop = msa.attn_drop.p if self.training else 0.0
-        if self.fused_attn:
-            out = F.scaled_dot_product_attention(q[:n_plain], k[:n_plain], v[:n_plain], attn_mask=bias,
-                                                 dropout_p=drop, scale=msa.scale)
-            if mask is not None:
-                tail = bias + mask.unsqueeze(1).to(q.dtype)  # [Kb, nH, N, N]
-                out_b = F.scaled_dot_product_attention(q[n_plain:], k[n_plain:], v[n_plain:], attn_mask=tail,
-                                                       dropout_p=drop, scale=msa.scale)
-                out = torch.cat([out, out_b])
+        if mask is None:
+            out = self._attend(msa, q, k, v, bias)
         else:
-            attn = (q * msa.scale) @ k.transpose(-2, -1) + bias  # [K, nH, N, N]
-            if mask is not None:
-                attn = torch.cat([attn[:n_plain], attn[n_plain:] + mask.unsqueeze(1).to(attn.dtype)])
-            out = msa.attn_drop(attn.softmax(dim=-1)) @ v
+            # -100 + bias in fp32, then cast: safe in fp16 and bf16 alike
+            tail = (self._position_bias(msa, n, torch.float32) + mask.unsqueeze(1)).to(q.dtype)  # [Kb, nH, N, N]
+            out = self._attend(msa, q[n_plain:], k[n_plain:], v[n_plain:], tail)
+            if n_plain > 0:
+                out = torch.cat([self._attend(msa, q[:n_plain], k[:n_plain], v[:n_plain], bias), out])
         out = out.transpose(1, 2).reshape(k_win, n, c)  # [K, N, C]
         return msa.proj_drop(msa.proj(out))
 
+    def _attend(self, msa, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``softmax(q k^T * scale + bias) v`` for ``[K, nH, N, d]`` inputs, fused or explicit."""
+        drop = msa.attn_drop.p if self.training else 0.0
+        if self.fused_attn:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=msa.scale)
+        attn = (q * msa.scale) @ k.transpose(-2, -1) + bias  # [K, nH, N, N]
+        return msa.attn_drop(attn.softmax(dim=-1)) @ v
+
     def _position_bias(self, msa, n: int, dtype: torch.dtype) -> torch.Tensor:
-        """Relative-position bias ``[1, nH, N, N]``; cached while the table is unchanged and no grad is needed."""
+        """Relative-position bias ``[1, nH, N, N]``; cached per dtype while the table is unchanged and no grad is
+        needed (never while tracing)."""
         table = msa.relative_position_bias_table
-        key = (-1 if table.is_inference() else table._version, table.data_ptr(), dtype)
-        cached = getattr(msa, '_sparsevit_bias', None)
-        if cached is not None and cached[0] == key and not torch.is_grad_enabled():
-            return cached[1]
+        cacheable = not torch.is_grad_enabled() and not _tracing()
+        if cacheable:
+            key = (-1 if table.is_inference() else table._version, table.data_ptr())
+            cache = msa.__dict__.setdefault('_sparsevit_bias', {})
+            hit = cache.get(dtype)
+            if hit is not None and hit[0] == key:
+                return hit[1]
         bias = table[msa.relative_position_index.view(-1)]  # [N*N, nH]
         bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()  # [1, nH, N, N]
-        if not torch.is_grad_enabled():
-            msa._sparsevit_bias = (key, bias)
+        if cacheable:
+            cache[dtype] = (key, bias)
         return bias
-
-    def _selection_record(self, keep: torch.Tensor, grid: _Grid, shifted: int, hw, stage: int) -> Optional[dict]:
-        if self.last_selection is None:
-            return None
-        ws = self.window_size
-        stride = self.patch_embed.projection.stride[0]
-        for prev in self.stages[:stage]:
-            s = prev.downsample.sampler.stride
-            stride *= s[0] if isinstance(s, (tuple, list)) else s
-        return dict(keep=keep.detach().cpu(), grid=(grid.hp // ws, grid.wp // ws), shift=ws // 2 if shifted else 0,
-                    hw=tuple(hw), stride=stride)
