@@ -155,6 +155,19 @@ def mutate_genes(genes: Genes, rng: random.Random, depths: Sequence[int], prob: 
                          depths)
 
 
+def mutate_genes_from_sample(genes: Genes, rng: random.Random, depths: Sequence[int], prob: float = 0.1,
+                             choices: Sequence[float] = DEFAULT_CHOICES) -> Genes:
+    """The original search's mutation: draw a fresh uniform sample (sorted per stage, as :func:`sample_genes`);
+    each gene takes the fresh sample's value *at the same position* with probability ``prob``, else keeps its own;
+    then each stage is sorted again.
+
+    So a stage's first gene, when mutated, becomes the minimum of that stage's fresh draws, its last gene the
+    maximum (unlike :func:`mutate_genes`, whose new values are uniform).
+    """
+    fresh = sample_genes(rng, depths, choices)
+    return make_monotone({n: (fresh[n] if rng.random() < prob else v) for n, v in genes.items()}, depths)
+
+
 def crossover_genes(a: Genes, b: Genes, rng: random.Random, depths: Sequence[int]) -> Genes:
     """Uniform crossover: each gene from ``a`` or ``b`` with equal probability, then monotonicity restored."""
     return make_monotone({n: (a[n] if rng.random() < 0.5 else b[n]) for n in a}, depths)

@@ -9,9 +9,9 @@ import torch
 
 import sparsevit.utils.latency as latency_mod
 from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
-from sparsevit.schedule import dense_genes, genes_to_ratios, sample_genes, sparsest_genes
-from sparsevit.search.latency_table import (LatencyTable, StaleTableError, build_latency_table, stage_entries,
-                                            table_key)
+from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sample_genes, sparsest_genes
+from sparsevit.search.latency_table import (LatencyTable, StaleTableError, build_latency_table, calibrate_table,
+                                            fit_line, spread_configs, stage_entries, table_key)
 
 DEPTHS = (2, 2, 4, 2)
 IMG, BATCH = 112, 1
@@ -136,5 +136,34 @@ def test_real_build_round_trip_and_stale_rejection(tmp_path):
     with pytest.raises(ValueError, match='cannot read latency table'):
         LatencyTable.load(str(tmp_path / 'bad.json'))
     (tmp_path / 'other.json').write_text(json.dumps({'something': 'else'}))
-    with pytest.raises(ValueError, match='is not a version-1 latency table'):
+    with pytest.raises(ValueError, match='is not a version-2 latency table'):
         LatencyTable.load(str(tmp_path / 'other.json'))
+    (tmp_path / 'old.json').write_text(json.dumps(dict(table.to_dict(), version=1)))
+    with pytest.raises(StaleTableError, match='version 1 \\(uncalibrated\\), now 2; delete it'):
+        LatencyTable.load(str(tmp_path / 'old.json'))
+
+
+def test_calibration_fits_offset_and_scale_from_spread_configurations():
+    backbone = tiny_backbone()
+    table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_repeats=1, device='cpu')
+    measured = []
+
+    def measure(genes):  # a machine where every forward pays 3 ms more and runs 10 % slower than the sum
+        measured.append(genes)
+        return 3.0 + 1.1 * table.additive(genes)
+
+    calibrated = calibrate_table(table, measure, num_configs=6, seed=0)
+    cal = calibrated.calibration
+    assert cal['offset_ms'] == pytest.approx(3.0) and cal['scale'] == pytest.approx(1.1)
+    assert cal['fit_max_abs_error_pct'] == pytest.approx(0.0, abs=1e-9) and len(cal['configs']) == 6
+    assert measured[0] == dense_genes(DEPTHS) and measured[-1] == sparsest_genes(DEPTHS)
+    spread = [table.additive(g) for g in measured]
+    assert spread[0] == max(spread) and spread[-1] == min(spread) and spread[1:-1] == sorted(spread[1:-1])
+    assert len({genes_key(g) for g in measured}) == 6
+    for genes in [sample_genes(random.Random(i), DEPTHS) for i in range(5)]:
+        assert calibrated.predict(genes) == pytest.approx(3.0 + 1.1 * table.additive(genes))
+        assert table.predict(genes) == table.additive(genes), 'an uncalibrated table predicts the plain sum'
+    round_trip = LatencyTable.from_dict(json.loads(json.dumps(calibrated.to_dict())))
+    assert round_trip.predict(measured[2]) == calibrated.predict(measured[2])
+    assert spread_configs(table, 2) == [dense_genes(DEPTHS), sparsest_genes(DEPTHS)]
+    assert fit_line([1.0], [4.0]) == (3.0, 1.0)

@@ -1,5 +1,7 @@
 """tools/search.py end to end on CPU: the README's ``torchpack dist-run -np 2`` command on the demo model with a
-few iterations, plain ``python``, ``--resume``, and bad arguments / infeasible bands failing with one line."""
+few steps (one band, and several budgets), plain ``python``, ``--resume`` for both strategies, the latency protocol,
+and bad arguments / budgets / infeasible bands failing with one line."""
+import argparse
 import json
 import os
 import os.path as osp
@@ -76,7 +78,7 @@ def dist_run(demo, tmp_path_factory):
     """The README's command under ``torchpack dist-run -np 2`` (every candidate feasible): (work dir, result)."""
     options, ckpt = demo
     work = str(tmp_path_factory.mktemp('dist_search'))
-    args = [DEMO, ckpt, '--max', '100000', '--min', '0', '--iters', '2', '--work-dir', work,
+    args = [DEMO, ckpt, '--max', '100000', '--min', '0', '--iters', '10', '--work-dir', work,
             '--latency-table', osp.join(work, 'table.json'), '--eval', 'bbox', 'segm', '--num-images', '3', *FAST,
             *options]
     result = run_tool(args, launcher=(TORCHPACK, 'dist-run', '-np', '2'))
@@ -92,25 +94,36 @@ def test_dist_run_writes_log_history_state_and_best_config(dist_run, demo):
     work, result = dist_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert '2 process(es); scoring 3 images' in out and 'table check: predicted' in out
+    assert '2 process(es); scoring 3 images; strategy original, 10 steps' in out and 'table check: predicted' in out
+    assert 'latency: custom protocol: 0 warm-up + 2 timed forwards' in out
     history = read_jsonl(osp.join(work, f'search_{TAG}_history.jsonl'))
     summary = json.load(open(osp.join(work, f'search_{TAG}_summary.json')))
     state = json.load(open(osp.join(work, f'search_{TAG}_state.json')))
-    assert summary['world_size'] == 2 and summary['iterations'] == 2 == state['iteration']
-    assert len(history) == summary['evaluated'] == state['num_records'] == 6 + 4 + 4
-    assert all(r['feasible'] and 'segm_mAP' in r['extra'] and 0 <= r['metric'] <= 1 for r in history)
-    assert len({json.dumps(r['config']) for r in history}) == len(history)
+    assert summary['world_size'] == 2 and summary['strategy'] == 'original' and state['finished']
+    assert len(history) == summary['steps'] == state['progress']['steps'] == 10, 'one history line per step'
+    assert [r['step'] for r in history] == list(range(10))
+    assert summary['evaluated'] == len({genes_key(r['config']) for r in history})
+    assert summary['cached_steps'] == sum(r['cached'] for r in history) == 10 - summary['evaluated']
+    assert all(r['feasible'] and 'segm_mAP' in r['extra'] and 0 <= r['metric'] <= 100 for r in history)
+    assert [r['origin'] for r in history[:6]] == ['random'] * 6 and history[6]['origin'] == 'mutation'
+    assert summary['latency_protocol'].startswith('custom protocol: 0 warm-up + 2 timed forwards')
     best = summary['best']
     assert best['metric'] == max(r['metric'] for r in history)
+    assert best['step'] == max(r['step'] for r in history if r['metric'] == best['metric']), 'ties to the later'
+    assert [r['name'] for r in summary['references']] == ['dense', 'uniform 0.5'] == \
+        [r['name'] for r in state['references']]
     check = summary['table_check']
     assert len(check['rows']) >= 3 and summary['measured_latency_ms'] > 0 and check['speed_ratio'] > 0
     assert check['rows'][0]['rescaled_error_pct'] == pytest.approx(0.0, abs=1e-9)  # dense: the reference
 
     log = open(osp.join(work, f'search_{TAG}.txt')).read()
-    assert f"{summary['metric']} {best['metric']:.4f}" in log and 'backbone.stages.2_3 : ' in log
+    assert '# reference dense: latency' in log and '# reference uniform 0.5: latency' in log
+    assert re.search(r'^step \d+ \| bbox_mAP \d+\.\d\d \| latency', log, re.M)
+    assert f"final best: step {best['step']} | bbox_mAP {best['metric']:.2f}" in log
+    assert 'backbone.stages.2_3 : ' in log
     assert osp.getsize(osp.join(work, f'search_{TAG}.png')) > 1000
     table = LatencyTable.load(osp.join(work, 'table.json'))
-    assert sum(len(s) for s in table.stages) == 192
+    assert sum(len(s) for s in table.stages) == 192 and len(table.calibration['configs']) == 6
 
     cfg = apply_sparsevit_cfg(Config.fromfile(osp.join(work, f'sparsevit_{TAG}.py')))
     assert cfg.load_from == demo[1]
@@ -128,15 +141,21 @@ def test_image_subset_is_seeded_and_checked():
         select_images(5, 6)
 
 
-def band_from_table(work: str):
-    """A band in the middle of the demo model's latency range (some candidates in, some out)."""
+def table_range(work: str):
+    """(dense, sparsest) latency of the demo model at the test's size, from the table."""
     table = LatencyTable.load(osp.join(work, 'table.json'))
-    dense, sparsest = table.predict(dense_genes(DEPTHS)), table.predict(sparsest_genes(DEPTHS))
-    return sparsest + 0.25 * (dense - sparsest), sparsest + 0.75 * (dense - sparsest)
+    return table.predict(dense_genes(DEPTHS)), table.predict(sparsest_genes(DEPTHS))
 
 
-def test_plain_python_and_resume_after_a_kill_equal_an_uninterrupted_run(dist_run, demo, tmp_path, monkeypatch,
-                                                                       capsys):
+def band_from_table(work: str):
+    """A band in the middle of the demo model's latency range (most candidates in, some out)."""
+    dense, sparsest = table_range(work)
+    return sparsest + 0.15 * (dense - sparsest), sparsest + 0.8 * (dense - sparsest)
+
+
+@pytest.mark.parametrize('strategy', ['original', 'elitist'])
+def test_plain_python_and_resume_after_a_kill_equal_an_uninterrupted_run(strategy, dist_run, demo, tmp_path,
+                                                                       monkeypatch, capsys):
     from sparsevit.search import evaluator
     from tools.search import main
     work, result = dist_run
@@ -145,42 +164,91 @@ def test_plain_python_and_resume_after_a_kill_equal_an_uninterrupted_run(dist_ru
     low, high = band_from_table(work)
     high, low = f'{high:.3f}', f'{low:.3f}'  # outputs are named with the band as typed
     common = [DEMO, ckpt, '--max', high, '--min', low, '--latency-table', osp.join(work, 'table.json'), '--iters',
-              '2', '--num-images', '2', *FAST, *options]
+              '16', '--num-images', '2', '--strategy', strategy, *FAST, *options]
     tag = f'max{high}_min{low}'
 
     fresh = run_tool([*common, '--work-dir', str(tmp_path / 'fresh')])
     assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
     assert '1 process(es)' in fresh.stdout
     a = read_jsonl(osp.join(tmp_path, 'fresh', f'search_{tag}_history.jsonl'))
-    assert any(not r['feasible'] for r in a)
+    assert len(a) == 16 and any(not r['feasible'] for r in a)
     assert all(float(low) <= r['latency'] <= float(high) for r in a if r['feasible'])
 
-    calls, kill_at, real_call = [], 8, evaluator.DetectorEvaluator.__call__
+    scored = [r for r in a if r['feasible'] and not r['cached']]
+    assert len(scored) >= 3
+    calls, kill_at, real_call = [], 2 + len(scored) // 2 + 1, evaluator.DetectorEvaluator.__call__
 
-    def killed_at_the_8th_score(self, genes):  # in iteration 1, after the initial population of 6
+    def killed_halfway(self, genes):  # 2 reference points, then half of the search's scores
         calls.append(genes_key(genes))
         if len(calls) == kill_at:
             raise KeyboardInterrupt
         return real_call(self, genes)
 
-    monkeypatch.setattr(evaluator.DetectorEvaluator, '__call__', killed_at_the_8th_score)
+    monkeypatch.setattr(evaluator.DetectorEvaluator, '__call__', killed_halfway)
     resumed = str(tmp_path / 'resumed')
     monkeypatch.chdir(ROOT)
     with pytest.raises(KeyboardInterrupt):
         main([*common, '--work-dir', resumed])
-    before = set(calls[:kill_at - 1])
+    before = set(calls[2:kill_at - 1])
     calls.clear()
     capsys.readouterr()
     assert main([*common, '--work-dir', resumed, '--resume']) == 0
-    assert re.search(r'resumed at iteration 0: \d+ records, [1-9]\d* to replay', capsys.readouterr().out)
+    assert re.search(r'resumed: replaying [1-9]\d* recorded steps', capsys.readouterr().out)
     assert not before & set(calls), 'a configuration was scored twice'
-    assert len(calls) == sum(r['feasible'] for r in a) - (kill_at - 1)
+    assert len(calls) == len(scored) - (kill_at - 3), 'only the steps after the kill are scored; no references'
 
     b = read_jsonl(osp.join(resumed, f'search_{tag}_history.jsonl'))
-    assert [(r['config'], r['latency'], r['metric']) for r in a] == [(r['config'], r['latency'], r['metric'])
-                                                                    for r in b]
+    assert [(r['config'], r['latency'], r['metric'], r['cached']) for r in a] == \
+        [(r['config'], r['latency'], r['metric'], r['cached']) for r in b]
     summary = json.load(open(osp.join(resumed, f'search_{tag}_summary.json')))
-    assert summary['iterations'] == 2 and float(low) <= summary['best']['latency'] <= float(high)
+    assert summary['steps'] == 16 and float(low) <= summary['best']['latency'] <= float(high)
+    assert summary['strategy'] == strategy
+
+
+def test_measured_latency_uses_the_cpu_protocol_and_reports_it(demo, tmp_path, capsys, monkeypatch):
+    from tools.search import main
+    options, ckpt = demo
+    monkeypatch.chdir(ROOT)
+    args = [DEMO, ckpt, '--max', '100000', '--iters', '3', '--num-images', '1', '--work-dir', str(tmp_path),
+            *FAST, *options]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert 'latency: custom protocol: 0 warm-up + 2 timed forwards' in out and '(measured)' in out
+    summary = json.load(open(tmp_path / f'search_{TAG}_summary.json'))
+    assert summary['latency'] == 'measured' and summary['table_check'] is None
+    assert summary['cost_s']['measure_calls'] == 2 + 2 + summary['evaluated'] + 1  # band check, references, steps,
+    # the best confirmed
+
+
+def test_default_latency_protocol_is_the_short_cpu_one():
+    from sparsevit.search.timing import latency_protocol
+    args = argparse.Namespace(num_warmup=None, num_repeats=None)
+    text = latency_protocol(args, torch.device('cpu'))
+    assert (args.num_warmup, args.num_repeats) == (5, 20) and text.startswith('short CPU protocol: 5 warm-up + 20')
+    args = argparse.Namespace(num_warmup=None, num_repeats=None)
+    assert 'original CUDA protocol: 200 warm-up + 300 timed forwards' in latency_protocol(args, torch.device('cuda'))
+    assert (args.num_warmup, args.num_repeats) == (200, 300)
+    args = argparse.Namespace(num_warmup=3, num_repeats=None)
+    assert latency_protocol(args, torch.device('cpu')).startswith('custom protocol: 3 warm-up + 20')
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_cuda_measurement_takes_the_trimmed_mean_of_every_sample(monkeypatch):
+    from sparsevit.search import timing
+    from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
+    backbone = SparseSwinTransformer(embed_dims=16, depths=DEPTHS, num_heads=(1, 2, 2, 4)).cuda().eval()
+    seen = {}
+
+    def fake_measure(bb, **kw):
+        seen.update(kw)
+        return dict(times_ms=[1.0] * 3 + [2.0] * 4 + [100.0] * 3, latency_ms=None)
+
+    monkeypatch.setattr(timing, 'measure_backbone_latency', fake_measure)
+    args = argparse.Namespace(img_size=64, batch_size=1, num_warmup=200, num_repeats=300, no_progress=True)
+    assert timing.make_measure(backbone, args, torch.device('cuda'))(dense_genes(DEPTHS)) == pytest.approx(
+        (1.0 + 2.0 * 4 + 100.0) / 6)
+    assert seen['num_warmup'] == 200 and seen['num_repeats'] == 300, 'every rank runs the whole protocol'
 
 
 def one_error_line(text: str, *needles: str) -> None:
@@ -199,20 +267,38 @@ def test_bad_arguments_fail_with_one_line(demo, capsys):
     assert result.stderr.strip().count('\n') == 0
     one_error_line(result.stderr, '--min 45 is above --max 42')
     cases = [
-        (['--max', '42', '--parents', '100'], '--parents must be in [1, --population - 1] = [1, 99], got 100'),
+        (['--max', '42', '--parents', '101'],
+         '--parents must be in [2, --population] = [2, 100] (crossover needs two parents), got 101'),
+        (['--max', '42', '--parents', '1'], '--parents must be in [2, --population] = [2, 100]'),
+        (['--max', '42', '--parents', '100', '--strategy', 'elitist'],
+         '--parents must be in [1, --population - 1] = [1, 99], got 100'),
         (['--max', '42', '--population', '1'], '--population must be >= 2'),
         (['--max', '-1'], '--max must be a positive latency'),
         (['--max', '42', '--mutation-prob', '2'], '--mutation-prob must be in [0, 1]'),
         (['--max', '42', '--num-images', '0'], '--num-images must be >= 1'),
+        (['--max', '42', '--num-repeats', '0'], '--num-repeats must be >= 1'),
+        ([], 'give --max (one latency band [--min, --max]) or --budgets (several), not neither'),
+        (['--max', '42', '--budgets', '33', '36'], 'not both'),
+        (['--budgets', '36', '33'], '--budgets must be strictly ascending, got 36 before 33'),
+        (['--budgets', '33', '33'], '--budgets must be strictly ascending, got 33 before 33'),
+        (['--budgets', '0', '33'], '--budgets must be positive latencies in ms, got 0'),
+        (['--budgets', '-5'], '--budgets must be positive latencies in ms, got -5'),
+        (['--budgets', '33', '36', '--min', '33'], '--min 33 is not below the first budget 33'),
+        (['--budgets', '33', '36', '--strategy', 'elitist'], '--budgets needs --strategy original'),
+        (['--budgets', '33', '36', '39', '42', '--parents', '7'],
+         '--parents must give each of the 4 budgets at least 2: >= 8, got 7'),
     ]
     for extra, message in cases:
-        assert main([DEMO, ckpt, *extra]) == 1
+        assert main([DEMO, ckpt, *extra]) == 1, extra
         one_error_line(capsys.readouterr().err, message)
     assert main([DEMO, 'missing.pth', '--max', '42']) == 1
     one_error_line(capsys.readouterr().err, 'checkpoint not found: missing.pth')
     with pytest.raises(SystemExit):
         main([DEMO, ckpt, '--max', '42', '--eval', 'proposal'])
     one_error_line(capsys.readouterr().err, "invalid choice: 'proposal'")
+    with pytest.raises(SystemExit):
+        main([DEMO, ckpt, '--budgets', '33', 'fast'])
+    one_error_line(capsys.readouterr().err, "invalid Milliseconds value: 'fast'")
 
 
 def test_infeasible_band_stale_table_and_bad_checkpoint_fail_with_one_line(dist_run, demo, capsys, tmp_path):
@@ -225,6 +311,10 @@ def test_infeasible_band_stale_table_and_bad_checkpoint_fail_with_one_line(dist_
     one_error_line(capsys.readouterr().err, 'is above the dense model')
     assert main([*common, '--min', '0', '--max', '0.001']) == 1
     one_error_line(capsys.readouterr().err, 'is below the sparsest configuration')
+    assert main([*common, '--budgets', '0.001', '0.002', '--parents', '4']) == 1
+    one_error_line(capsys.readouterr().err, 'no budget is reachable: budgets 0.001 0.002 ms')
+    assert main([*common, '--budgets', '100000', '200000', '--min', '90000', '--parents', '4']) == 1
+    one_error_line(capsys.readouterr().err, 'no budget is reachable')
     assert main([*common, '--min', '0', '--max', '1000', '--img_size', '96']) == 1
     one_error_line(capsys.readouterr().err, 'is stale', 'img_size=112 (now 96)')
     assert main([*common, '--min', '0', '--max', '1000', '--resume']) == 1
@@ -246,4 +336,3 @@ def test_infeasible_band_under_dist_run_fails_with_one_line(dist_run, demo):
                       launcher=(TORCHPACK, 'dist-run', '-np', '2'))
     assert result.returncode != 0
     one_error_line(result.stdout + result.stderr, 'is above the dense model')
-

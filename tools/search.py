@@ -2,19 +2,27 @@
 
     torchpack dist-run -np 8 python tools/search.py configs/sparsevit/mask_rcnn_sparsevit.py \\
         mask_rcnn_sparsevit_saa.pth --max 42 --min 37
+    torchpack dist-run -np 8 python tools/search.py ... --budgets 33 36 39 42   # every budget in one run
 
 also with ``-np 1`` or as plain ``python tools/search.py ...`` (one process), on GPUs (nccl) or CPU (gloo).
-Finds the configuration (one pruning ratio per W-MSA/SW-MSA block pair) with the best bbox mAP among those whose
-backbone latency (batch ``--batch-size`` at ``--img_size``) lies in ``[--min, --max]`` ms. Every rank runs the same
-seeded search in lockstep; the test images of each candidate are sharded over the ranks.
+Finds the configuration (one pruning ratio per W-MSA/SW-MSA block pair) with the best bbox mAP (x100) among those
+whose backbone latency (batch ``--batch-size`` at ``--img_size``) lies in ``[--min, --max]`` ms; with
+``--budgets``, the best of each budget (latency in ``(previous budget, budget]``, the first from ``--min``). Every
+rank runs the same seeded search in lockstep; the test images of each candidate are sharded over the ranks.
 
-Latency: measured per candidate like ``tools/measure_latency.py`` (on GPUs the ranks split the timed runs; on CPU
-rank 0 times alone with every core while the others wait), or, with ``--latency-table PATH``, predicted from an
-additive per-stage table (built once and saved there, loaded afterwards), checked against real measurements at
-the end. Outputs (see ``sparsevit/search/outputs.py``) go to ``--work-dir``: the original's log
-``search_max{MAX}_min{MIN}.txt``, a JSONL history, a state file for ``--resume``, a summary, a PNG and the best
-configuration as a ready-to-train config ``sparsevit_max{MAX}_min{MIN}.py``. This file parses and validates the
-arguments; the search itself is :func:`sparsevit.search.runner.run_search`.
+``--strategy original`` (default) is the original algorithm, ``--iters`` counting its steps (one sampled candidate
+each, cached and infeasible ones included); ``--strategy elitist`` keeps the top parents across generations and
+redraws duplicates (see ``sparsevit/search/evolution.py``).
+
+Latency: measured per candidate (the original's protocol on CUDA: 200 warm-up + 300 timed forwards per rank, the
+samples of all ranks gathered; on CPU a short protocol timed by rank 0 alone), or, with ``--latency-table PATH``,
+predicted from a calibrated additive per-stage table (built once and saved there, loaded afterwards), checked
+against real measurements at the end. Outputs (see ``sparsevit/search/outputs.py``) go to ``--work-dir``: the
+original's log ``search_max{MAX}_min{MIN}.txt``, a JSONL history (one line per step), a state file for
+``--resume``, a summary, a PNG and the best configuration as a ready-to-train config
+``sparsevit_max{MAX}_min{MIN}.py`` (with ``--budgets``: ``sparsevit_max{B}.py`` per budget and ``front.md`` /
+``front.json``). This file parses and validates the arguments; the search itself is
+:func:`sparsevit.search.runner.run_search`.
 """
 import argparse
 import logging
@@ -28,6 +36,7 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV will release
 
 from mmcv import DictAction  # noqa: E402
 
+from sparsevit.search.evolution import STRATEGIES  # noqa: E402
 from sparsevit.search.runner import PROG, run_search  # noqa: E402
 from sparsevit.utils import dist  # noqa: E402
 from sparsevit.utils.latency import resolve_device  # noqa: E402
@@ -54,14 +63,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description='Latency-constrained evolutionary search of SparseViT sparsity.')
     p.add_argument('config', help='search config, e.g. configs/sparsevit/mask_rcnn_sparsevit.py')
     p.add_argument('checkpoint', help='the Sparsity-Aware Adaptation checkpoint')
-    p.add_argument('--max', type=Milliseconds, required=True, help='upper end of the latency band (ms)')
+    p.add_argument('--max', type=Milliseconds, default=None, help='upper end of the latency band (ms)')
     p.add_argument('--min', type=Milliseconds, default=Milliseconds('0'),
-                   help='lower end of the latency band (ms, default: 0)')
+                   help='lower end of the latency band, or of the first budget (ms, default: 0)')
+    p.add_argument('--budgets', type=Milliseconds, nargs='+', default=None, metavar='MS',
+                   help='instead of --max: ascending latency budgets (ms), all searched in one run; budget i accepts '
+                   '(budget i-1, budget i], the first [--min, budget 0]')
     p.add_argument('--work-dir', default='work_dirs/', help='output directory (default: work_dirs/)')
-    p.add_argument('--iters', type=int, default=10000, help='evolution iterations (default: 10000, as the original)')
-    p.add_argument('--population', type=int, default=100, help='feasible candidates per iteration (default: 100)')
-    p.add_argument('--parents', type=int, default=25, help='top candidates kept as parents (default: 25)')
-    p.add_argument('--mutation-prob', type=float, default=0.1, help='per-gene resampling probability (default: 0.1)')
+    p.add_argument('--strategy', choices=STRATEGIES, default='original',
+                   help='original: the original algorithm (default); elitist: parents survive, duplicates redrawn')
+    p.add_argument('--iters', type=int, default=10000,
+                   help='search steps: sampled candidates, cached and infeasible ones included (default: 10000, as '
+                   'the original)')
+    p.add_argument('--population', type=int, default=100,
+                   help='feasible candidates per generation (default: 100; an equal share per budget)')
+    p.add_argument('--parents', type=int, default=25,
+                   help='top candidates of a generation kept as parents (default: 25; an equal share per budget)')
+    p.add_argument('--mutation-prob', type=float, default=0.1, help='per-gene mutation probability (default: 0.1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the search and of the --num-images subset')
     p.add_argument('--num-images', type=int, default=None,
                    help='score on a fixed seeded subset of this many test images (default: the whole test set)')
@@ -69,16 +87,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='square input of the latency measurement (default: 672)')
     p.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int, default=4,
                    help='batch of the latency measurement (default: 4)')
-    p.add_argument('--num-warmup', type=int, default=10, help='untimed forwards per measurement (default: 10)')
-    p.add_argument('--num-repeats', type=int, default=50, help='timed forwards per measurement (default: 50)')
+    p.add_argument('--num-warmup', type=int, default=None,
+                   help='untimed forwards per measurement (default: 200 per rank on CUDA, as the original; 5 on CPU)')
+    p.add_argument('--num-repeats', type=int, default=None,
+                   help='timed forwards per measurement (default: 300 per rank on CUDA, as the original; 20 on CPU)')
     p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='default: cuda if available')
     p.add_argument('--latency-table', default=None, metavar='PATH',
                    help='predict latency from an additive per-stage table: built and saved at PATH if missing')
+    p.add_argument('--calibration-configs', type=int, default=6,
+                   help='when building a table: full-forward measurements of configurations spread over the latency '
+                   'range that calibrate it (0: the plain additive sum; default: 6)')
     p.add_argument('--check-configs', type=int, default=5,
                    help='with a table: random evaluated configs measured to check it, besides dense, sparsest and '
-                   'best (default: 5)')
+                   'the best(s) (default: 5)')
     p.add_argument('--max-retries', type=int, default=1000,
-                   help='rejected draws (duplicate or outside the band) in a row before giving up (default: 1000)')
+                   help='elitist strategy: rejected draws (duplicate or outside the band) in a row before giving up '
+                   '(default: 1000)')
     p.add_argument('--eval', nargs='+', choices=('bbox', 'segm'), default=['bbox'],
                    help='COCO metrics; the search maximises the mAP of the first (default: bbox)')
     p.add_argument('--resume', action='store_true', help='continue the search saved in --work-dir')
@@ -87,22 +111,66 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_latency_args(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the first bad latency band or budget and what is allowed."""
+    if (args.max is None) == (args.budgets is None):
+        raise ValueError('give --max (one latency band [--min, --max]) or --budgets (several), not '
+                         + ('both' if args.budgets else 'neither'))
+    if args.min < 0:
+        raise ValueError(f'--min must be >= 0 ms, got {args.min:g}')
+    if args.budgets is None:
+        if not args.max > 0:
+            raise ValueError(f'--max must be a positive latency in ms, got {args.max:g}')
+        if not args.min <= args.max:
+            raise ValueError(f'--min {args.min:g} is above --max {args.max:g}; the band needs min <= max')
+        return
+    edges = args.budgets
+    bad = [b for b in edges if not b > 0]
+    if bad:
+        raise ValueError(f'--budgets must be positive latencies in ms, got {bad[0]:g}')
+    for a, b in zip(edges, edges[1:]):
+        if not a < b:
+            raise ValueError(f'--budgets must be strictly ascending, got {a:g} before {b:g}')
+    if not args.min < edges[0]:
+        raise ValueError(f'--min {args.min:g} is not below the first budget {edges[0]:g}; the first budget '
+                         f'accepts [--min, {edges[0]:g}] ms')
+    if args.strategy != 'original':
+        raise ValueError('--budgets needs --strategy original (the elitist strategy searches one band)')
+
+
+def check_search_args(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the first bad evolution setting and what is allowed."""
+    k = len(args.budgets) if args.budgets else 1
+    if args.population < 2:
+        raise ValueError(f'--population must be >= 2, got {args.population}')
+    if args.strategy == 'elitist' and not 1 <= args.parents < args.population:
+        raise ValueError(f'--parents must be in [1, --population - 1] = [1, {args.population - 1}], '
+                         f'got {args.parents}')
+    if args.strategy == 'original' and k == 1 and not 2 <= args.parents <= args.population:
+        raise ValueError(f'--parents must be in [2, --population] = [2, {args.population}] (crossover needs two '
+                         f'parents), got {args.parents}')
+    if args.strategy == 'original' and k > 1:
+        if args.parents // k < 2:
+            raise ValueError(f'--parents must give each of the {k} budgets at least 2: >= {2 * k}, '
+                             f'got {args.parents}')
+        if args.population // k < args.parents // k:
+            raise ValueError(f'--population must give each of the {k} budgets at least its {args.parents // k} '
+                             f'parents: >= {k * (args.parents // k)}, got {args.population}')
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Raise ValueError naming the first bad argument and what is allowed."""
+    check_latency_args(args)
+    check_search_args(args)
     rules = [
-        (args.max > 0, f'--max must be a positive latency in ms, got {args.max:g}'),
-        (args.min >= 0, f'--min must be >= 0 ms, got {args.min:g}'),
-        (args.min <= args.max, f'--min {args.min:g} is above --max {args.max:g}; the band needs min <= max'),
         (args.iters >= 0, f'--iters must be >= 0, got {args.iters}'),
-        (args.population >= 2, f'--population must be >= 2, got {args.population}'),
-        (1 <= args.parents < args.population,
-         f'--parents must be in [1, --population - 1] = [1, {args.population - 1}], got {args.parents}'),
         (0 <= args.mutation_prob <= 1, f'--mutation-prob must be in [0, 1], got {args.mutation_prob:g}'),
         (args.num_images is None or args.num_images >= 1, f'--num-images must be >= 1, got {args.num_images}'),
         (args.img_size > 0, f'--img_size must be positive, got {args.img_size}'),
         (args.batch_size > 0, f'--batch-size must be positive, got {args.batch_size}'),
-        (args.num_warmup >= 0, f'--num-warmup must be >= 0, got {args.num_warmup}'),
-        (args.num_repeats >= 1, f'--num-repeats must be >= 1, got {args.num_repeats}'),
+        (args.num_warmup is None or args.num_warmup >= 0, f'--num-warmup must be >= 0, got {args.num_warmup}'),
+        (args.num_repeats is None or args.num_repeats >= 1, f'--num-repeats must be >= 1, got {args.num_repeats}'),
+        (args.calibration_configs >= 0, f'--calibration-configs must be >= 0, got {args.calibration_configs}'),
         (args.check_configs >= 0, f'--check-configs must be >= 0, got {args.check_configs}'),
         (args.max_retries >= 1, f'--max-retries must be >= 1, got {args.max_retries}'),
         (osp.isfile(args.config), f'config file not found: {args.config}'),

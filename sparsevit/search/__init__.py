@@ -1,13 +1,17 @@
 """Latency-constrained evolutionary search of layer-wise sparsity (the SparseViT README's search step).
 
-* :mod:`.evolution` — the searcher (plain Python: two callables, latency and score);
+* :mod:`.evolution` — the searchers (plain Python: two callables, latency and score): the original algorithm
+  (default, also serving several latency budgets in one run) and the elitist variant;
+* :mod:`.budgets` — latency budgets: one band ``[min, max]`` or ascending budgets;
 * :mod:`.latency_table` — the additive per-stage latency lookup table of the sparse backbone;
 * :mod:`.evaluator` — the score: COCO mAP of the detector, sharded over ``torchpack dist-run`` ranks;
-* :mod:`.outputs` — the files of a search (log, history, state, summary, plot, best config);
+* :mod:`.outputs` — the files of a search (log, history, state, summary, plot, best configs, front);
 * :mod:`.runner` — the whole search as run by ``tools/search.py`` (imported on use: it needs mmdet).
 """
-from .evolution import EvolutionSearcher, InfeasibleBandError
+from .budgets import Budgets
+from .evolution import (STRATEGIES, ElitistSearcher, EvolutionSearcher, InfeasibleBandError, SearchBase,
+                        make_searcher)
 from .latency_table import LatencyTable, StaleTableError, build_latency_table, table_key
 
-__all__ = ['EvolutionSearcher', 'InfeasibleBandError', 'LatencyTable', 'StaleTableError', 'build_latency_table',
-           'table_key']
+__all__ = ['Budgets', 'ElitistSearcher', 'EvolutionSearcher', 'InfeasibleBandError', 'LatencyTable', 'STRATEGIES',
+           'SearchBase', 'StaleTableError', 'build_latency_table', 'make_searcher', 'table_key']

@@ -3,7 +3,8 @@
 Every rank runs the same configuration on its share of the test images (image ``j`` of the evaluated set goes to
 rank ``j % world_size``), the per-image results are gathered on rank 0, which runs the dataset's COCO evaluation,
 and the metrics are broadcast so all ranks continue the search in lockstep. ``num_images`` evaluates a fixed,
-seeded subset of the test set instead of all of it (the same subset for every candidate).
+seeded subset of the test set instead of all of it (the same subset for every candidate). The mAP values are
+reported x100 (``bbox_mAP`` 42.6), as the original's search log.
 """
 import contextlib
 import copy
@@ -54,7 +55,7 @@ def subset_dataset(dataset, indices: Sequence[int]):
 
 
 class DetectorEvaluator:
-    """Callable ``config -> (score, metrics)`` for the search: COCO mAP of ``model`` with those pruning ratios.
+    """Callable ``config -> (score, metrics)`` for the search: COCO mAP (x100) of ``model`` with those pruning ratios.
 
     Args:
         model: an mmdet detector with a sparse backbone, already on ``device`` and in eval mode.
@@ -82,7 +83,7 @@ class DetectorEvaluator:
         self.eval_kwargs = dict(eval_kwargs or {})
 
     def __call__(self, genes: Genes) -> Tuple[float, Dict[str, float]]:
-        """Set the configuration, evaluate, and return ``(mAP of the first metric, every scalar metric)``."""
+        """Set the configuration, evaluate, and return ``(mAP x100 of the first metric, every scalar metric)``."""
         self.backbone.set_pruning_ratios(genes_to_ratios(genes, self.backbone.depths))
         parts = dist.gather_objects(self.infer())
         results = None
@@ -106,11 +107,12 @@ class DetectorEvaluator:
         return out
 
     def evaluate(self, results: List) -> Tuple[float, Dict[str, float]]:
-        """COCO evaluation of all results (rank 0); its console tables are captured, not printed."""
+        """COCO evaluation of all results (rank 0), mAP values x100; its console tables are captured, not printed."""
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='The key "bbox" is deleted')  # mmdet's note, per call
             values = self.dataset.evaluate(results, metric=self.metrics, logger='silent', **self.eval_kwargs)
-        scalars = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
+        scalars = {k: float(v) * (100.0 if '_mAP' in k else 1.0) for k, v in values.items()
+                   if isinstance(v, (int, float))}
         for metric in self.metrics:  # mmdet reports nothing for a metric without a single detection: mAP 0
             scalars.setdefault(f'{metric}_mAP', 0.0)
         return scalars[f'{self.metrics[0]}_mAP'], scalars

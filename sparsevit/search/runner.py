@@ -3,31 +3,34 @@
 Every rank runs :func:`run_search` in lockstep: the searcher is seeded identically, latencies come from the table or
 from a collective measurement (the same value on every rank), and scores are broadcast by the evaluator; rank 0
 writes the files. ``args`` carries the tool's arguments (see ``tools/search.py --help``).
+
+As the original: the score is the mAP of the first ``--eval`` metric x100, computed in fp32 (no fp16 wrapping, even
+when the config trains in fp16), with ``torch.backends.cudnn.benchmark`` on CUDA; the latency and score of the
+dense configuration and of uniform 0.5 are measured and logged before the search.
 """
 import argparse
 import os.path as osp
-import random
 import sys
-import time
 from typing import Callable, Dict, List, Optional
 
 import torch
 from mmcv import Config
-from mmcv.runner import _load_checkpoint, wrap_fp16_model
+from mmcv.runner import _load_checkpoint
 from mmcv.utils import import_modules_from_strings
 from mmdet.datasets import build_dataset, replace_ImageToTensor
 from mmdet.models import build_detector
 from mmdet.utils import compat_cfg
 from tqdm import tqdm
 
-from ..schedule import dense_genes, genes_key, genes_to_ratios, sparsest_genes
+from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
 from ..utils import dist
 from ..utils.config import apply_sparsevit_cfg, get_sparse_backbone
-from ..utils.latency import measure_backbone_latency, trimmed_mean
+from .budgets import Budgets
 from .evaluator import DetectorEvaluator
-from .evolution import EvolutionSearcher
-from .latency_table import LatencyTable, build_latency_table, table_key
-from .outputs import SearchFiles
+from .evolution import EvolutionSearcher, SearchBase, make_searcher
+from .latency_table import LatencyTable
+from .outputs import SearchFiles, band_tag, budgets_tag
+from .timing import Meter, check_configs, check_table, latency_protocol, load_or_build_table, make_measure
 
 PROG = 'search.py'
 
@@ -52,11 +55,10 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def build_model(cfg: Config, checkpoint: str, device: torch.device):
-    """The detector with the checkpoint's weights on ``device`` (eval), and the test dataset."""
+    """The detector with the checkpoint's weights on ``device`` (eval, fp32 as the original's search), and the test
+    dataset."""
     dataset = build_dataset(cfg.data.test)
     model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
-    if cfg.get('fp16') is not None and device.type == 'cuda':
-        wrap_fp16_model(model)
     ckpt = load_weights(model, checkpoint)
     model.CLASSES = ckpt.get('meta', {}).get('CLASSES', dataset.CLASSES)
     return model.to(device).eval(), dataset
@@ -95,120 +97,53 @@ def build_evaluator(cfg: Config, model, dataset, args: argparse.Namespace, devic
                              loader['workers_per_gpu'], eval_kwargs, device)
 
 
-# ---------------------------------------------------------------------------------------------------- latency
-class Meter:
-    """Wraps a callable, counting its calls and their wall time (for the cost-per-candidate report)."""
-
-    def __init__(self, fn: Callable):
-        self.fn, self.calls, self.seconds = fn, 0, 0.0
-
-    def __call__(self, *args):
-        start = time.perf_counter()
-        out = self.fn(*args)
-        self.seconds += time.perf_counter() - start
-        self.calls += 1
-        return out
-
-    def mean(self) -> Optional[float]:
-        return self.seconds / self.calls if self.calls else None
-
-
-def make_measure(backbone, args: argparse.Namespace, device: torch.device) -> Callable[[dict], float]:
-    """Real latency of a configuration on every rank (collective): GPU ranks split the timed runs; on CPU rank 0
-    times alone with every core while the others wait."""
-    def measure(genes: dict) -> float:
-        backbone.set_pruning_ratios(genes_to_ratios(genes, backbone.depths))
-        settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
-                        device=device)
-        if device.type == 'cuda' and dist.world_size() > 1:
-            share = len(range(dist.rank(), args.num_repeats, dist.world_size()))
-            times = measure_backbone_latency(backbone, num_repeats=share, **settings)['times_ms'] if share else []
-            return trimmed_mean(sum(dist.all_gather_objects(times), []))
-        latency = None
-        if dist.is_master():
-            with dist.full_threads():
-                latency = measure_backbone_latency(backbone, num_repeats=args.num_repeats, **settings)['latency_ms']
-        return dist.broadcast_object(latency)
-    return measure
-
-
-def load_or_build_table(backbone, args: argparse.Namespace, device: torch.device, log) -> LatencyTable:
-    """The latency table at ``--latency-table``: loaded by rank 0 if present (a stale one is rejected), built and
-    saved otherwise; every rank receives it."""
-    with dist.full_threads():
-        key = table_key(backbone, args.img_size, args.batch_size, device)
-    found = None
-    if dist.is_master() and osp.isfile(args.latency_table):
-        try:
-            found = LatencyTable.load(args.latency_table, expected_key=key).to_dict()
-        except ValueError as err:
-            found = str(err)
-    found = dist.broadcast_object(found)
-    if isinstance(found, str):
-        raise ValueError(found)
-    if found is not None:
-        log(f'latency table: loaded {args.latency_table}')
-        return LatencyTable(found['key'], found['fixed_ms'], found['stages'], found['meta'])
-    return build_table(backbone, args, device, log)
-
-
-def build_table(backbone, args: argparse.Namespace, device: torch.device, log) -> LatencyTable:
-    """Measure the table (GPU ranks share the entries; on CPU rank 0 measures alone), save it on rank 0."""
-    log(f'latency table: building {args.latency_table} (one measurement per stage configuration)')
-    start = time.perf_counter()
-    settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
-                    num_repeats=args.num_repeats, device=device, seed=args.seed)
-    data = None
-    if device.type == 'cuda' and dist.world_size() > 1:
-        data = build_latency_table(backbone, shard=(dist.rank(), dist.world_size()),
-                                   gather=dist.all_gather_objects, **settings).to_dict()
-    elif dist.is_master():
-        with dist.full_threads():
-            bar = tqdm(total=args.num_repeats, desc='latency table', unit='round', file=sys.stderr,
-                       disable=args.no_progress)
-            data = build_latency_table(backbone, progress=lambda _: bar.update(), **settings).to_dict()
-            bar.close()
-    data = dist.broadcast_object(data)
-    seconds = time.perf_counter() - start
-    table = LatencyTable(data['key'], data['fixed_ms'], data['stages'], {**data['meta'], 'build_seconds': seconds})
-    if dist.is_master():
-        table.save(args.latency_table)
-    log(f'latency table: {sum(len(s) for s in table.stages)} entries built in {seconds:.1f} s')
-    return table
-
-
 # ---------------------------------------------------------------------------------------------------- search
+def make_budgets(args: argparse.Namespace) -> Budgets:
+    """``--budgets`` (with ``--min``) or the band ``[--min, --max]``."""
+    return Budgets(args.budgets if args.budgets else [args.max], args.min)
+
+
+def files_for(args: argparse.Namespace) -> SearchFiles:
+    if args.budgets:
+        return SearchFiles(args.work_dir, budgets_tag(args.budgets, args.min if args.min > 0 else None))
+    return SearchFiles(args.work_dir, band_tag(args.max, args.min))
+
+
 class Recorder:
-    """The searcher's callbacks: history, the log of improvements, state and progress bar (files on rank 0)."""
+    """The searcher's callback: history, the log of best changes, progress bar (files on rank 0)."""
 
-    def __init__(self, files: SearchFiles, metric_name: str, tool_settings: dict, bar: tqdm):
-        self.files, self.metric_name, self.tool_settings, self.bar = files, metric_name, tool_settings, bar
-        self.searcher: Optional[EvolutionSearcher] = None
+    def __init__(self, files: SearchFiles, metric_name: str, budgets: Budgets, bar: tqdm):
+        self.files, self.metric_name, self.budgets, self.bar = files, metric_name, budgets, bar
+        self.searcher: Optional[SearchBase] = None
 
-    def on_record(self, record: dict, replayed: bool) -> None:
+    def on_record(self, record: dict, replayed: bool, new_best: bool) -> None:
+        self.bar.update(1)
         if not dist.is_master() or replayed:  # a replayed record is already in the files
             return
         self.files.append_record(record)
-        best = self.searcher.best
-        if record is best:
-            self.files.log_best(record, self.metric_name)
-        self.bar.set_postfix(best=f"{best['metric']:.4f}" if best else '-', evaluated=record['index'] + 1)
-
-    def on_iteration(self, searcher: EvolutionSearcher) -> None:
-        if dist.is_master():
-            self.files.write_state(dict(searcher.state_dict(), tool=self.tool_settings))
-            self.bar.update(searcher.iteration - self.bar.n)
+        if new_best:
+            label = self.budgets.label(record['budget']) if len(self.budgets) > 1 else ''
+            self.files.log_best(record, self.metric_name, label)
+        found = [b['metric'] for b in self.searcher.bests if b is not None]
+        self.bar.set_postfix(best=f'{max(found):.2f}' if found else '-', evaluated=len(self.searcher.cache))
 
 
 def tool_settings(args: argparse.Namespace, table: Optional[LatencyTable]) -> dict:
     """What must match for ``--resume`` besides the searcher's own settings."""
     return dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint), eval=args.eval,
                 num_images=args.num_images, img_size=args.img_size, batch_size=args.batch_size,
-                latency='table' if table is not None else 'measured', table_key=table.key if table else None)
+                latency='table' if table is not None else 'measured', table_key=table.key if table else None,
+                table_calibration=_calibration(table))
 
 
-def restore(searcher: EvolutionSearcher, files: SearchFiles, settings: dict, log) -> None:
-    """Load the saved state and history (rank 0 reads, every rank receives) into the searcher."""
+def _calibration(table: Optional[LatencyTable]) -> Optional[dict]:
+    cal = table.calibration if table is not None else None
+    return None if cal is None else dict(offset_ms=cal['offset_ms'], scale=cal['scale'])
+
+
+def restore(searcher: SearchBase, files: SearchFiles, settings: dict, log) -> dict:
+    """Read the saved state and history (rank 0 reads, every rank receives), check the settings, and give the
+    history to the searcher to replay; returns the state."""
     saved = None
     if dist.is_master():
         try:
@@ -219,128 +154,200 @@ def restore(searcher: EvolutionSearcher, files: SearchFiles, settings: dict, log
     if isinstance(saved, str):
         raise ValueError(saved)
     state, history = saved
-    diff = [k for k, v in settings.items() if state.get('tool', {}).get(k) != v]
+    mine = dict(settings, **{f'search.{k}': v for k, v in searcher.settings().items()})
+    theirs = dict(state.get('tool', {}), **{f'search.{k}': v for k, v in state.get('settings', {}).items()})
+    diff = [k.replace('search.', '') for k, v in mine.items() if theirs.get(k) != v]
     if diff:
         raise ValueError(f'--resume: the saved search differs in {", ".join(diff)}; use the same arguments or '
                          f'another --work-dir')
-    searcher.load_state_dict(state, history)
-    log(f'resumed at iteration {searcher.iteration}: {state["num_records"]} records, '
-        f'{len(history) - state["num_records"]} to replay')
+    searcher.resume(history)
+    log(f'resumed: replaying {len(history)} recorded steps (nothing is evaluated again)')
+    return state
 
 
-def precheck_band(depths, measure: Callable, args: argparse.Namespace) -> None:
-    """Dense and sparsest latency vs the band, measured directly: runs before a (long) table build."""
-    EvolutionSearcher(depths, measure, lambda genes: 0.0, args.max, args.min, 2, 1).check_band()
+def precheck_band(depths, measure: Callable, budgets: Budgets) -> None:
+    """Dense and sparsest latency vs the budgets, measured directly: runs before a (long) table build."""
+    EvolutionSearcher(depths, measure, lambda genes: 0.0, budgets, parents=2 * len(budgets),
+                      population=2 * len(budgets)).check_band()
 
 
-def check_table(table: LatencyTable, measure: Callable, searcher: EvolutionSearcher, measured: Dict[str, float],
-                num_random: int, seed: int) -> dict:
-    """Predicted vs measured latency on dense, sparsest, best and ``num_random`` evaluated configurations.
-
-    All are measured now (``measured`` holds the ones already measured now). ``speed_ratio`` (measured / predicted
-    dense latency) tells how much the machine's speed changed since the table was built; ``rescaled_error_pct``
-    removes that common factor, leaving the table's own (additivity) error.
-    """
-    depths = searcher.depths
-    configs = [dense_genes(depths), sparsest_genes(depths, searcher.choices), searcher.best['config']]
-    others = [r['config'] for r in searcher.history]
-    configs += random.Random(seed).sample(others, min(num_random, len(others)))
-    rows, done = [], set()
-    for genes in configs:
-        key = genes_key(genes)
-        if key not in done:
-            done.add(key)
-            real = measured[key] if key in measured else measure(genes)
-            rows.append(dict(config=genes, predicted_ms=table.predict(genes), measured_ms=real))
-    ratio = rows[0]['measured_ms'] / rows[0]['predicted_ms']
-    for row in rows:
-        row['error_pct'] = 100.0 * (row['predicted_ms'] - row['measured_ms']) / row['measured_ms']
-        row['rescaled_error_pct'] = 100.0 * (row['predicted_ms'] * ratio - row['measured_ms']) / row['measured_ms']
-    return dict(rows=rows, speed_ratio=ratio, **_abs_stats('error_pct', rows), **_abs_stats('rescaled_error_pct', rows))
-
-
-def _abs_stats(key: str, rows: List[dict]) -> dict:
-    errors = [abs(r[key]) for r in rows]
-    return {f'mean_abs_{key}': sum(errors) / len(errors), f'max_abs_{key}': max(errors)}
+def references(depths, latency: Callable, score: Callable, metric_name: str, log) -> List[dict]:
+    """The original's reference points: latency and score of the dense configuration and of uniform 0.5."""
+    out = []
+    for name, genes in (('dense', dense_genes(depths)), ('uniform 0.5', {n: 0.5 for n in gene_names(depths)})):
+        ms = float(latency(genes))
+        metric, extra = score(genes)
+        out.append(dict(name=name, config=genes, latency=ms, metric=metric, extra=extra))
+        log(f'reference {name}: latency {ms:.2f} ms, {metric_name} {metric:.2f}')
+    return out
 
 
 def run_search(args: argparse.Namespace) -> dict:
     """The whole search for the arguments of ``tools/search.py`` (validated); returns the summary (every rank)."""
     use_cuda = args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available())
     device = dist.init_dist(use_cuda)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True  # as the original's search
     log = (lambda msg: tqdm.write(f'[search] {msg}', file=sys.stdout)) if dist.is_master() else (lambda msg: None)
+    protocol = latency_protocol(args, device)
     cfg = load_config(args)
     model, dataset = build_model(cfg, args.checkpoint, device)
     backbone = get_sparse_backbone(model)
-    files = SearchFiles(args.work_dir, _typed(args.max), _typed(args.min))
+    budgets, files = make_budgets(args), files_for(args)
     measure = Meter(make_measure(backbone, args, device))
-    table_missing = bool(args.latency_table) and not osp.isfile(args.latency_table)
-    if table_missing:  # a band no configuration meets fails before the (long) table build
-        precheck_band(backbone.depths, measure, args)
-    table = load_or_build_table(backbone, args, device, log) if args.latency_table else None
+    log(f'latency: {protocol}')
+    if args.latency_table and not osp.isfile(args.latency_table):  # unreachable budgets fail before the build
+        precheck_band(backbone.depths, measure, budgets)
+    table = load_or_build_table(backbone, args, device, measure, log) if args.latency_table else None
     latency = Meter(table.predict if table is not None else measure)
     evaluator = build_evaluator(cfg, model, dataset, args, device)
     score, metric_name = Meter(evaluator), f'{args.eval[0]}_mAP'
-    settings = tool_settings(args, table)
-    bar = tqdm(total=args.iters, desc='search', unit='iter', file=sys.stderr,
+    bar = tqdm(total=args.iters, desc='search', unit='step', file=sys.stderr,
                disable=args.no_progress or not dist.is_master())
-    recorder = Recorder(files, metric_name, settings, bar)
-    searcher = EvolutionSearcher(backbone.depths, latency, score, args.max, args.min, args.population, args.parents,
-                                 args.mutation_prob, seed=args.seed, max_retries=args.max_retries,
-                                 on_record=recorder.on_record)
+    recorder = Recorder(files, metric_name, budgets, bar)
+    searcher = make_searcher(args.strategy, backbone.depths, latency, score, budgets, args.population, args.parents,
+                             args.mutation_prob, seed=args.seed, max_retries=args.max_retries,
+                             on_record=recorder.on_record)
     recorder.searcher = searcher
     dense_ms, sparsest_ms = searcher.check_band()
-    log(f"band [{args.min:g}, {args.max:g}] ms; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms "
-        f"({settings['latency']}); {dist.world_size()} process(es); scoring {evaluator.num_images} images")
+    settings = tool_settings(args, table)
+    describe_start(args, budgets, searcher, settings, dense_ms, sparsest_ms, evaluator.num_images, log)
     if args.resume:
-        restore(searcher, files, settings, log)
-        bar.update(max(searcher.iteration, 0))
-    elif dist.is_master():
-        files.start(f'{PROG} {args.config} {args.checkpoint} --max {_typed(args.max)} --min {_typed(args.min)}\n'
-                    f"latency: {settings['latency']}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms; "
-                    f'metric: {metric_name}')
-        files.write_state(dict(searcher.state_dict(), tool=settings))
-    best = searcher.run(args.iters, on_iteration=recorder.on_iteration)
+        refs = restore(searcher, files, settings, log)['references']
+    else:
+        refs = references(searcher.depths, latency, score, metric_name, log)
+        if dist.is_master():
+            files.start(header(args, settings, protocol, metric_name, dense_ms, sparsest_ms, refs))
+            files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=False))
+    searcher.run(args.iters)
     bar.close()
-    if best is None:
-        raise ValueError('the search evaluated no configuration inside the band')
+    if all(b is None for b in searcher.bests):
+        raise ValueError(f'the search found no configuration inside the latency budget(s) in {searcher.steps} '
+                         f'steps; widen the band or run more --iters')
+    if dist.is_master():
+        files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=True,
+                               progress=searcher.state_dict()))
     costs = dict(latency=latency, measure=measure, score=score)
-    return finish(args, files, searcher, best, table, costs, metric_name, log)
+    return finish(args, files, searcher, table, costs, metric_name, refs, protocol, log)
 
 
-def finish(args: argparse.Namespace, files: SearchFiles, searcher: EvolutionSearcher, best: dict,
-           table: Optional[LatencyTable], costs: Dict[str, Meter], metric_name: str, log) -> dict:
-    """Confirm the best by a real measurement, check the table, write the summary, plot and best config."""
-    confirmed = costs['measure'](best['config'])
-    measured = {genes_key(best['config']): confirmed}  # the check compares measurements taken now
-    check = check_table(table, costs['measure'], searcher, measured, args.check_configs, args.seed) if table else None
+def describe_start(args, budgets: Budgets, searcher: SearchBase, settings: dict, dense_ms: float,
+                   sparsest_ms: float, num_images: int, log) -> None:
+    where = (f'band [{budgets.min:g}, {budgets.max:g}] ms' if len(budgets) == 1 else
+             'budgets ' + ', '.join(budgets.label(i) for i in range(len(budgets))))
+    log(f"{where}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms ({settings['latency']}); "
+        f'{dist.world_size()} process(es); scoring {num_images} images; strategy {args.strategy}, '
+        f'{args.iters} steps')
+    for i, ok in enumerate(budgets.reachable(dense_ms, sparsest_ms) if len(budgets) > 1 else []):
+        if not ok:
+            log(f'budget {budgets.label(i)} is unreachable (outside [{sparsest_ms:.2f}, {dense_ms:.2f}] ms): '
+                f'it takes no turns and will stay empty')
+
+
+def header(args, settings: dict, protocol: str, metric_name: str, dense_ms: float, sparsest_ms: float,
+           refs: List[dict]) -> str:
+    """The log's first lines: the command, latency source and protocol, reference points."""
+    where = (f'--budgets {" ".join(_typed(b) for b in args.budgets)} --min {_typed(args.min)}' if args.budgets
+             else f'--max {_typed(args.max)} --min {_typed(args.min)}')
+    lines = [f'{PROG} {args.config} {args.checkpoint} {where} --strategy {args.strategy} --iters {args.iters}',
+             f"latency: {settings['latency']} ({protocol}); dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms",
+             f'metric: {metric_name} (x100)']
+    lines += [f"reference {r['name']}: latency {r['latency']:.2f} ms | {metric_name} {r['metric']:.2f}" for r in refs]
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- results
+def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, table: Optional[LatencyTable],
+           costs: Dict[str, Meter], metric_name: str, refs: List[dict], protocol: str, log) -> dict:
+    """Confirm the best(s) by real measurements, check the table, write the summary, plot, configs (and front)."""
+    measured = {genes_key(b['config']): costs['measure'](b['config']) for b in searcher.bests if b is not None}
+    check = None
+    if table is not None:
+        fixed = [dense_genes(searcher.depths), sparsest_genes(searcher.depths, searcher.choices)]
+        fixed += [b['config'] for b in searcher.bests if b is not None]
+        configs = check_configs(fixed, searcher.history, args.check_configs, args.seed)
+        check = check_table(table, costs['measure'], configs, measured)
     summary = dict(
-        best=best, metric=metric_name, measured_latency_ms=confirmed, measured_in_band=searcher.feasible(confirmed),
-        iterations=searcher.iteration, evaluated=len(searcher.history),
-        scored=sum(r['feasible'] for r in searcher.history), exhausted=searcher.exhausted,
-        world_size=dist.world_size(), latency='table' if table else 'measured',
+        strategy=args.strategy, metric=metric_name, steps=searcher.steps, evaluated=len(searcher.cache),
+        scored=sum(r['feasible'] for r in searcher.cache.values()),
+        cached_steps=sum(r['cached'] for r in searcher.history),
+        infeasible_steps=sum(not r['feasible'] for r in searcher.history), world_size=dist.world_size(),
+        latency='table' if table else 'measured', latency_protocol=protocol, references=refs,
         cost_s={**{f'{k}_per_call': m.mean() for k, m in costs.items()},
                 **{f'{k}_calls': m.calls for k, m in costs.items()}},
         table_check=check)
+    if len(searcher.budgets) == 1:
+        best = searcher.best
+        confirmed = measured[genes_key(best['config'])]
+        summary.update(best=best, measured_latency_ms=confirmed, measured_in_band=searcher.feasible(confirmed))
+    else:
+        summary['budgets'] = front_rows(args, files, searcher, measured)
     if dist.is_master():
         files.write_summary(summary)
-        files.log_line(f"final best: iter {best['iteration']} | {metric_name} {best['metric']:.4f} | latency "
-                       f"{best['latency']:.2f} ms, measured {confirmed:.2f} ms")
-        comment = (f"Found by tools/search.py: {metric_name} {best['metric']:.4f}, backbone latency "
-                   f'{confirmed:.2f} ms measured (band [{args.min:g}, {args.max:g}] ms, batch {args.batch_size} at '
-                   f'{args.img_size}x{args.img_size}).\nSearch log (genes: one ratio per W-MSA/SW-MSA block pair):')
-        files.write_best_config(best['config'], searcher.depths, args.config, args.checkpoint, comment)
-        files.plot_history(searcher.history, best, args.min, args.max, metric_name)
-        report(summary, files, log)
+        write_results(args, files, searcher, summary, measured, metric_name)
+        report(summary, files, searcher, log)
     return summary
 
 
-def report(summary: dict, files: SearchFiles, log) -> None:
+def front_rows(args, files: SearchFiles, searcher: SearchBase, measured: Dict[str, float]) -> List[dict]:
+    """Per budget: its band, best (or None), measured latency and config file."""
+    rows = []
+    for i, (edge, best) in enumerate(zip(args.budgets, searcher.bests)):
+        row = dict(budget=float(edge), band=searcher.budgets.label(i), latency=None, measured_ms=None, metric=None,
+                   config=None, step=None, config_file=None)
+        if best is not None:
+            row.update(latency=best['latency'], measured_ms=measured[genes_key(best['config'])],
+                       metric=best['metric'], config=best['config'], step=best['step'],
+                       config_file=files.budget_config(edge), extra=best['extra'])
+        rows.append(row)
+    return rows
+
+
+def write_results(args, files: SearchFiles, searcher: SearchBase, summary: dict, measured: Dict[str, float],
+                  metric_name: str) -> None:
+    """Rank 0: the final log lines, the ready-to-train config(s), the front and the plot."""
+    shape = f'batch {args.batch_size} at {args.img_size}x{args.img_size}'
+    if len(searcher.budgets) == 1:
+        best, confirmed = summary['best'], summary['measured_latency_ms']
+        files.log_line(f"final best: step {best['step']} | {metric_name} {best['metric']:.2f} | latency "
+                       f"{best['latency']:.2f} ms, measured {confirmed:.2f} ms")
+        comment = (f"Found by tools/search.py: {metric_name} {best['metric']:.2f}, backbone latency {confirmed:.2f} ms "
+                   f'measured (band [{args.min:g}, {args.max:g}] ms, {shape}).\n'
+                   'Search log (genes: one ratio per W-MSA/SW-MSA block pair):')
+        files.write_config(files.best_config, best['config'], searcher.depths, args.config, args.checkpoint, comment)
+    else:
+        for row in summary['budgets']:
+            if row['latency'] is None:
+                files.log_line(f"final budget {row['band']}: no candidate found")
+                continue
+            files.log_line(f"final budget {row['band']}: step {row['step']} | {metric_name} {row['metric']:.2f} | "
+                           f"latency {row['latency']:.2f} ms, measured {row['measured_ms']:.2f} ms")
+            comment = (f"Found by tools/search.py --budgets: {metric_name} {row['metric']:.2f}, backbone latency "
+                       f"{row['measured_ms']:.2f} ms measured (budget {row['band']}, {shape}).\n"
+                       'Search log (genes: one ratio per W-MSA/SW-MSA block pair):')
+            files.write_config(row['config_file'], row['config'], searcher.depths, args.config, args.checkpoint,
+                               comment)
+        files.write_front(summary['budgets'], metric_name)
+    files.plot_history(searcher.history, searcher.bests, searcher.budgets.edges, searcher.budgets.min, metric_name)
+
+
+def report(summary: dict, files: SearchFiles, searcher: SearchBase, log) -> None:
     """Print the result, the table check and the costs (rank 0)."""
-    best, cost = summary['best'], summary['cost_s']
-    log(f"best {summary['metric']} {best['metric']:.4f} at {best['latency']:.2f} ms ({summary['latency']}), "
-        f"{summary['measured_latency_ms']:.2f} ms measured now"
-        + ('' if summary['measured_in_band'] else ' (OUTSIDE the band: widen it or rebuild the table)'))
+    metric = summary['metric']
+    log(f"{summary['steps']} steps: {summary['evaluated']} configurations evaluated, {summary['scored']} scored, "
+        f"{summary['cached_steps']} cached steps, {summary['infeasible_steps']} infeasible steps")
+    if 'best' in summary:
+        best = summary['best']
+        log(f"best {metric} {best['metric']:.2f} at {best['latency']:.2f} ms ({summary['latency']}), "
+            f"{summary['measured_latency_ms']:.2f} ms measured now"
+            + ('' if summary['measured_in_band'] else ' (OUTSIDE the band: widen it or rebuild the table)'))
+    for row in summary.get('budgets', []):
+        if row['latency'] is None:
+            log(f"best in budget {row['band']}: none found")
+        else:
+            inside = searcher.budgets.index(row['measured_ms']) is not None
+            log(f"best in budget {row['band']}: {metric} {row['metric']:.2f} at {row['latency']:.2f} ms, "
+                f"{row['measured_ms']:.2f} ms measured now" + ('' if inside else ' (outside the budgets)'))
     check = summary['table_check']
     for row in check['rows'] if check else []:
         log(f"table check: predicted {row['predicted_ms']:.2f} ms, measured {row['measured_ms']:.2f} ms, error "
@@ -350,14 +357,22 @@ def report(summary: dict, files: SearchFiles, log) -> None:
             f"machine runs the dense model at {100 * check['speed_ratio']:.0f} % of the table's time, and at that "
             f"speed: mean {check['mean_abs_rescaled_error_pct']:.1f} %, "
             f"max {check['max_abs_rescaled_error_pct']:.1f} %")
+    cost = summary['cost_s']
+    log(f"latency protocol: {summary['latency_protocol']}")
     log(f"cost per call: latency {_ms(cost['latency_per_call'])} ({summary['latency']}), real measurement "
         f"{_ms(cost['measure_per_call'])}, score {_ms(cost['score_per_call'])}")
-    for path in (files.log, files.history, files.state, files.summary, files.plot, files.best_config):
+    paths = [files.log, files.history, files.state, files.summary, files.plot]
+    if 'best' in summary:
+        paths.append(files.best_config)
+    else:
+        paths += [files.front_md, files.front_json]
+        paths += [row['config_file'] for row in summary['budgets'] if row['config_file']]
+    for path in paths:
         log(f'wrote {path}')
 
 
 def _typed(latency) -> str:
-    """A band limit as the user typed it (``tools/search.py`` keeps the text), else formatted."""
+    """A latency as the user typed it (``tools/search.py`` keeps the text), else formatted."""
     return getattr(latency, 'text', None) or f'{latency:g}'
 
 
