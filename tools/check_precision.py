@@ -1,0 +1,218 @@
+"""Check that half precision keeps the windows fp32 keeps: the backbone of a config in fp32 and under autocast.
+
+    python tools/check_precision.py CONFIG [CHECKPOINT] --dtype bf16 [--num-images 8] [--pruning-ratios ...]
+    python tools/check_precision.py CONFIG --random --img_size 224 --num-images 4 --dtype bf16
+
+Runs the config's SparseViT backbone (top-level ``pruning_ratios`` applied; a dense mmdet Swin becomes SparseViT
+with the same weights) on test-set images (the config's test pipeline, first augmentation; ``--img_size`` resizes
+them to a square) or on random images (``--random``), once in fp32 and once under ``torch.autocast`` at
+``--dtype``, and prints:
+
+* the fraction of kept windows on which the two runs agree, the number of flips and the largest relative score
+  gap of a flip (its fp32 score's distance from the fp32 keep boundary, relative to the boundary: near 0 means the
+  flip was a near-tie);
+* the same-input check: each stage's input from the autocast run, ranked again in fp32, keeps exactly the windows
+  the autocast run kept (the backbone ranks in fp32; a mismatch would be a bug).
+
+Errors in the arguments print one line and exit 2; ``--min-agreement`` makes a lower agreement exit 1.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import warnings
+
+warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from mmcv import DictAction  # noqa: E402
+
+import sparsevit  # noqa: F401,E402  (registers SparseViT)
+from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
+from sparsevit.deploy.precision import compare_selections, record_selections, stage_selection  # noqa: E402
+from sparsevit.schedule import is_dense  # noqa: E402
+from sparsevit.utils.latency import resolve_device  # noqa: E402
+
+DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument on one line and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text!r}') from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a number in [0, 1], got {text!r}') from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be in [0, 1], got {text}')
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = OneLineParser(prog='check_precision.py', description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='detector config file')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='detector checkpoint (its backbone weights are used); random weights without it')
+    parser.add_argument('--dtype', choices=tuple(DTYPES), default='bf16',
+                        help='autocast precision compared with fp32: bf16 (CPU and CUDA, default) or fp16 (CUDA)')
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
+                        help='cuda when available unless set (default: auto)')
+    parser.add_argument('--num-images', type=positive_int, default=8, help='images to check (default: 8)')
+    parser.add_argument('--random', action='store_true', help='random images instead of test-set images')
+    parser.add_argument('--img_size', '--img-size', dest='img_size', type=positive_int, default=None,
+                        help='square input size; test-set images are resized to it (default: the test pipeline\'s '
+                        'size; 672 for --random)')
+    parser.add_argument('--batch-size', type=positive_int, default=2, help='images per forward (default: 2)')
+    parser.add_argument('--pruning-ratios', default=None,
+                        help='override the ratios: a float, a per-stage or per-block list (JSON/Python), or a '
+                        'gene dict such as {"backbone.stages.0": 0.3, ...}')
+    parser.add_argument('--seed', type=int, default=0, help='seed of --random images (default: 0)')
+    parser.add_argument('--min-agreement', type=fraction, default=None,
+                        help='exit 1 when the agreement of kept windows is below this fraction')
+    parser.add_argument('--json', default=None, help='also write the result to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
+    return parser.parse_args(argv)
+
+
+def test_images(cfg, num: int, img_size) -> torch.Tensor:
+    """The first ``num`` images of ``cfg.data.test`` through its pipeline (first augmentation): ``[N, 3, H, W]``."""
+    from mmdet.datasets import build_dataset
+    ds_cfg = cfg.data.test[0] if isinstance(cfg.data.test, (list, tuple)) else cfg.data.test
+    ds_cfg = ds_cfg.copy()
+    ds_cfg.test_mode = True
+    for key in ('ann_file', 'img_prefix'):
+        path = ds_cfg.get(key)
+        if path and not osp.exists(path):
+            raise ValueError(f'the test set is missing ({key} {path} does not exist); create it or use --random')
+    dataset = build_dataset(ds_cfg)
+    if len(dataset) == 0:
+        raise ValueError('the test set is empty; use --random')
+    imgs = []
+    for i in range(min(num, len(dataset))):
+        img = dataset[i]['img']
+        img = img[0] if isinstance(img, (list, tuple)) else img
+        img = getattr(img, 'data', img)  # DataContainer
+        if img_size is not None:
+            img = F.interpolate(img[None], size=(img_size, img_size), mode='bilinear', align_corners=False)[0]
+        imgs.append(img)
+    if len({tuple(im.shape) for im in imgs}) > 1:
+        raise ValueError(f'test images have different sizes {sorted({tuple(im.shape[1:]) for im in imgs})}; '
+                         'give --img_size to resize them to one size')
+    return torch.stack(imgs)
+
+
+def same_input_mismatches(backbone, stage_inputs, dtype) -> int:
+    """Stages (of the autocast run) whose input, ranked in fp32, keeps other windows than autocast kept."""
+    bad = 0
+    for i, x in enumerate(stage_inputs):
+        ref, half = stage_selection(backbone, i, x.float()), stage_selection(backbone, i, x, dtype)
+        for a, b in zip(ref, half):
+            if a is not None and not torch.equal(a['keep'], b['keep']):
+                bad += 1
+                break
+    return bad
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    dtype = DTYPES[args.dtype]
+    if dtype == torch.float16 and device.type != 'cuda':
+        raise ValueError(f'--dtype fp16 needs a CUDA device, the device is {device.type}; use --dtype bf16 on CPU')
+    cfg = load_config(args.config, args.cfg_options)
+    backbone, bb = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
+    if is_dense(backbone.pruning_ratios):
+        raise ValueError('the configuration prunes nothing (all ratios 0): give --pruning-ratios or a sparse config')
+    backbone.to(device)
+    if args.random:
+        size = args.img_size or 672
+        imgs = torch.randn(args.num_images, 3, size, size, generator=torch.Generator().manual_seed(args.seed))
+    else:
+        imgs = test_images(cfg, args.num_images, args.img_size)
+    ref, half, mismatches = [], [], 0
+    for batch in imgs.split(args.batch_size):
+        batch = batch.to(device)
+        ref.append(record_selections(backbone, batch)[0])
+        selections, stage_inputs = record_selections(backbone, batch, dtype)
+        half.append(selections)
+        mismatches += same_input_mismatches(backbone, stage_inputs, dtype)
+    result = merge([compare_selections(r, h) for r, h in zip(ref, half)])
+    result.update(config=args.config, checkpoint=args.checkpoint, dtype=args.dtype, device=str(device),
+                  images='random' if args.random else 'test set', num_images=len(imgs),
+                  img_hw=list(imgs.shape[2:]), pruning_ratios=[list(s) for s in backbone.pruning_ratios],
+                  pad_before_norm=backbone.pad_before_norm, same_input_mismatches=mismatches,
+                  same_input_checks=len(ref) * len(backbone.stages))
+    return result
+
+
+def merge(results) -> dict:
+    """Sum per-batch comparisons."""
+    kept = sum(r['kept'] for r in results)
+    agree = sum(r['agree'] for r in results)
+    stages = [dict(stage=s['stage'], kept=0, agree=0, flips=0) for s in results[0]['per_stage']]
+    for r in results:
+        for total, s in zip(stages, r['per_stage']):
+            for key in ('kept', 'agree', 'flips'):
+                total[key] += s[key]
+    return dict(kept=kept, agree=agree, agreement=agree / kept if kept else 1.0, flips=kept - agree,
+                flip_rate=(kept - agree) / kept if kept else 0.0,
+                max_flip_gap=max(r['max_flip_gap'] for r in results), per_stage=stages)
+
+
+def report(r: dict) -> str:
+    h, w = r['img_hw']
+    stages = ', '.join(f"stage {s['stage']} {s['agree']}/{s['kept']}" for s in r['per_stage'] if s['kept'])
+    lines = [f"fp32 vs {r['dtype']} autocast on {r['device']}: {r['num_images']} {r['images']} images ({h}x{w}), "
+             f"pruning_ratios {r['pruning_ratios']}",
+             f"kept windows that agree: {r['agree']}/{r['kept']} ({100 * r['agreement']:.2f} %); flips: {r['flips']}; "
+             f"largest relative score gap of a flip: {r['max_flip_gap']:.2e}",
+             f'per stage: {stages}',
+             f"same stage input, fp32 vs {r['dtype']} ranking: "
+             + ('identical' if r['same_input_mismatches'] == 0 else f"{r['same_input_mismatches']} stage(s) DIFFER")
+             + f" ({r['same_input_checks']} stage runs)"]
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.json is not None and osp.isdir(args.json):
+        print(f'check_precision.py: error: --json {args.json} is a directory; give a file path', file=sys.stderr)
+        return 2
+    try:
+        result = run(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f'check_precision.py: error: {" ".join(str(message).split())}', file=sys.stderr)
+        return 2
+    print(report(result))
+    if args.json is not None:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2)
+    if result['same_input_mismatches']:
+        return 1
+    if args.min_agreement is not None and result['agreement'] < args.min_agreement:
+        print(f"check_precision.py: agreement {result['agreement']:.4f} is below --min-agreement "
+              f'{args.min_agreement}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
