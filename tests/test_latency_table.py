@@ -143,8 +143,9 @@ def test_real_build_round_trip_and_stale_rejection(tmp_path):
         LatencyTable.load(str(tmp_path / 'old.json'))
 
 
-def test_calibration_fits_offset_and_scale_from_spread_configurations():
+def test_calibration_fits_offset_and_scale_from_spread_configurations(monkeypatch):
     backbone = tiny_backbone()
+    monkeypatch.setattr(latency_mod, 'time', types.SimpleNamespace(perf_counter=CostClock(backbone)))
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_repeats=1, device='cpu')
     measured = []
 
