@@ -201,3 +201,50 @@ def test_train_tool_rejects_bad_ratios_before_training(tmp_path):
     assert 'Traceback' not in proc.stderr
     assert not work_dir.exists()
 
+
+# ---------------------------------------------------------------------------------------------------- both keys
+def test_top_level_and_backbone_ratios_that_differ_fail_naming_both():
+    """The demo sets top-level all-zero ratios; a different model.backbone.pruning_ratios must not be discarded."""
+    with pytest.raises(ValueError) as err:
+        load('configs/demo/mask_rcnn_sparsevit_demo.py', {'model.backbone.pruning_ratios': 1.5})
+    message = str(err.value)
+    assert 'pruning_ratios=[[0.0, 0.0], [0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0]] (top level)' in message
+    assert 'model.backbone.pruning_ratios=1.5' in message and 'set only one' in message
+    assert '\n' not in message
+    with pytest.raises(ValueError, match=r'pruning_ratios=0\.5 \(top level\) and model.backbone.pruning_ratios=0\.3'):
+        load(SPARSE, {'pruning_ratios': 0.5, 'model.backbone.pruning_ratios': 0.3})
+
+
+@pytest.mark.parametrize('top,backbone', [
+    (0.3, [[0.3, 0.3], [0.3, 0.3], [0.3] * 6, [0.3, 0.3]]),  # the same ratios in two forms
+    ([[0, 0], [0, 0], [0] * 6, [0, 0]], 0),
+    ([[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]], None),  # None: not set (the base's default)
+    (None, [[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]]),
+])
+def test_ratio_keys_that_agree_or_are_unset_work(top, backbone):
+    cfg = load(SPARSE, {'pruning_ratios': top, 'model.backbone.pruning_ratios': backbone})
+    expected = normalize_pruning_ratios(top if top is not None else backbone, (2, 2, 6, 2))
+    assert as_tuples(cfg.model.backbone.pruning_ratios) == as_tuples(expected)
+
+
+def test_dumped_config_loads_again(tmp_path):
+    """tools/train.py dumps the config after apply_sparsevit_cfg: both keys are then set, to the same ratios."""
+    name = 'configs/sparsevit/sparsevit_cfg2_35ms.py'
+    path = str(tmp_path / 'dumped.py')
+    load(name).dump(path)
+    again = apply_sparsevit_cfg(Config.fromfile(path))
+    assert as_tuples(again.model.backbone.pruning_ratios) == as_tuples(SEARCHED[name])
+
+
+def test_train_tool_rejects_conflicting_ratio_keys(tmp_path):
+    """The issue's example: a whole run used to train with the invalid 1.5 silently discarded."""
+    work_dir = tmp_path / 'work'
+    demo = 'configs/demo/mask_rcnn_sparsevit_demo.py'
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), demo, '--work-dir', str(work_dir),
+                           '--cfg-options', 'model.backbone.pruning_ratios=1.5'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
+    assert len(errors) == 1 and 'model.backbone.pruning_ratios=1.5' in errors[0] and '(top level)' in errors[0]
+    assert 'Traceback' not in proc.stderr
+    assert not work_dir.exists()

@@ -1,5 +1,7 @@
 """tools/train.py, tools/test.py, tools/dist_train.sh and tools/dist_test.sh on the synthetic data, CPU only."""
+import argparse
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -29,6 +31,14 @@ def tool_env() -> dict:
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
     env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     return env
+
+
+def load_tool(name: str):
+    """tools/NAME.py as a module (its main(argv) runs in this process)."""
+    spec = importlib.util.spec_from_file_location(f'{name}_tool', osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(cmd: list) -> subprocess.CompletedProcess:
@@ -143,3 +153,65 @@ def test_bad_arguments_give_one_error_line(cmd, message):
     errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+@pytest.fixture(scope='module')
+def bad_checkpoints(tmp_path_factory) -> dict:
+    """Files the tools must refuse in one line: not a checkpoint, one with a pickled object torch's weights-only
+    loader rejects, a truncated one, and a real checkpoint that lacks the model's weights."""
+    tmp = tmp_path_factory.mktemp('bad_ckpt')
+    paths = {name: str(tmp / f'{name}.pth') for name in ('text', 'pickled_object', 'truncated', 'partial')}
+    with open(paths['text'], 'w') as f:
+        f.write('not a checkpoint\n')
+    weights = {'neck.lateral_convs.0.conv.weight': torch.zeros(64, 32, 1, 1)}
+    torch.save(dict(state_dict=weights, meta=dict(args=argparse.Namespace(lr=0.1))), paths['pickled_object'])
+    torch.save(dict(state_dict=weights), paths['partial'])
+    with open(paths['partial'], 'rb') as f:
+        data = f.read()
+    with open(paths['truncated'], 'wb') as f:
+        f.write(data[:len(data) // 2])
+    return paths
+
+
+BAD_CHECKPOINT_REASONS = {
+    'text': 'it is not a PyTorch checkpoint',
+    'pickled_object': "torch's weights-only loader rejects it: it holds a pickled argparse.Namespace",
+    'truncated': 'it is not a complete PyTorch checkpoint',
+}
+
+
+def one_error_line(capsys, prog: str) -> str:
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if 'error:' in line]
+    assert len(errors) == 1 and errors[0].startswith(f'{prog}: error: '), err
+    assert 'Traceback' not in err
+    return errors[0]
+
+
+@pytest.mark.parametrize('name', sorted(BAD_CHECKPOINT_REASONS) + ['partial'])
+def test_test_tool_names_a_bad_checkpoint_in_one_line(bad_checkpoints, name, capsys, tmp_path):
+    test_tool = load_tool('test')
+    with pytest.raises(SystemExit) as exc:
+        test_tool.main([DENSE_DEMO, bad_checkpoints[name], '--eval', 'bbox', '--work-dir', str(tmp_path / 'work')])
+    assert exc.value.code == 2
+    line = one_error_line(capsys, 'test.py')
+    assert not (tmp_path / 'work').exists()
+    assert bad_checkpoints[name] in line
+    if name == 'partial':
+        assert "does not fit the config's model" in line and 'weights missing' in line
+    else:
+        assert f'cannot read checkpoint {bad_checkpoints[name]}: {BAD_CHECKPOINT_REASONS[name]}' in line
+
+
+@pytest.mark.parametrize('option', ['load_from', '--resume-from'])
+@pytest.mark.parametrize('name', sorted(BAD_CHECKPOINT_REASONS))
+def test_train_tool_names_a_bad_checkpoint_before_training(bad_checkpoints, name, option, capsys, tmp_path):
+    train_tool = load_tool('train')
+    path, work_dir = bad_checkpoints[name], tmp_path / 'work'
+    given = ['--cfg-options', f'load_from={path}'] if option == 'load_from' else ['--resume-from', path]
+    with pytest.raises(SystemExit) as exc:
+        train_tool.main([DENSE_DEMO, '--work-dir', str(work_dir), *given])
+    assert exc.value.code == 2
+    line = one_error_line(capsys, 'train.py')
+    assert f'cannot read checkpoint {path}: {BAD_CHECKPOINT_REASONS[name]}' in line
+    assert not work_dir.exists()

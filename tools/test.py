@@ -4,7 +4,8 @@
 Differences from mmdet's tool: ``import sparsevit`` and ``apply_sparsevit_cfg`` (top-level ``pruning_ratios`` of the
 original configs set the backbone's ratios; bad values are one ``error:`` line, exit status 2); ``--launcher
 pytorch|mpi`` also works without CUDA (gloo, CPU DDP wrapper, results collected through ``--tmpdir`` instead of
-CUDA tensors); ``fp16`` is ignored without CUDA.
+CUDA tensors); ``fp16`` is ignored without CUDA; the checkpoint is read first, and one that cannot be read or
+misses weights of the model is one ``error:`` line (mmdet only warns of missing weights).
 """
 import argparse
 import os
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 from mmcv import Config, DictAction
 from mmcv.cnn import fuse_conv_bn
-from mmcv.runner import get_dist_info, load_checkpoint, wrap_fp16_model
+from mmcv.runner import get_dist_info, wrap_fp16_model
 
 from mmdet.apis import multi_gpu_test, single_gpu_test
 from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
@@ -29,8 +30,8 @@ from mmdet.utils import (build_dp, compat_cfg, get_device, get_root_logger, repl
                          setup_multi_processes, update_data_root)
 
 import sparsevit  # noqa: F401  (registers SparseViT)
+from sparsevit.utils.checkpoint import load_weights
 from sparsevit.utils.config import apply_sparsevit_cfg
-
 from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
 
 
@@ -128,8 +129,14 @@ def set_test_mode(cfg: Config) -> None:
             ds_cfg.pipeline = replace_ImageToTensor(ds_cfg.pipeline)
 
 
-def build_model(cfg: Config, checkpoint_path: str, dataset, fuse: bool) -> torch.nn.Module:
-    """The detector with the checkpoint's weights (fp16 only with CUDA) and its class names."""
+def build_model(cfg: Config, checkpoint_path: str, fuse: bool) -> tuple:
+    """The detector with the checkpoint's weights, and the checkpoint's class names (None if it has none).
+
+    mmdet's fp16 wrapping (the config's ``fp16``) applies only with CUDA.
+
+    Raises:
+        ValueError: one line, when the checkpoint cannot be read or misses weights of the model.
+    """
     model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
     rfnext_init_model(model, cfg=cfg)
     if cfg.get('fp16', None) is not None:
@@ -137,12 +144,10 @@ def build_model(cfg: Config, checkpoint_path: str, dataset, fuse: bool) -> torch
             wrap_fp16_model(model)
         else:
             get_root_logger().warning(f'fp16 needs CUDA; the device is {cfg.device}: testing in fp32')
-    checkpoint = load_checkpoint(model, checkpoint_path, map_location='cpu')
+    checkpoint = load_weights(model, checkpoint_path, logger=get_root_logger())
     if fuse:
         model = fuse_conv_bn(model)
-    # old versions did not save class info in checkpoints
-    model.CLASSES = checkpoint.get('meta', {}).get('CLASSES', dataset.CLASSES)
-    return model
+    return model, checkpoint.get('meta', {}).get('CLASSES')
 
 
 def evaluate(cfg: Config, args: argparse.Namespace, dataset, outputs: list, json_file: Optional[str]) -> None:
@@ -185,11 +190,15 @@ def main(argv: Optional[list] = None) -> None:
         if distributed:
             init_distributed(args.launcher, cfg.get('dist_params', {}))
     except ConfigError as err:
-        fail(sys.argv[0], err)
+        fail(__file__, err)
 
     set_test_mode(cfg)
     test_loader_cfg = {**dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False),
                        **cfg.data.get('test_dataloader', {})}
+    try:  # the weights first: a bad checkpoint fails before the data set is read
+        model, classes = build_model(cfg, args.checkpoint, args.fuse_conv_bn)
+    except ValueError as err:
+        fail(__file__, err)
     rank, _ = get_dist_info()
     json_file = None
     if args.work_dir is not None and rank == 0:
@@ -198,7 +207,7 @@ def main(argv: Optional[list] = None) -> None:
 
     dataset = build_dataset(cfg.data.test)
     data_loader = build_dataloader(dataset, **test_loader_cfg)
-    model = build_model(cfg, args.checkpoint, dataset, args.fuse_conv_bn)
+    model.CLASSES = classes or dataset.CLASSES  # old versions did not save class info in checkpoints
 
     if not distributed:
         model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)

@@ -39,6 +39,7 @@ from mmdet.utils import (collect_env, get_device, get_root_logger,
 
 import sparsevit  # noqa: F401  (registers SparseViT / SparsityAwareAdaptationHook)
 from sparsevit.schedule import is_dense
+from sparsevit.utils.checkpoint import checkpoint_state_dict, read_checkpoint
 from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, apply_sparsevit_cfg
 from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
 
@@ -123,14 +124,26 @@ def load_config(args: argparse.Namespace) -> Config:
         apply_sparsevit_cfg(cfg)
     except ValueError as err:
         raise ConfigError(f'{args.config}: {err}') from err
-    if args.resume_from is not None and not osp.isfile(args.resume_from):
-        raise ConfigError(f'--resume-from {args.resume_from!r} does not exist')
+    if args.resume_from is not None:
+        if not osp.isfile(args.resume_from):
+            raise ConfigError(f'--resume-from {args.resume_from!r} does not exist')
+        check_checkpoint(args.resume_from)
     load_from = cfg.get('load_from', None)
-    if load_from and args.resume_from is None and not args.auto_resume and '://' not in load_from \
-            and not osp.isfile(load_from):
-        raise ConfigError(f'load_from {load_from!r} does not exist (train its stage first, or override with '
-                          f'--cfg-options load_from=PATH)')
+    if load_from and args.resume_from is None and not args.auto_resume and '://' not in load_from:
+        if not osp.isfile(load_from):
+            raise ConfigError(f'load_from {load_from!r} does not exist (train its stage first, or override with '
+                              f'--cfg-options load_from=PATH)')
+        check_checkpoint(load_from)
     return cfg
+
+
+def check_checkpoint(path: str) -> None:
+    """Read a local checkpoint before anything is built: ConfigError (one line) if it is not a readable
+    checkpoint holding weights (mmcv would fail with a traceback once training starts)."""
+    try:
+        checkpoint_state_dict(read_checkpoint(path), path)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
 
 
 def configure(cfg: Config, args: argparse.Namespace) -> None:
@@ -174,7 +187,7 @@ def main(argv: Optional[list] = None) -> None:
             _, world_size = get_dist_info()
             cfg.gpu_ids = range(world_size)
     except ConfigError as err:
-        fail(sys.argv[0], err)
+        fail(__file__, err)
 
     mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
     cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))

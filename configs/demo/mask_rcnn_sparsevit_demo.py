@@ -4,6 +4,8 @@
 # The backbone is SparseViT (= SparseSwinTransformer: mmdet's Swin arguments and weights plus window pruning).
 # `pruning_ratios` is the original's top-level key: one list per stage, one ratio per block (the fraction of
 # 7x7 windows removed). Dense here; e.g. [[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]] prunes.
+# Override this key (--cfg-options pruning_ratios=...), not model.backbone.pruning_ratios: when both are set to
+# different ratios the tools stop with an error naming both.
 #
 # python tools/search.py configs/demo/mask_rcnn_sparsevit_demo.py \
 #     work_dirs/demo/mask_rcnn_sparsevit_saa_demo/latest.pth --max MS --min MS --img_size 224

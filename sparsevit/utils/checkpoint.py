@@ -8,6 +8,7 @@ file and the reason, which the tools print as their ``error:`` line.
 import logging
 import pickle
 import re
+import zipfile
 from typing import Dict, Optional
 
 import torch
@@ -16,18 +17,27 @@ from mmcv.runner import _load_checkpoint
 WEIGHTS_ONLY_MARK = 'Weights only load failed'
 
 
-def _reason(err: BaseException) -> str:
+def _truncated_zip(path: str) -> bool:
+    """A local file that starts as a zip archive (torch's format) but has no readable central directory."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read(4) == b'PK\x03\x04' and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _reason(err: BaseException, path: str) -> str:
     """Why ``torch.load`` failed, in one line: an object the weights-only unpickler refuses, a file that is not a
     checkpoint, a truncated one, or the error's first line."""
     text = str(err)
+    if 'PytorchStreamReader' in text or _truncated_zip(path):
+        return 'it is not a complete PyTorch checkpoint (truncated or corrupt zip archive)'
     if WEIGHTS_ONLY_MARK in text:
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', text)
         if found:
-            return (f"torch's weights-only loader rejects it: it holds a {found.group(1)} object (only tensors and "
+            return (f"torch's weights-only loader rejects it: it holds a pickled {found.group(1)} (only tensors and "
                     f'plain containers load safely; if you trust the file, re-save its weights alone)')
         return 'it is not a PyTorch checkpoint (torch.load cannot unpickle it)'
-    if 'PytorchStreamReader' in text:
-        return 'it is not a complete PyTorch checkpoint (truncated or corrupt zip archive)'
     if isinstance(err, (pickle.UnpicklingError, KeyError, EOFError)):
         return f'it is not a PyTorch checkpoint (torch.load: {type(err).__name__} {text})'
     first = next((line.strip() for line in text.splitlines() if line.strip()), '')
@@ -47,7 +57,7 @@ def read_checkpoint(path: str) -> dict:
     try:
         ckpt = _load_checkpoint(path, map_location='cpu')
     except Exception as err:  # torch.load raises many types for a bad file
-        raise ValueError(f'cannot read checkpoint {path}: {_reason(err)}') from err
+        raise ValueError(f'cannot read checkpoint {path}: {_reason(err, path)}') from err
     if not isinstance(ckpt, dict):
         raise ValueError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict of weights')
     return ckpt

@@ -4,7 +4,16 @@ The original SparseViT configs set ``pruning_ratios = [[...], ...]`` and ``rando
 level. :func:`apply_sparsevit_cfg` maps them onto the model (``model.backbone.pruning_ratios``) and the
 Sparsity-Aware Adaptation hook, and validates them against the backbone's depths before anything is built, so a
 bad value fails with one clear message instead of deep inside training.
+
+The ratios can be given in two places: the original's top-level ``pruning_ratios`` and the backbone argument
+``model.backbone.pruning_ratios``. A key counts as *set* when its value is not ``None`` (``None`` is the
+backbone's "dense" default, which configs such as ``mask_rcnn_sparsevit.py`` spell out). When only one is set it
+is used; when both are set they must describe the same per-block ratios (e.g. ``0`` and the all-zero lists, or the
+config ``tools/train.py`` dumps, which holds both): otherwise the config is rejected, naming both values, rather
+than one silently overriding the other.
 """
+from typing import Sequence
+
 from ..schedule import normalize_pruning_ratios
 
 SPARSE_BACKBONES = ('SparseSwinTransformer', 'SparseViT')
@@ -18,7 +27,8 @@ def apply_sparsevit_cfg(cfg):
         The same config, with ``model.backbone.pruning_ratios`` normalised to one list per stage.
 
     Raises:
-        ValueError: when ratios are malformed or set on a backbone that cannot prune.
+        ValueError: when ratios are malformed, set on a backbone that cannot prune, or set differently at the top
+            level and in ``model.backbone`` (see :func:`check_one_ratio_setting`).
     """
     backbone = cfg.model.get('backbone', {})
     depths = tuple(backbone.get('depths', (2, 2, 6, 2)))
@@ -27,6 +37,7 @@ def apply_sparsevit_cfg(cfg):
         if backbone.get('type') not in SPARSE_BACKBONES:
             raise ValueError(f"pruning_ratios is set but model.backbone.type is {backbone.get('type')!r}; "
                              f'use one of {SPARSE_BACKBONES}')
+        check_one_ratio_setting(top, backbone.get('pruning_ratios'), depths)
         backbone['pruning_ratios'] = top
     if backbone.get('type') in SPARSE_BACKBONES:
         backbone['pruning_ratios'] = normalize_pruning_ratios(backbone.get('pruning_ratios'), depths)
@@ -39,6 +50,32 @@ def apply_sparsevit_cfg(cfg):
             hooks.append(dict(type=SAA_HOOK))
             cfg.custom_hooks = hooks
     return cfg
+
+
+def _plain(value):
+    """Config values (mmcv ``ConfigDict``/tuples) as plain lists and numbers, for messages and comparison."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_one_ratio_setting(top, backbone_ratios, depths: Sequence[int]) -> None:
+    """Reject a config whose top-level ``pruning_ratios`` and ``model.backbone.pruning_ratios`` are both set
+    (not None) to different per-block ratios.
+
+    Raises:
+        ValueError: one line naming both values.
+    """
+    if top is None or backbone_ratios is None:
+        return
+    try:
+        same = normalize_pruning_ratios(top, depths) == normalize_pruning_ratios(backbone_ratios, depths)
+    except ValueError:  # a malformed value: only an identical one is the same setting
+        same = _plain(top) == _plain(backbone_ratios)
+    if not same:
+        raise ValueError(f'pruning_ratios={_plain(top)} (top level) and model.backbone.pruning_ratios='
+                         f'{_plain(backbone_ratios)} are both set and differ; set only one of them (the top-level '
+                         f'key is the original\'s way)')
 
 
 def unwrap_model(model):
