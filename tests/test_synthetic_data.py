@@ -1,6 +1,9 @@
-"""The synthetic COCO dataset: valid COCO, masks inside boxes, deterministic, idempotent; the demo configs."""
+"""The synthetic COCO dataset: valid COCO, masks inside boxes, deterministic, idempotent; the demo configs; the
+small-objects variant of the experiments (sizes, counts, clusters, background) and the held-out search split."""
 import filecmp
+import hashlib
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -10,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sparsevit.datasets.synthetic import (SYNTHETIC_CLASSES, generate_synthetic_coco, polygon_area,
-                                          shape_polygon, synthetic_cfg_options)
+from sparsevit.datasets.synthetic import (DEMO_LAYOUT, SMALL_OBJECTS, SYNTHETIC_CLASSES, Layout,
+                                          generate_synthetic_coco, polygon_area, shape_polygon, synthetic_cfg_options)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -131,3 +134,140 @@ def test_cli(tmp_path):
     assert bad.returncode == 2
     errors = [line for line in bad.stderr.splitlines() if 'error' in line]
     assert len(errors) == 1 and 'img_size' in errors[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The demo's dataset is pinned; the experiments' variant has the properties it is designed for
+# ----------------------------------------------------------------------------------------------------------------
+#: sha256 of a tiny default dataset (annotation files + decoded pixels), from the generator before layouts existed:
+#: the demo's data (and its measured results) must not change when the generator gains parameters.
+DEMO_DIGEST = 'a424827fe8c3fb0be4da38876fe74bdd1e783cf29ffb45d1204ca35694764aed'
+
+
+def digest(root: str) -> str:
+    h = hashlib.sha256()
+    for split in ('train', 'val'):
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'rb') as f:
+            h.update(f.read())
+        for name in sorted(os.listdir(osp.join(root, split))):
+            with Image.open(osp.join(root, split, name)) as im:
+                h.update(np.asarray(im).tobytes())
+    return h.hexdigest()
+
+
+def test_demo_dataset_unchanged(tmp_path):
+    info = generate_synthetic_coco(str(tmp_path / 'd'), num_train=3, num_val=2, img_size=96, seed=0)
+    assert digest(info['root']) == DEMO_DIGEST
+    explicit = generate_synthetic_coco(str(tmp_path / 'e'), num_train=3, num_val=2, img_size=96, seed=0,
+                                       layout=Layout(), num_search=0)
+    assert digest(explicit['root']) == DEMO_DIGEST and 'search' not in explicit
+    assert set(load(info['root'], 'val')['info']) == {'description', 'version', 'seed', 'img_size', 'num_images',
+                                                      'split'}  # no layout keys for the demo
+
+
+@pytest.fixture(scope='module')
+def small_objects(tmp_path_factory):
+    """The experiments' layout at a reduced size (fast), with a search split, and the same without clustering."""
+    root = tmp_path_factory.mktemp('small_objects')
+    layout = SMALL_OBJECTS['layout']
+    info = generate_synthetic_coco(str(root / 'clustered'), num_train=24, num_val=2, img_size=224, seed=0,
+                                   layout=layout, num_search=3)
+    spread = generate_synthetic_coco(str(root / 'spread'), num_train=24, num_val=2, img_size=224, seed=0,
+                                     layout=Layout(layout.rel_size, layout.num_objects, cluster_prob=0.0))
+    return info, spread
+
+
+def discs(data: dict) -> dict:
+    """Per image, (cx, cy, r) of each object's circumscribed disc (the polygon's vertices are on the circle)."""
+    out = {}
+    for ann in data['annotations']:
+        pts = np.asarray(ann['segmentation'][0]).reshape(-1, 2)
+        c = pts.mean(0)  # every shape is a regular polygon (the star: two) centred on the disc
+        r = float(np.hypot(*(pts - c).T).max())
+        out.setdefault(ann['image_id'], []).append((float(c[0]), float(c[1]), r))
+    return out
+
+
+def test_small_objects_sizes_and_counts(small_objects):
+    info, _ = small_objects
+    data = load(info['root'], 'train')
+    layout, size = SMALL_OBJECTS['layout'], 224
+    assert SMALL_OBJECTS['img_size'] == 448 and layout.rel_size == (0.04, 0.12)
+    counts = [len(v) for v in discs(data).values()]
+    assert len(counts) == 24 and min(counts) >= layout.num_objects[0] and max(counts) <= layout.num_objects[1]
+    assert max(counts) - min(counts) >= 4  # the count varies over the range
+    for objects in discs(data).values():
+        for _, _, r in objects:
+            assert layout.rel_size[0] * size / 2 - 0.1 <= r <= layout.rel_size[1] * size / 2 + 0.1
+    for ann in data['annotations']:  # every box inside the image and at most 12 % of the side
+        x, y, w, h = ann['bbox']
+        assert x >= 0 and y >= 0 and x + w <= size and y + h <= size and max(w, h) <= 0.12 * size + 0.1
+    areas = np.array([a['area'] for a in data['annotations']]) * (448 / size) ** 2  # at the experiments' 448 px
+    assert (areas < 32 ** 2).mean() > 0.5 and (areas >= 32 ** 2).any()  # mostly COCO-small, some medium
+
+
+def clustered_fraction(data: dict, size: int, gap: float) -> float:
+    """Share of objects whose edge is within ``2 + gap * size`` px of another object's edge."""
+    near = total = 0
+    for objects in discs(data).values():
+        for i, (x, y, r) in enumerate(objects):
+            total += 1
+            near += any(math.hypot(x - px, y - py) - r - pr <= 2 + gap * size + 0.5
+                        for j, (px, py, pr) in enumerate(objects) if j != i)
+    return near / total
+
+
+def test_small_objects_clusters_and_background(small_objects):
+    from pycocotools.coco import COCO
+    info, spread = small_objects
+    gap = SMALL_OBJECTS['layout'].cluster_gap
+    clustered = clustered_fraction(load(info['root'], 'train'), 224, gap)
+    independent = clustered_fraction(load(spread['root'], 'train'), 224, gap)
+    assert clustered >= 0.5 and clustered > independent + 0.25, (clustered, independent)
+    coco = COCO(info['train']['ann_file'])
+    for img_id in list(coco.imgs)[:8]:
+        masks = np.stack([coco.annToMask(a) for a in coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))])
+        assert masks.sum(0).max() == 1  # no overlap, even in clusters
+        union = masks.max(0)
+        assert union.mean() < 0.15  # most of the image is background
+        windows = union.reshape(8, 28, 8, 28).max(axis=(1, 3))  # 7x7-token windows of a patch-4 stage 0
+        assert windows.mean() < 0.5  # most windows hold no object
+
+
+def test_search_split_and_options(small_objects, tmp_path):
+    info, _ = small_objects
+    assert info['search']['num_images'] == 3 and osp.isfile(info['search']['ann_file'])
+    search, val = load(info['root'], 'search'), load(info['root'], 'val')
+    assert search['info']['split'] == 'search' and search['info']['rel_size'] == [0.04, 0.12]
+    assert search['annotations'] != val['annotations'][:len(search['annotations'])]
+    no_search = generate_synthetic_coco(str(tmp_path / 'n'), num_train=24, num_val=2, img_size=224, seed=0,
+                                        layout=SMALL_OBJECTS['layout'])
+    for split in ('train', 'val'):  # the search split leaves the others unchanged
+        assert load(no_search['root'], split) == load(info['root'], split)
+    options = synthetic_cfg_options(info['root'], eval_split='search')
+    assert options['data.test.ann_file'].endswith('instances_search.json')
+    assert options['data.val.img_prefix'].endswith('/search/')
+    assert options['data.train.ann_file'].endswith('instances_train.json')
+    with pytest.raises(ValueError, match='unknown split'):
+        synthetic_cfg_options(info['root'], eval_split='holdout')
+
+
+def test_layout_change_regenerates(tmp_path):
+    root = str(tmp_path / 'l')
+    assert generate_synthetic_coco(root, num_train=2, num_val=1, img_size=64)['generated']
+    other = Layout(rel_size=(0.1, 0.2), num_objects=(2, 4))
+    assert generate_synthetic_coco(root, num_train=2, num_val=1, img_size=64, layout=other)['generated']
+    assert not generate_synthetic_coco(root, num_train=2, num_val=1, img_size=64, layout=other)['generated']
+    assert load(root, 'train')['info']['num_objects'] == [2, 4]
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(layout=Layout(rel_size=(0.0, 0.1))), 'rel_size'), (dict(layout=Layout(rel_size=(0.3, 0.2))), 'rel_size'),
+    (dict(layout=Layout(num_objects=(0, 3))), 'num_objects'), (dict(layout=Layout(num_objects=(2.5, 3))),
+                                                               'num_objects'),
+    (dict(layout=Layout(cluster_prob=1.5)), 'cluster_prob'), (dict(layout=Layout(cluster_gap=-0.1)), 'cluster_gap'),
+    (dict(num_search=-1), 'num_search'), (dict(layout=dict(rel_size=(0.1, 0.2))), 'layout')])
+def test_bad_layout(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_synthetic_coco(str(tmp_path), num_train=1, num_val=1, img_size=64, **kwargs)
+    assert DEMO_LAYOUT == Layout()

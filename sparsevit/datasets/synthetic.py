@@ -13,15 +13,25 @@ Design for SparseViT:
     * The background is smooth, so window importance (feature magnitude) differs strongly between windows that
       hold an object and windows that do not: pruning low-importance windows is meaningful.
 
+Variants: the same generator with another :class:`Layout` (object size range, objects per image, clustering).
+:data:`SMALL_OBJECTS` is the regime SparseViT targets, used by ``make experiments``: 448 px images with 4-12
+objects of 4-12 % of the side, about half placed next to an earlier one (clusters), most of the image background,
+so lowering the input resolution loses the objects' detail while most windows hold nothing. The defaults
+(:data:`DEMO_LAYOUT`) give the demo's dataset, byte for byte.
+
 The layout written under ``out_dir``::
 
     annotations/instances_train.json  annotations/instances_val.json
     train/000000.png ...              val/000000.png ...
 
+plus ``annotations/instances_search.json`` and ``search/`` when ``num_search > 0``: a split held out from both,
+for model selection (the sparsity search scores candidates on it, so the val split stays unbiased).
+
 Generation is deterministic for a given ``seed`` and idempotent: a complete dataset written with the same
 parameters is reused as is (annotation files are written last and atomically, so an interrupted run is detected
 as incomplete and regenerated).
 """
+import dataclasses
 import json
 import math
 import os
@@ -35,9 +45,54 @@ from PIL import Image, ImageDraw, ImageFilter
 SYNTHETIC_CLASSES = ('circle', 'square', 'triangle', 'star')
 
 SPLITS = ('train', 'val')
+#: The optional held-out split (``num_search > 0``); its random stream follows the two others'.
+SEARCH_SPLIT = 'search'
+_SPLIT_STREAM = dict(train=0, val=1, search=2)
 _FORMAT_VERSION = 1
-_REL_SIZE = (0.20, 0.45)  # object diameter as a fraction of the image side
-_MAX_OBJECTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where and how large the shapes of an image are.
+
+    Attributes:
+        rel_size: (min, max) object diameter (circumradius x 2) as a fraction of the image side.
+        num_objects: (min, max) shapes per image, drawn uniformly (fewer only when no free spot is found).
+        cluster_prob: chance that a shape after the first is placed next to an earlier one (its edge within
+            ``cluster_gap`` of that shape's edge) instead of anywhere in the image.
+        cluster_gap: largest gap between the edges of clustered shapes, as a fraction of the image side.
+    """
+    rel_size: Tuple[float, float] = (0.20, 0.45)
+    num_objects: Tuple[int, int] = (1, 3)
+    cluster_prob: float = 0.0
+    cluster_gap: float = 0.04
+
+    def check(self) -> None:
+        """Raise ValueError naming the first bad field and the allowed range."""
+        lo, hi = self.rel_size
+        if not 0 < lo <= hi <= 0.9:
+            raise ValueError(f'rel_size must satisfy 0 < min <= max <= 0.9, got {tuple(self.rel_size)}')
+        n_lo, n_hi = self.num_objects
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in self.num_objects) or not 1 <= n_lo <= n_hi:
+            raise ValueError(f'num_objects must be integers with 1 <= min <= max, got {tuple(self.num_objects)}')
+        if not 0.0 <= self.cluster_prob <= 1.0:
+            raise ValueError(f'cluster_prob must be in [0, 1], got {self.cluster_prob!r}')
+        if not 0.0 <= self.cluster_gap <= 0.5:
+            raise ValueError(f'cluster_gap must be in [0, 0.5], got {self.cluster_gap!r}')
+
+    def info(self) -> dict:
+        """The fields that differ from the demo's layout (JSON types): recorded in the annotation files' ``info``,
+        so that a dataset written with other parameters is regenerated; empty for the demo (its files unchanged)."""
+        default = dataclasses.asdict(DEMO_LAYOUT)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+                if v != default[k]}
+
+
+#: The demo's layout: 1-3 large shapes (20-45 % of the side), placed independently.
+DEMO_LAYOUT = Layout()
+#: The experiments' dataset (``make experiments``): image size and layout, the regime SparseViT targets.
+SMALL_OBJECTS = dict(img_size=448, layout=Layout(rel_size=(0.04, 0.12), num_objects=(4, 12), cluster_prob=0.5,
+                                                 cluster_gap=0.04))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -115,24 +170,50 @@ def _contrasting_colour(rng: np.random.Generator, background: np.ndarray) -> Tup
     return tuple(int(c) for c in np.where(background > 127, 20, 235))
 
 
-def _place(rng: np.random.Generator, size: int, placed: List[Tuple[float, float, float]]):
-    """A (center, radius) fully inside the image and not overlapping ``placed`` discs; None when none fits."""
+def _near(rng: np.random.Generator, size: int, r: float, placed: List[Tuple[float, float, float]],
+          gap: float) -> Optional[Tuple[float, float]]:
+    """A centre for radius ``r`` next to a random earlier disc (edge gap 2 to ``2 + gap * size`` px); None when
+    it falls outside the image."""
+    px, py, pr = placed[int(rng.integers(len(placed)))]
+    dist = r + pr + 2 + rng.uniform(0, gap * size)
+    theta = rng.uniform(0, 2 * math.pi)
+    cx, cy = px + dist * math.cos(theta), py + dist * math.sin(theta)
+    if not (r + 1 <= cx <= size - r - 1 and r + 1 <= cy <= size - r - 1):
+        return None
+    return cx, cy
+
+
+def _place(rng: np.random.Generator, size: int, placed: List[Tuple[float, float, float]],
+           layout: Layout = DEMO_LAYOUT):
+    """A (center, radius) fully inside the image and not overlapping ``placed`` discs; None when none fits.
+
+    With ``layout.cluster_prob > 0`` each try is, with that chance, a spot next to an earlier disc. (The demo's
+    layout draws no extra random numbers, so its images are unchanged.)
+    """
     for _ in range(100):
-        r = rng.uniform(*_REL_SIZE) * size / 2
-        cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+        r = rng.uniform(*layout.rel_size) * size / 2
+        if placed and layout.cluster_prob > 0 and rng.random() < layout.cluster_prob:
+            center = _near(rng, size, r, placed, layout.cluster_gap)
+            if center is None:
+                continue
+            cx, cy = center
+        else:
+            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
         if all(math.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
             return (float(cx), float(cy)), float(r)
     return None
 
 
-def render_image(rng: np.random.Generator, size: int) -> Tuple[Image.Image, List[dict]]:
+def render_image(rng: np.random.Generator, size: int, layout: Layout = DEMO_LAYOUT
+                 ) -> Tuple[Image.Image, List[dict]]:
     """One RGB image and its objects: ``dict(category_id, polygon (N, 2))``."""
     img = _background(rng, size)
     canvas = Image.fromarray(img.astype(np.uint8), 'RGB')
     draw = ImageDraw.Draw(canvas)
     objects, placed = [], []
-    for _ in range(int(rng.integers(1, _MAX_OBJECTS + 1))):
-        spot = _place(rng, size, placed)
+    lo, hi = layout.num_objects
+    for _ in range(int(rng.integers(lo, hi + 1))):
+        spot = _place(rng, size, placed, layout)
         if spot is None:
             break
         center, radius = spot
@@ -155,13 +236,14 @@ def _annotation(ann_id: int, image_id: int, obj: dict) -> dict:
                 area=round(polygon_area(pts), 2), bbox=[round(v, 2) for v in polygon_bbox(pts)])
 
 
-def _generate_split(out_dir: str, split: str, num_images: int, img_size: int, seed: int, params: dict) -> dict:
+def _generate_split(out_dir: str, split: str, num_images: int, img_size: int, seed: int, params: dict,
+                    layout: Layout = DEMO_LAYOUT) -> dict:
     """Render one split's images and return its COCO dict (not yet written)."""
-    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    rng = np.random.default_rng([seed, _SPLIT_STREAM[split]])
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     images, annotations = [], []
     for image_id in range(num_images):
-        canvas, objects = render_image(rng, img_size)
+        canvas, objects = render_image(rng, img_size, layout)
         file_name = f'{image_id:06d}.png'
         canvas.save(osp.join(out_dir, split, file_name))
         images.append(dict(id=image_id, file_name=file_name, width=img_size, height=img_size))
@@ -207,16 +289,19 @@ def _summary(out_dir: str, split: str, data: dict) -> dict:
                 num_images=len(data['images']), num_annotations=len(data['annotations']))
 
 
-def _check_args(num_train: int, num_val: int, img_size: int) -> None:
-    for name, value in (('num_train', num_train), ('num_val', num_val)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f'{name} must be a positive integer, got {value!r}')
+def _check_args(num_train: int, num_val: int, img_size: int, num_search: int, layout: Layout) -> None:
+    for name, value, low in (('num_train', num_train, 1), ('num_val', num_val, 1), ('num_search', num_search, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f'{name} must be {"a positive" if low else "a non-negative"} integer, got {value!r}')
     if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 32:
         raise ValueError(f'img_size must be an integer >= 32, got {img_size!r}')
+    if not isinstance(layout, Layout):
+        raise ValueError(f'layout must be a sparsevit.datasets.synthetic.Layout, got {type(layout).__name__}')
+    layout.check()
 
 
 def generate_synthetic_coco(out_dir: str, num_train: int = 400, num_val: int = 100, img_size: int = 224,
-                            seed: int = 0) -> dict:
+                            seed: int = 0, layout: Layout = DEMO_LAYOUT, num_search: int = 0) -> dict:
     """Write (or reuse) the synthetic COCO dataset under ``out_dir``.
 
     Args:
@@ -225,23 +310,27 @@ def generate_synthetic_coco(out_dir: str, num_train: int = 400, num_val: int = 1
         num_val: number of validation images.
         img_size: side of the square images in pixels (>= 32).
         seed: generator seed; the same arguments always give the same files.
+        layout: object sizes, counts and clustering (:class:`Layout`); the default is the demo's.
+        num_search: images of an extra held-out ``search`` split (0: none, as the demo).
 
     Returns:
         dict with ``root``, ``classes``, ``generated`` (False when a complete dataset was reused) and, per split,
-        ``dict(ann_file, img_prefix, num_images, num_annotations)`` under ``'train'`` and ``'val'``.
+        ``dict(ann_file, img_prefix, num_images, num_annotations)`` under ``'train'`` and ``'val'`` (and
+        ``'search'`` when ``num_search > 0``).
 
     Raises:
-        ValueError: on a non-positive count or an image size below 32.
+        ValueError: on a non-positive count, an image size below 32 or a bad layout.
     """
-    _check_args(num_train, num_val, img_size)
+    _check_args(num_train, num_val, img_size, num_search, layout)
     out_dir = osp.abspath(out_dir)
-    counts = dict(train=num_train, val=num_val)
+    counts = dict(train=num_train, val=num_val, search=num_search)
     result = dict(root=out_dir, classes=SYNTHETIC_CLASSES, generated=False)
-    for split in SPLITS:
-        params = dict(version=_FORMAT_VERSION, seed=seed, img_size=img_size, num_images=counts[split])
+    for split in SPLITS + ((SEARCH_SPLIT, ) if num_search else ()):
+        params = dict(version=_FORMAT_VERSION, seed=seed, img_size=img_size, num_images=counts[split],
+                      **layout.info())
         summary = _split_is_complete(out_dir, split, params)
         if summary is None:
-            data = _generate_split(out_dir, split, counts[split], img_size, seed, params)
+            data = _generate_split(out_dir, split, counts[split], img_size, seed, params, layout)
             os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
             _write_json_atomic(ann_file(out_dir, split), data)
             summary = _summary(out_dir, split, data)
@@ -250,15 +339,19 @@ def generate_synthetic_coco(out_dir: str, num_train: int = 400, num_val: int = 1
     return result
 
 
-def synthetic_cfg_options(data_root: str, splits: Sequence[str] = ('train', 'val', 'test')) -> Dict[str, str]:
+def synthetic_cfg_options(data_root: str, splits: Sequence[str] = ('train', 'val', 'test'),
+                          eval_split: str = 'val') -> Dict[str, str]:
     """``--cfg-options`` overrides pointing a demo config's datasets at ``data_root``.
 
-    ``data.train`` uses the train split; ``data.val`` and ``data.test`` use the val split.
+    ``data.train`` uses the train split; ``data.val`` and ``data.test`` use ``eval_split`` (the val split, or
+    ``'search'``: the held-out split of a dataset written with ``num_search > 0``).
 
     Returns:
         Flat dotted keys, e.g. ``{'data.train.ann_file': '<root>/annotations/instances_train.json', ...}``.
     """
-    source = dict(train='train', val='val', test='val')
+    if eval_split not in _SPLIT_STREAM:
+        raise ValueError(f'unknown split {eval_split!r}; allowed: {tuple(_SPLIT_STREAM)}')
+    source = dict(train='train', val=eval_split, test=eval_split)
     options = {}
     for key in splits:
         if key not in source:
