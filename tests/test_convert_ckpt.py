@@ -6,7 +6,6 @@ key layout (backbone through ``swin_to_original_format``, output norms, neck and
 optimizer/apex states the official runner saves). Converted, it must load with no missing key and give the saved
 model's outputs, in the model and through tools/test.py.
 """
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -25,14 +24,12 @@ from sparsevit.utils.config import apply_sparsevit_cfg
 
 from reference_sparse_swin import swin_to_original_format
 from test_backbone import randomize_
+from test_train_test_tools import SMALL_TEST_CFG, load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/demo/mask_rcnn_sparsevit_demo.py'
 RATIOS = '[[0.3,0.3],[0,0],[0.1,0.1,0.2,0.2,0.2,0.2],[0,0]]'  # pruned, so the sparse path runs too
 TIMEOUT = 300
-
-
-SMALL_TEST_CFG = {'model.test_cfg.rpn.max_per_img': 100, 'model.test_cfg.rcnn.max_per_img': 20}  # fast on CPU
 
 
 def build_model() -> torch.nn.Module:
@@ -51,14 +48,6 @@ def to_official_layout(state: dict) -> dict:
     official.update({k: v.clone() for k, v in state.items() if not k.startswith('backbone.')})
     assert len(official) == len(state)
     return official
-
-
-def load_tool(name: str):
-    """tools/NAME.py as a module (its main(argv) runs in this process)."""
-    spec = importlib.util.spec_from_file_location(f'{name}_tool', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:

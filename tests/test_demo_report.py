@@ -3,6 +3,8 @@ import importlib.util
 import json
 import os.path as osp
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -43,3 +45,45 @@ def test_demo_report_reads_latency_and_eval_json(tmp_path, capsys):
     assert 'no eval_*.json' in capsys.readouterr().err
     assert report.main(['--band', '0.5', '0.8', lat['d'][0]]) == 2  # MIN_FRAC above MAX_FRAC
     assert 'MIN_FRAC' in capsys.readouterr().err
+
+
+def test_demo_report_puts_bf16_map_next_to_fp32(tmp_path, capsys):
+    report = load_report()
+    evals = {}
+    for name, bbox, dtype in (('dense', 0.61, None), ('sparse', 0.58, None), ('bf16', 0.575, 'bf16'),
+                              ('fp32_again', 0.5, 'fp32')):
+        d = tmp_path / name
+        d.mkdir()
+        record = dict(metric=dict(bbox_mAP=bbox, segm_mAP=bbox - 0.1), **({'dtype': dtype} if dtype else {}))
+        (d / 'eval_20260101_000000.json').write_text(json.dumps(record))
+        evals[name] = str(d)
+    lat = tmp_path / 'lat.json'
+    lat.write_text(json.dumps(dict(latency_ms=40.0, img_size=224, batch_size=4, device='cpu', pruning_ratios=None)))
+    check = tmp_path / 'precision.json'
+    check.write_text(json.dumps(dict(agree=1190, kept=1200, agreement=1190 / 1200, flips=10, same_input_mismatches=0,
+                                     num_images=8, dtype='bf16', max_flip_gap=1e-3)))
+    rows = ['--row', 'dense', 'a.py', evals['dense'], str(lat), '--row', 'sparse', 'b.py', evals['sparse'], str(lat)]
+    out_json = tmp_path / 'r.json'
+    assert report.main(rows + ['--bf16', 'sparse', evals['bf16'], '--precision-check', str(check),
+                               '--json', str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert '| sparse | fp32 | 0.580 | 0.480 |' in out and '| sparse | bf16 (autocast) | 0.575 | 0.475 |' in out
+    assert 'fp32 and bf16 (tools/check_precision.py, 8 val images): 1190/1200 (99.17 %), 10 flips' in out
+    assert '- [x] sparse: bf16 bbox mAP within 0.02 of fp32 (0.005)' in out
+    assert '- [x] sparse: bf16 ranks the same stage input as fp32 does (0)' in out
+    saved = json.loads(out_json.read_text())
+    assert saved['precision']['bf16'] == dict(bbox_mAP=0.575, segm_mAP=0.475)
+    assert saved['precision']['windows']['agreement'] == 1190 / 1200
+    # without --precision-check: only the mAP table
+    assert report.main(rows + ['--bf16', 'sparse', evals['bf16']]) == 0
+    out = capsys.readouterr().out
+    assert '| sparse | bf16 (autocast) |' in out and 'check_precision' not in out
+    # one error line each: an fp32 eval given as bf16, a name that is no row, --precision-check alone
+    assert report.main(rows + ['--bf16', 'sparse', evals['fp32_again']]) == 2
+    assert 'was evaluated in fp32, not bf16' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        report.main(rows + ['--bf16', 'nope', evals['bf16']])
+    assert "--bf16 'nope' names no --row" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        report.main(rows + ['--precision-check', str(check)])
+    assert '--precision-check needs --bf16' in capsys.readouterr().err

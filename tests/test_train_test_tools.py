@@ -5,10 +5,12 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import pickle
 import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -215,3 +217,97 @@ def test_train_tool_names_a_bad_checkpoint_before_training(bad_checkpoints, name
     line = one_error_line(capsys, 'train.py')
     assert f'cannot read checkpoint {path}: {BAD_CHECKPOINT_REASONS[name]}' in line
     assert not work_dir.exists()
+
+
+# ---------------------------------------------------------------------------------------------------- --dtype
+SMALL_TEST_CFG = {'model.test_cfg.rpn.max_per_img': 100, 'model.test_cfg.rcnn.max_per_img': 20}  # fast on CPU
+
+
+def tiny_detector(config: str = SPARSE_DEMO):
+    from mmcv import Config
+    from mmdet.models import build_detector
+    from sparsevit.utils.config import apply_sparsevit_cfg
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    ratios = [[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]]
+    cfg.merge_from_dict({**SMALL_TEST_CFG, 'pruning_ratios': ratios})
+    apply_sparsevit_cfg(cfg)
+    return build_detector(cfg.model, test_cfg=cfg.get('test_cfg')).eval()
+
+
+def test_resolve_dtype_allows_fp16_on_cuda_only_and_bf16_on_cpu_and_cuda():
+    from sparsevit.utils.precision import resolve_dtype
+    assert resolve_dtype('fp32', 'cpu') is None and resolve_dtype('fp32', 'mps') is None
+    assert resolve_dtype('bf16', 'cpu') == torch.bfloat16 and resolve_dtype('bf16', 'cuda') == torch.bfloat16
+    assert resolve_dtype('fp16', 'cuda') == torch.float16
+    with pytest.raises(ValueError, match=r'--dtype fp16 needs CUDA; the device is cpu \(use bf16 or fp32\)'):
+        resolve_dtype('fp16', 'cpu')
+    with pytest.raises(ValueError, match=r'--dtype bf16 needs CPU or CUDA; the device is mps \(use fp32\)'):
+        resolve_dtype('bf16', 'mps')
+    with pytest.raises(ValueError, match='allowed values are fp32, fp16, bf16'):
+        resolve_dtype('fp8', 'cpu')
+
+
+def test_autocast_inference_keeps_mmdets_fp32_steps_in_fp32():
+    """Under bf16 autocast the convolutions and linears compute in bf16; mmdet's @force_fp32 steps (RPN and bbox
+    decoding + NMS, RoI extraction) receive fp32 tensors (mmcv's NMS/RoIAlign would fail on bf16); the features
+    are those of fp32 within bf16's precision."""
+    from sparsevit.utils.precision import autocast_inference, fp32_methods
+    from test_backbone import randomize_
+    model = randomize_(tiny_detector(), seed=1)
+    found = {(type(m).__name__, name) for m, name in fp32_methods(model)}
+    assert {('RPNHead', 'get_bboxes'), ('SingleRoIExtractor', 'forward'), ('Shared2FCBBoxHead', 'get_bboxes')} <= found
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen[name] = (args[0].dtype, output.dtype)
+        return hook
+
+    model.neck.fpn_convs[0].register_forward_hook(record('fpn_conv'))
+    model.roi_head.bbox_roi_extractor.roi_layers[0].register_forward_hook(record('roi_align'))  # mmcv's RoIAlign
+    model.roi_head.bbox_head.shared_fcs[0].register_forward_hook(record('bbox_fc'))
+    img = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    meta = [dict(img_shape=(224, 224, 3), ori_shape=(224, 224, 3), pad_shape=(224, 224, 3),
+                 scale_factor=np.ones(4, dtype=np.float32), flip=False)]
+    with torch.no_grad():
+        want = model.extract_feat(img)
+        with autocast_inference(model, torch.bfloat16, 'cpu'):
+            got = model.extract_feat(img)
+            dets = model.simple_test(img, meta, rescale=True)[0][0]
+    assert seen['fpn_conv'][1] == torch.bfloat16 and seen['bbox_fc'][1] == torch.bfloat16
+    assert seen['roi_align'] == (torch.float32, torch.float32)
+    assert not any(name in vars(m) for m, name in fp32_methods(model))  # the patches are gone
+    for a, b in zip(got, want):  # bf16 has 8 mantissa bits: about 1 % relative error after a whole backbone
+        error = ((a.float() - b).norm() / b.norm()).item()
+        assert 0 < error < 0.03, error
+    dets = np.concatenate(dets)
+    assert dets.dtype == np.float32 and len(dets) > 0
+
+
+def test_test_tool_dtype_bf16(synthetic_coco, dense_checkpoint, tmp_path, capsys):
+    """tools/test.py --dtype bf16 evaluates under autocast and records the precision in the eval json."""
+    test_tool = load_tool('test')
+    results = {}
+    for dtype in ('fp32', 'bf16'):
+        work_dir = tmp_path / dtype
+        test_tool.main([SPARSE_DEMO, dense_checkpoint, '--eval', 'bbox', 'segm', '--dtype', dtype,
+                        '--out', str(work_dir / 'results.pkl'), '--work-dir', str(work_dir),
+                        *options(synthetic_coco, **SMALL_TEST_CFG)])
+        with open(glob.glob(str(work_dir / 'eval_*.json'))[0]) as f:
+            record = json.load(f)
+        assert record['dtype'] == dtype and 0.0 <= record['metric']['segm_mAP'] <= 1.0
+        with open(work_dir / 'results.pkl', 'rb') as f:
+            results[dtype] = pickle.load(f)
+    capsys.readouterr()
+    assert len(results['bf16']) == len(results['fp32']) == 4
+    boxes = {k: np.concatenate([np.concatenate(r[0]) for r in v]) for k, v in results.items()}
+    assert boxes['bf16'].dtype == np.float32 and not np.array_equal(boxes['bf16'], boxes['fp32'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='fp16 runs on CUDA')
+def test_test_tool_dtype_fp16_without_cuda_is_one_error_line(capsys):
+    test_tool = load_tool('test')
+    with pytest.raises(SystemExit) as exc:
+        test_tool.main([DENSE_DEMO, osp.join(ROOT, DENSE_DEMO), '--eval', 'bbox', '--dtype', 'fp16'])  # any file
+    assert exc.value.code == 2
+    assert 'test.py: error: --dtype fp16 needs CUDA; the device is cpu' in one_error_line(capsys, 'test.py')

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole SparseViT pipeline on the embedded synthetic shapes dataset (`make demo` calls this after setting up
 # the environment): synthetic data -> dense training -> Sparsity-Aware Adaptation -> latency-constrained
-# evolutionary search -> finetune of the found configuration -> test, then the README-style table (config,
-# latency, bbox mAP, mask mAP) and the picture of the kept windows. About 20 minutes on 2 CPU cores.
+# evolutionary search -> finetune of the found configuration -> test (the sparse model in fp32 and in bf16, and
+# fp32 vs bf16 kept windows with tools/check_precision.py), then the README-style table (config, latency, bbox mAP,
+# mask mAP), the bf16 mAP next to fp32 and the picture of the kept windows. About 20 minutes on 2 CPU cores.
 #
 # Everything goes under work_dirs/demo/ in mmdet's layout (one work dir per config: logs, checkpoints,
-# eval_*.json), plus latency/*.json, search/, sparsity.png, results.md, results.json and logs/ (each step's
-# console output). A step whose outputs exist is skipped; DEMO_FORCE=1 (or removing work_dirs/demo) redoes all.
+# eval_*.json; the sparse model's bf16 evaluation in its bf16/), plus latency/*.json, search/, precision_bf16.json,
+# sparsity.png, results.md, results.json and logs/ (each step's console output). A step whose outputs exist is
+# skipped; DEMO_FORCE=1 (or removing work_dirs/demo) redoes all.
 #
 # Environment knobs: DEMO_DIR (work_dirs/demo), DEMO_DATA (data/sparsevit_demo), DEMO_NP (2: search processes),
 # DEMO_SEED (0), DEMO_MAX_FRAC / DEMO_MIN_FRAC (0.85 / 0.6: the search's latency band as fractions of the dense
@@ -38,7 +40,7 @@ SEARCH_DIR="$OUT/search"
 LOGS="$OUT/logs"
 START=$(date +%s)
 STEP=0
-NSTEPS=10
+NSTEPS=11
 
 log() { echo "[demo $(date +%T)] $*"; }
 die() { echo "[demo] error: $*" >&2; exit 1; }
@@ -155,14 +157,30 @@ if fresh "$FT_DIR/latest.pth"; then
     --cfg-options "${DATA_OPTS[@]}" load_from="$SAA_DIR/latest.pth"
 fi
 
-step "test (bbox + segm on the synthetic val split)"
-for pair in "dense:$DENSE_CFG:$DENSE_DIR" "saa:$SPARSE_CFG:$SAA_DIR" "sparse:$BEST_CFG:$FT_DIR"; do
-  IFS=: read -r name cfg dir <<< "$pair"
+step "test (bbox + segm on the synthetic val split; the sparse model also in bf16)"
+# NAME:CONFIG:CHECKPOINT_DIR:OUTPUT_DIR:DTYPE
+for run_spec in "dense:$DENSE_CFG:$DENSE_DIR:$DENSE_DIR:fp32" "saa:$SPARSE_CFG:$SAA_DIR:$SAA_DIR:fp32" \
+    "sparse:$BEST_CFG:$FT_DIR:$FT_DIR:fp32" "sparse_bf16:$BEST_CFG:$FT_DIR:$FT_DIR/bf16:bf16"; do
+  IFS=: read -r name cfg ckpt_dir dir dtype <<< "$run_spec"
   if fresh "$(ls "$dir"/eval_*.json 2>/dev/null | head -n 1)"; then
-    run "test_$name" "$PY" tools/test.py "$cfg" "$dir/latest.pth" --eval bbox segm --work-dir "$dir" \
-      --out "$dir/results.pkl" --cfg-options "${DATA_OPTS[@]}"
+    run "test_$name" "$PY" tools/test.py "$cfg" "$ckpt_dir/latest.pth" --eval bbox segm --dtype "$dtype" \
+      --work-dir "$dir" --out "$dir/results.pkl" --cfg-options "${DATA_OPTS[@]}"
   fi
 done
+
+step "fp32 vs bf16 window selection of the sparse model -> $OUT/precision_bf16.json"
+PRECISION=()
+if [ -f tools/check_precision.py ]; then
+  if fresh "$OUT/precision_bf16.json"; then
+    # exit 1 (windows differ on the same input) is a result for the report's checks, not a failed step
+    run check_precision bash -c '"$@"; rc=$?; [ "$rc" -le 1 ] || exit "$rc"' _ "$PY" tools/check_precision.py \
+      "$BEST_CFG" "$FT_DIR/latest.pth" --dtype bf16 --num-images 8 --json "$OUT/precision_bf16.json" \
+      --cfg-options "${DATA_OPTS[@]}"
+  fi
+  PRECISION=(--precision-check "$OUT/precision_bf16.json")
+else
+  log "  (tools/check_precision.py not found: skipped)"
+fi
 
 step "latencies, $ROUNDS interleaved rounds (${IMG}x${IMG}, batch 4): dense Swin, dense SparseViT, the sparse result"
 if fresh "$OUT/latency/${BEST_NAME}_r$ROUNDS.json"; then
@@ -180,5 +198,6 @@ WALL=(--wall-time "$(( $(date +%s) - START ))")
   --row "dense Swin (mmdet)" "$DENSE_CFG" "$DENSE_DIR" "$(runs swin_dense)" \
   --row "SparseViT SAA, dense" "$SPARSE_CFG" "$SAA_DIR" "$(runs sparsevit_dense)" \
   --row "SparseViT searched + finetuned" "$BEST_CFG" "$FT_DIR" "$(runs "$BEST_NAME")" \
+  --bf16 "SparseViT searched + finetuned" "$FT_DIR/bf16" ${PRECISION[@]+"${PRECISION[@]}"} \
   --markdown "$OUT/results.md" --json "$OUT/results.json" ${WALL[@]+"${WALL[@]}"}
 log "done in $(( ($(date +%s) - START) / 60 )) min: $OUT/results.md, $OUT/sparsity.png, per-step seconds in $OUT/timings.txt"

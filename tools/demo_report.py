@@ -2,13 +2,18 @@
 
     python tools/demo_report.py \
         --row dense CONFIG EVAL LATENCY_JSON[,LATENCY_JSON...] --row sparse CONFIG EVAL LATENCY_JSON[,...] \
-        [--markdown results.md] [--json results.json] [--wall-time SECONDS]
+        [--bf16 NAME EVAL [--precision-check JSON]] [--markdown results.md] [--json results.json] \
+        [--wall-time SECONDS]
     python tools/demo_report.py --band MAX_FRAC MIN_FRAC LATENCY_JSON [LATENCY_JSON ...]
 
 ``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
 (its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``;
 with several (repeated measurements on a shared machine) their median latency is used. The first row is the
 reference of the latency ratios and of the accuracy checks (the first row should be dense).
+
+``--bf16 NAME EVAL`` adds the bbox/mask mAP of row NAME's model evaluated with ``tools/test.py --dtype bf16`` next
+to its fp32 mAP; ``--precision-check`` adds the fraction of kept windows that agree between fp32 and bf16
+(the ``--json`` of ``tools/check_precision.py``).
 
 ``--band`` prints the search's latency band ``MAX_MS MIN_MS``: the fractions of the median latency of the files.
 """
@@ -32,6 +37,8 @@ from sparsevit.schedule import format_genes, ratios_to_genes  # noqa: E402
 #: The demo's targets (issue 3): dense bbox mAP >= 0.5, sparse within 0.05 of it, at a lower latency.
 DENSE_BBOX_TARGET = 0.5
 MAX_BBOX_DROP = 0.05
+#: bf16 autocast inference: bbox mAP within 0.02 of fp32 (issue 9).
+MAX_BF16_BBOX_CHANGE = 0.02
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,6 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--band', nargs=2, type=float, metavar=('MAX_FRAC', 'MIN_FRAC'),
                         help='print "MAX_MS MIN_MS": these fractions of the median latency of the files given')
     parser.add_argument('files', nargs='*', help='latency JSON files (with --band)')
+    parser.add_argument('--bf16', nargs=2, metavar=('NAME', 'EVAL'), default=None,
+                        help="row NAME's model evaluated in bf16 (tools/test.py --dtype bf16): its eval json or dir")
+    parser.add_argument('--precision-check', default=None, metavar='JSON',
+                        help='the --json of tools/check_precision.py for the --bf16 model')
     parser.add_argument('--markdown', default=None, help='also write the table to this Markdown file')
     parser.add_argument('--json', default=None, help='also write the rows and checks to this JSON file')
     parser.add_argument('--wall-time', type=float, default=None, help='the pipeline wall time in seconds')
@@ -57,6 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('give --row (the table) or --band with latency files')
     if args.band is not None and not args.files:
         parser.error('--band needs at least one latency JSON file')
+    if args.precision_check is not None and args.bf16 is None:
+        parser.error('--precision-check needs --bf16 NAME EVAL')
+    if args.bf16 is not None and args.row and args.bf16[0] not in [r[0] for r in args.row]:
+        parser.error(f"--bf16 {args.bf16[0]!r} names no --row (rows: {', '.join(r[0] for r in args.row)})")
     return args
 
 
@@ -104,13 +119,21 @@ def band(max_frac: float, min_frac: float, paths: Sequence[str]) -> str:
     return f'{max_frac * ms:.1f} {min_frac * ms:.1f}'
 
 
-def build_row(name: str, config: str, eval_path: str, latency_paths: str) -> dict:
-    metric = load_json(eval_file(eval_path)).get('metric', {})
-    paths = latency_paths.split(',')
-    latency_ms, latency = median_latency(paths)
+def load_metric(eval_path: str) -> dict:
+    """The ``metric`` of an eval json (or of the newest in a directory), with its ``dtype`` (fp32 if absent)."""
+    path = eval_file(eval_path)
+    record = load_json(path)
+    metric = record.get('metric', {})
     missing = [k for k in ('bbox_mAP', 'segm_mAP') if k not in metric]
     if missing:
-        raise ValueError(f'{eval_file(eval_path)} has no {missing} (evaluate with --eval bbox segm)')
+        raise ValueError(f'{path} has no {missing} (evaluate with --eval bbox segm)')
+    return dict(metric, dtype=record.get('dtype', 'fp32'))
+
+
+def build_row(name: str, config: str, eval_path: str, latency_paths: str) -> dict:
+    metric = load_metric(eval_path)
+    paths = latency_paths.split(',')
+    latency_ms, latency = median_latency(paths)
     ratios = latency.get('pruning_ratios')
     return dict(name=name, config=config, latency_ms=latency_ms,
                 latency_runs_ms=[load_json(p)['latency_ms'] for p in paths],
@@ -120,7 +143,39 @@ def build_row(name: str, config: str, eval_path: str, latency_paths: str) -> dic
                 genes=format_genes(ratios_to_genes(ratios, [len(s) for s in ratios])) if ratios else None)
 
 
-def checks(rows: List[dict]) -> List[dict]:
+def precision_rows(rows: List[dict], bf16: Sequence[str], check_path: Optional[str]) -> dict:
+    """Row NAME's fp32 mAP, its bf16 mAP and (optionally) the kept-window agreement of tools/check_precision.py."""
+    name, eval_path = bf16
+    row = next(r for r in rows if r['name'] == name)
+    metric = load_metric(eval_path)
+    if metric['dtype'] != 'bf16':
+        raise ValueError(f'{eval_file(eval_path)} was evaluated in {metric["dtype"]}, not bf16 '
+                         f'(tools/test.py --dtype bf16)')
+    out = dict(name=name, fp32=dict(bbox_mAP=row['bbox_mAP'], segm_mAP=row['segm_mAP']),
+               bf16=dict(bbox_mAP=float(metric['bbox_mAP']), segm_mAP=float(metric['segm_mAP'])), windows=None)
+    if check_path is not None:
+        check = load_json(check_path)
+        out['windows'] = {k: check[k] for k in ('agree', 'kept', 'agreement', 'flips', 'same_input_mismatches',
+                                                 'num_images', 'dtype')}
+    return out
+
+
+def precision_text(p: dict) -> str:
+    """The fp32/bf16 table of one model, and the window agreement line."""
+    lines = ['| model | precision | bbox mAP | mask mAP |', '|---|---|---|---|']
+    for key, label in (('fp32', 'fp32'), ('bf16', 'bf16 (autocast)')):
+        lines.append(f"| {p['name']} | {label} | {p[key]['bbox_mAP']:.3f} | {p[key]['segm_mAP']:.3f} |")
+    w = p['windows']
+    if w is not None:
+        lines += ['', f"Kept windows that agree between fp32 and {w['dtype']} (tools/check_precision.py, "
+                      f"{w['num_images']} val images): {w['agree']}/{w['kept']} ({100 * w['agreement']:.2f} %), "
+                      f"{w['flips']} flips; same stage input ranked in fp32 and {w['dtype']}: "
+                      + ('identical.' if w['same_input_mismatches'] == 0
+                         else f"{w['same_input_mismatches']} stage(s) differ.")]
+    return '\n'.join(lines)
+
+
+def checks(rows: List[dict], precision: Optional[dict] = None) -> List[dict]:
     """The demo's targets, evaluated on the rows (the first is the dense reference; later dense rows are skipped)."""
     dense = rows[0]
     out = [dict(check=f'dense bbox mAP >= {DENSE_BBOX_TARGET}', value=dense['bbox_mAP'],
@@ -134,6 +189,14 @@ def checks(rows: List[dict]) -> List[dict]:
         out.append(dict(check=f"{row['name']}: lower latency than dense",
                         value=round(row['latency_ms'] / dense['latency_ms'], 4),
                         ok=row['latency_ms'] < dense['latency_ms']))
+    if precision is not None:
+        change = abs(precision['bf16']['bbox_mAP'] - precision['fp32']['bbox_mAP'])
+        out.append(dict(check=f"{precision['name']}: bf16 bbox mAP within {MAX_BF16_BBOX_CHANGE} of fp32",
+                        value=round(change, 4), ok=change <= MAX_BF16_BBOX_CHANGE))
+        if precision['windows'] is not None:
+            mismatches = precision['windows']['same_input_mismatches']
+            out.append(dict(check=f"{precision['name']}: bf16 ranks the same stage input as fp32 does",
+                            value=mismatches, ok=mismatches == 0))
     return out
 
 
@@ -151,7 +214,8 @@ def table(rows: List[dict]) -> str:
 
 def report(args: argparse.Namespace) -> str:
     rows = [build_row(*row) for row in args.row]
-    results = checks(rows)
+    precision = precision_rows(rows, args.bf16, args.precision_check) if args.bf16 else None
+    results = checks(rows, precision)
     first = rows[0]
     text = [table(rows), '',
             f"Latency: backbone only, batch {first['batch_size']}, random input, trimmed mean (25 % dropped each "
@@ -159,6 +223,8 @@ def report(args: argparse.Namespace) -> str:
             f"measurement(s). mAP: COCO mAP@[.5:.95] on the synthetic val split."]
     if args.wall_time is not None:
         text.append(f'Pipeline wall time: {args.wall_time / 60:.1f} min.')
+    if precision is not None:
+        text += ['', precision_text(precision)]
     text += [''] + [f"- [{'x' if c['ok'] else ' '}] {c['check']} ({c['value']:g})" for c in results]
     markdown = '\n'.join(text)
     if args.markdown:
@@ -168,7 +234,7 @@ def report(args: argparse.Namespace) -> str:
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(rows=rows, checks=results, wall_time_s=args.wall_time), f, indent=2)
+            json.dump(dict(rows=rows, precision=precision, checks=results, wall_time_s=args.wall_time), f, indent=2)
     return markdown
 
 

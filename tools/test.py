@@ -4,8 +4,9 @@
 Differences from mmdet's tool: ``import sparsevit`` and ``apply_sparsevit_cfg`` (top-level ``pruning_ratios`` of the
 original configs set the backbone's ratios; bad values are one ``error:`` line, exit status 2); ``--launcher
 pytorch|mpi`` also works without CUDA (gloo, CPU DDP wrapper, results collected through ``--tmpdir`` instead of
-CUDA tensors); ``fp16`` is ignored without CUDA; the checkpoint is read first, and one that cannot be read or
-misses weights of the model is one ``error:`` line (mmdet only warns of missing weights).
+CUDA tensors); ``fp16`` is ignored without CUDA; ``--dtype fp16|bf16`` runs inference under ``torch.autocast``
+(:mod:`sparsevit.utils.precision`) and the eval json records the precision; the checkpoint is read first, and one
+that cannot be read or misses weights of the model is one ``error:`` line (mmdet only warns of missing weights).
 """
 import argparse
 import os
@@ -33,6 +34,7 @@ import sparsevit  # noqa: F401  (registers SparseViT)
 from sparsevit.utils.checkpoint import load_weights
 from sparsevit.utils.config import apply_sparsevit_cfg
 from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
+from sparsevit.utils.precision import DTYPES, autocast_inference, resolve_dtype
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -41,6 +43,10 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', help='output result file in pickle format')
+    parser.add_argument('--dtype', choices=tuple(DTYPES), default=None,
+                        help='inference precision: fp32, or autocast to fp16 (CUDA only) or bf16 (CPU and CUDA) with '
+                        "mmdet's @force_fp32 steps (box decoding, NMS, RoI extraction) in fp32; given, it replaces "
+                        "the config's fp16 model wrapping. Default: as mmdet (the config's fp16 on CUDA, else fp32)")
     parser.add_argument('--fuse-conv-bn', action='store_true',
                         help='Whether to fuse conv and bn, this will slightly increase the inference speed')
     parser.add_argument('--gpu-ids', type=int, nargs='+',
@@ -129,10 +135,10 @@ def set_test_mode(cfg: Config) -> None:
             ds_cfg.pipeline = replace_ImageToTensor(ds_cfg.pipeline)
 
 
-def build_model(cfg: Config, checkpoint_path: str, fuse: bool) -> tuple:
+def build_model(cfg: Config, checkpoint_path: str, fuse: bool, dtype_name: Optional[str]) -> tuple:
     """The detector with the checkpoint's weights, and the checkpoint's class names (None if it has none).
 
-    mmdet's fp16 wrapping (the config's ``fp16``) applies only with CUDA.
+    mmdet's fp16 wrapping (the config's ``fp16``) applies only without ``--dtype`` and with CUDA.
 
     Raises:
         ValueError: one line, when the checkpoint cannot be read or misses weights of the model.
@@ -140,7 +146,9 @@ def build_model(cfg: Config, checkpoint_path: str, fuse: bool) -> tuple:
     model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
     rfnext_init_model(model, cfg=cfg)
     if cfg.get('fp16', None) is not None:
-        if cfg.device == 'cuda':
+        if dtype_name is not None:
+            get_root_logger().info(f'--dtype {dtype_name}: the config\'s fp16 model wrapping is not used')
+        elif cfg.device == 'cuda':
             wrap_fp16_model(model)
         else:
             get_root_logger().warning(f'fp16 needs CUDA; the device is {cfg.device}: testing in fp32')
@@ -148,6 +156,13 @@ def build_model(cfg: Config, checkpoint_path: str, fuse: bool) -> tuple:
     if fuse:
         model = fuse_conv_bn(model)
     return model, checkpoint.get('meta', {}).get('CLASSES')
+
+
+def precision_name(cfg: Config, dtype_name: Optional[str]) -> str:
+    """What the eval json records: the --dtype, or the config's behaviour without it."""
+    if dtype_name is not None:
+        return dtype_name
+    return 'fp16 (wrap_fp16_model)' if cfg.get('fp16', None) is not None and cfg.device == 'cuda' else 'fp32'
 
 
 def evaluate(cfg: Config, args: argparse.Namespace, dataset, outputs: list, json_file: Optional[str]) -> None:
@@ -167,7 +182,7 @@ def evaluate(cfg: Config, args: argparse.Namespace, dataset, outputs: list, json
         metric = dataset.evaluate(outputs, **eval_kwargs)
         print(metric)
         if json_file is not None:
-            mmcv.dump(dict(config=args.config, metric=metric), json_file)
+            mmcv.dump(dict(config=args.config, metric=metric, dtype=precision_name(cfg, args.dtype)), json_file)
 
 
 def shared_tmpdir(base: str) -> str:
@@ -186,17 +201,18 @@ def main(argv: Optional[list] = None) -> None:
         cfg = load_config(args)
         cfg.gpu_ids = args.gpu_ids[0:1] if args.gpu_ids is not None else [args.gpu_id]
         cfg.device = get_device()
+        dtype = resolve_dtype(args.dtype or 'fp32', cfg.device)
         distributed = args.launcher != 'none'
         if distributed:
             init_distributed(args.launcher, cfg.get('dist_params', {}))
-    except ConfigError as err:
+    except (ConfigError, ValueError) as err:
         fail(__file__, err)
 
     set_test_mode(cfg)
     test_loader_cfg = {**dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False),
                        **cfg.data.get('test_dataloader', {})}
     try:  # the weights first: a bad checkpoint fails before the data set is read
-        model, classes = build_model(cfg, args.checkpoint, args.fuse_conv_bn)
+        model, classes = build_model(cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
     except ValueError as err:
         fail(__file__, err)
     rank, _ = get_dist_info()
@@ -211,7 +227,8 @@ def main(argv: Optional[list] = None) -> None:
 
     if not distributed:
         model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)
-        outputs = single_gpu_test(model, data_loader, args.show, args.show_dir, args.show_score_thr)
+        with autocast_inference(model, dtype, cfg.device):
+            outputs = single_gpu_test(model, data_loader, args.show, args.show_dir, args.show_score_thr)
     else:
         model = build_ddp(model, cfg.device, device_ids=[int(os.environ['LOCAL_RANK'])], broadcast_buffers=False)
         gpu_collect = args.gpu_collect or cfg.evaluation.get('gpu_collect', False)
@@ -220,7 +237,8 @@ def main(argv: Optional[list] = None) -> None:
             gpu_collect = False
             if args.tmpdir is None:
                 args.tmpdir = shared_tmpdir(args.work_dir or '.dist_test')
-        outputs = multi_gpu_test(model, data_loader, args.tmpdir, gpu_collect)
+        with autocast_inference(model, dtype, cfg.device):
+            outputs = multi_gpu_test(model, data_loader, args.tmpdir, gpu_collect)
 
     if get_dist_info()[0] == 0:
         evaluate(cfg, args, dataset, outputs, json_file)
