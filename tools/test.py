@@ -201,11 +201,14 @@ def main(argv: Optional[list] = None) -> None:
         cfg = load_config(args)
         cfg.gpu_ids = args.gpu_ids[0:1] if args.gpu_ids is not None else [args.gpu_id]
         cfg.device = get_device()
-        dtype = resolve_dtype(args.dtype or 'fp32', cfg.device)
+        try:
+            dtype = resolve_dtype(args.dtype or 'fp32', cfg.device)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
         distributed = args.launcher != 'none'
         if distributed:
             init_distributed(args.launcher, cfg.get('dist_params', {}))
-    except (ConfigError, ValueError) as err:
+    except ConfigError as err:
         fail(__file__, err)
 
     set_test_mode(cfg)
