@@ -153,6 +153,55 @@ def band_from_table(work: str):
     return sparsest + 0.15 * (dense - sparsest), sparsest + 0.8 * (dense - sparsest)
 
 
+def test_multi_budget_dist_run_writes_every_output(dist_run, demo, tmp_path):
+    """``--budgets`` under ``torchpack dist-run -np 2``: history, log, state, summary, PNG, front.md/json and one
+    ready-to-train config per budget."""
+    import random
+    from sparsevit.schedule import sample_genes
+    work, result = dist_run
+    assert result.returncode == 0
+    options, ckpt = demo
+    table = LatencyTable.load(osp.join(work, 'table.json'))
+    spread = sorted(table.predict(sample_genes(random.Random(i), DEPTHS)) for i in range(400))
+    dense = table.predict(dense_genes(DEPTHS))
+    budgets = [f'{spread[120]:.3f}', f'{spread[280]:.3f}', f'{max(dense, spread[-1]) + 1:.3f}']  # ~30 % each
+    out = str(tmp_path / 'front')
+    run = run_tool([DEMO, ckpt, '--budgets', *budgets, '--iters', '18', '--work-dir', out, '--latency-table',
+                    osp.join(work, 'table.json'), '--num-images', '2', *FAST, '--population', '6', '--parents',
+                    '6', *options], launcher=(TORCHPACK, 'dist-run', '-np', '2'))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    tag = 'budgets' + '_'.join(budgets)
+    history = read_jsonl(osp.join(out, f'search_{tag}_history.jsonl'))
+    summary = json.load(open(osp.join(out, f'search_{tag}_summary.json')))
+    front = json.load(open(osp.join(out, 'front.json')))
+    assert len(history) == summary['steps'] == 18 and summary['world_size'] == 2
+    edges = [float(b) for b in budgets]
+    for r in history:
+        expected = next((i for i, e in enumerate(edges) if r['latency'] <= e), None)
+        assert r['budget'] == expected and r['feasible'] == (expected is not None)
+    rows = summary['budgets']
+    assert [row['budget'] for row in rows] == edges == [row['budget'] for row in front['budgets']]
+    for i, row in enumerate(rows):
+        in_budget = [r for r in history if r['budget'] == i]
+        assert in_budget, f'budget {budgets[i]} got no candidate in 18 steps'
+        assert row['metric'] == max(r['metric'] for r in in_budget)
+        assert (edges[i - 1] if i else 0) < row['latency'] <= edges[i] and row['measured_ms'] > 0
+        cfg = apply_sparsevit_cfg(Config.fromfile(osp.join(out, f'sparsevit_max{budgets[i]}.py')))
+        assert cfg.model.backbone.pruning_ratios == genes_to_ratios(row['config'], DEPTHS)
+        assert cfg.load_from == ckpt and row['config_file'].endswith(f'sparsevit_max{budgets[i]}.py')
+    md = open(osp.join(out, 'front.md')).read()
+    assert md.startswith('| budget (ms) | band | latency (ms) |') and len(md.strip().splitlines()) == 2 + 3
+    assert f'| {budgets[1]} | ({float(budgets[0]):g}, {float(budgets[1]):g}] ms |' in md
+    log = open(osp.join(out, f'search_{tag}.txt')).read()
+    assert f'--budgets {" ".join(budgets)}' in log and re.search(r'^step \d+ \| budget \(', log, re.M)
+    assert log.count('final budget ') == 3
+    assert osp.getsize(osp.join(out, f'search_{tag}.png')) > 1000
+    state = json.load(open(osp.join(out, f'search_{tag}_state.json')))
+    assert state['settings']['budgets'] == edges and state['finished']
+    for name in ('front.md', 'front.json', f'sparsevit_max{budgets[2]}.py'):
+        assert f'wrote {osp.join(out, name)}' in run.stdout
+
+
 @pytest.mark.parametrize('strategy', ['original', 'elitist'])
 def test_plain_python_and_resume_after_a_kill_equal_an_uninterrupted_run(strategy, dist_run, demo, tmp_path,
                                                                        monkeypatch, capsys):

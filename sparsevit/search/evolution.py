@@ -262,9 +262,10 @@ class EvolutionSearcher(SearchBase):
     ``parents // K`` parents, and the budgets take turns (round robin over the reachable ones, see
     :meth:`check_band`): a step applies the rules above to the population and parents of the budget whose turn it
     is, except that a crossover pairs one of its parents with a parent of any budget, so genes flow between
-    budgets. The candidate is filed under the budget its latency falls in, whichever that is. (Drawing every parent
-    from all budgets alike, with one population count for the phase, starves the budgets far from the best
-    scores: measured in ``tools/benchmark_search.py``.)
+    budgets. The candidate is filed under the budget its latency falls in, whichever that is. Taking turns gives
+    every reachable budget the same share of the steps whatever the scores; drawing every parent from all budgets
+    alike (the "pooled" variant of ``tools/benchmark_search.py``, within noise of this one on its objective) lets
+    the budgets that fill their population first take all the steps after that.
 
     Args:
         population: candidates per generation (in all budgets). Default: 100.

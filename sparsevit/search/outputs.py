@@ -141,10 +141,11 @@ class SearchFiles:
         lines = [f'| budget (ms) | band | latency (ms) | measured (ms) | {metric_name} | genes per stage | config |',
                  '|---|---|---|---|---|---|---|']
         for row in rows:
+            name = row.get('name') or f"{row['budget']:g}"
             if row['latency'] is None:
-                lines.append(f"| {row['budget']:g} | {row['band']} | – | – | – | no candidate found | – |")
+                lines.append(f"| {name} | {row['band']} | – | – | – | no candidate found | – |")
                 continue
-            lines.append(f"| {row['budget']:g} | {row['band']} | {row['latency']:.2f} | {row['measured_ms']:.2f} | "
+            lines.append(f"| {name} | {row['band']} | {row['latency']:.2f} | {row['measured_ms']:.2f} | "
                          f"{row['metric']:.2f} | {genes_per_stage_text(row['config'])} | "
                          f"{osp.basename(row['config_file'])} |")
         with open(self.front_md, 'w') as f:
@@ -169,6 +170,9 @@ class SearchFiles:
         else:
             for i, edge in enumerate(edges):
                 ax.axvline(edge, color='tab:green', ls='--', lw=1, label='budgets' if i == 0 else None)
+                ax.annotate(f'{edge:g} ms', (edge, 1.0), xycoords=('data', 'axes fraction'), xytext=(-3, -4),
+                            textcoords='offset points', rotation=90, ha='right', va='top', fontsize=7,
+                            color='tab:green')
         if scored:
             ax.scatter([r['latency'] for r in scored], [r['metric'] for r in scored], s=12, alpha=0.6,
                        label=f'evaluated ({len(scored)})')

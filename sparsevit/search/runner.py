@@ -293,7 +293,7 @@ def front_rows(args, files: SearchFiles, searcher: SearchBase, measured: Dict[st
     """Per budget: its band, best (or None), measured latency and config file."""
     rows = []
     for i, (edge, best) in enumerate(zip(args.budgets, searcher.bests)):
-        row = dict(budget=float(edge), band=searcher.budgets.label(i), latency=None, measured_ms=None, metric=None,
+        row = dict(budget=float(edge), name=_typed(edge), band=searcher.budgets.label(i), latency=None, measured_ms=None, metric=None,
                    config=None, step=None, config_file=None)
         if best is not None:
             row.update(latency=best['latency'], measured_ms=measured[genes_key(best['config'])],
