@@ -149,11 +149,11 @@ def test_calibration_fits_offset_and_scale_from_spread_configurations(monkeypatc
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_repeats=1, device='cpu')
     measured = []
 
-    def measure(genes):  # a machine where every forward pays 3 ms more and runs 10 % slower than the sum
-        measured.append(genes)
-        return 3.0 + 1.1 * table.additive(genes)
+    def measure_many(configs):  # a machine where every forward pays 3 ms more and runs 10 % slower than the sum
+        measured.extend(configs)
+        return [3.0 + 1.1 * table.additive(genes) for genes in configs]
 
-    calibrated = calibrate_table(table, measure, num_configs=6, seed=0)
+    calibrated = calibrate_table(table, measure_many, num_configs=6, seed=0)
     cal = calibrated.calibration
     assert cal['offset_ms'] == pytest.approx(3.0) and cal['scale'] == pytest.approx(1.1)
     assert cal['fit_max_abs_error_pct'] == pytest.approx(0.0, abs=1e-9) and len(cal['configs']) == 6

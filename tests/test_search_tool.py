@@ -265,8 +265,9 @@ def test_measured_latency_uses_the_cpu_protocol_and_reports_it(demo, tmp_path, c
     assert 'latency: custom protocol: 0 warm-up + 2 timed forwards' in out and '(measured)' in out
     summary = json.load(open(tmp_path / f'search_{TAG}_summary.json'))
     assert summary['latency'] == 'measured' and summary['table_check'] is None
-    assert summary['cost_s']['measure_calls'] == 2 + 2 + summary['evaluated'] + 1  # band check, references, steps,
-    # the best confirmed
+    cost = summary['cost_s']
+    assert cost['measure_calls'] == 2 + 2 + summary['evaluated']  # band check, references, candidates
+    assert cost['measure_many_calls'] == 1  # the best, confirmed at the end
 
 
 def test_default_latency_protocol_is_the_short_cpu_one():
@@ -281,23 +282,77 @@ def test_default_latency_protocol_is_the_short_cpu_one():
     assert latency_protocol(args, torch.device('cpu')).startswith('custom protocol: 3 warm-up + 20')
 
 
+class ScriptedTimes:
+    """Stands in for ``time_forwards``: each call returns the next scripted time (ms) and records the ratios."""
+
+    def __init__(self, backbone, times):
+        self.backbone, self.times, self.seen = backbone, list(times), []
+
+    def __call__(self, fn, num, device, progress=None):
+        assert num == 1
+        self.seen.append(self.backbone.pruning_ratios)
+        return [self.times.pop(0)]
+
+
+def tiny_backbone(device: str = 'cpu'):
+    from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
+    return SparseSwinTransformer(embed_dims=16, depths=DEPTHS, num_heads=(1, 2, 2, 4)).to(device).eval()
+
+
+def measurer_for(device: str, monkeypatch, times, warmup=1, repeats=10):
+    from sparsevit.search import timing
+    backbone = tiny_backbone(device)
+    scripted = ScriptedTimes(backbone, times)
+    monkeypatch.setattr(timing, 'time_forwards', scripted)
+    args = argparse.Namespace(img_size=64, batch_size=1, num_warmup=warmup, num_repeats=repeats, no_progress=True)
+    return timing.Measurer(backbone, args, torch.device(device)), scripted, backbone
+
+
+def test_measurements_are_interleaved_and_trimmed(monkeypatch):
+    from sparsevit.utils.latency import trimmed_mean
+    a, b = dense_genes(DEPTHS), sparsest_genes(DEPTHS)
+    samples = [float(v) for v in range(20)]  # rounds alternate a, b: a gets the even values, b the odd ones
+    measurer, scripted, backbone = measurer_for('cpu', monkeypatch, samples)
+    backbone.set_pruning_ratios(0.3)
+    assert measurer.many([a, b]) == [trimmed_mean(samples[0::2]), trimmed_mean(samples[1::2])]
+    dense_ratios = tuple(tuple(s) for s in genes_to_ratios(a, DEPTHS))
+    assert scripted.seen[0::2] == [dense_ratios] * 10 and scripted.seen[1] != dense_ratios
+    assert backbone.pruning_ratios == tuple(tuple([0.3] * d) for d in DEPTHS), 'ratios restored'
+
+
+def test_table_check_measures_every_configuration_once_interleaved():
+    from sparsevit.search.timing import check_configs, check_table
+    key = dict(model=dict(depths=list(DEPTHS)))
+    stages = [{'0': 10.0, '0.8': 2.0}, {'0': 5.0, '0.8': 1.0},
+              {'0,0,0': 6.0, '0,0,0.8': 4.0, '0.8,0.8,0.8': 1.0}, {'0': 3.0, '0.8': 1.0}]
+    table = LatencyTable(key, 1.0, stages, calibration=dict(offset_ms=2.0, scale=1.0))
+    dense, sparsest = dense_genes(DEPTHS), sparsest_genes(DEPTHS, (0.0, 0.8))
+    other = dict(dense, **{'backbone.stages.2_3': 0.8})
+    history = [dict(config=c) for c in (other, dense, other)]
+    configs = check_configs([dense, sparsest], history, num_random=5, seed=0)
+    assert configs == [dense, sparsest, other], 'fixed first, then distinct evaluated ones'
+    batches = []
+
+    def measure_many(batch):
+        batches.append(list(batch))
+        return [1.1 * table.predict(g) for g in batch]  # the machine runs 10 % slower than the table
+
+    check = check_table(table, measure_many, configs + [dense], {genes_key(sparsest): 9.0})
+    assert batches == [[dense, other]], 'one interleaved batch; sparsest already measured now'
+    assert [r['measured_ms'] for r in check['rows']] == [pytest.approx(1.1 * 27), 9.0, pytest.approx(1.1 * 25)]
+    assert check['speed_ratio'] == pytest.approx(1.1)
+    assert check['rows'][2]['error_pct'] == pytest.approx(100 * (1 / 1.1 - 1))
+    assert check['rows'][2]['rescaled_error_pct'] == pytest.approx(0.0, abs=1e-9)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
-def test_cuda_measurement_takes_the_trimmed_mean_of_every_sample(monkeypatch):
-    from sparsevit.search import timing
-    from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
-    backbone = SparseSwinTransformer(embed_dims=16, depths=DEPTHS, num_heads=(1, 2, 2, 4)).cuda().eval()
-    seen = {}
-
-    def fake_measure(bb, **kw):
-        seen.update(kw)
-        return dict(times_ms=[1.0] * 3 + [2.0] * 4 + [100.0] * 3, latency_ms=None)
-
-    monkeypatch.setattr(timing, 'measure_backbone_latency', fake_measure)
-    args = argparse.Namespace(img_size=64, batch_size=1, num_warmup=200, num_repeats=300, no_progress=True)
-    assert timing.make_measure(backbone, args, torch.device('cuda'))(dense_genes(DEPTHS)) == pytest.approx(
-        (1.0 + 2.0 * 4 + 100.0) / 6)
-    assert seen['num_warmup'] == 200 and seen['num_repeats'] == 300, 'every rank runs the whole protocol'
+def test_cuda_measurement_runs_the_whole_protocol_and_takes_the_trimmed_mean_of_every_sample(monkeypatch):
+    from sparsevit.utils.latency import trimmed_mean
+    samples = [1.0] * 3 + [2.0] * 4 + [100.0] * 3
+    measurer, scripted, _ = measurer_for('cuda', monkeypatch, samples, warmup=200, repeats=10)
+    assert measurer(dense_genes(DEPTHS)) == pytest.approx(trimmed_mean(samples))
+    assert len(scripted.seen) == 10, 'this rank timed every repeat (none split between ranks)'
 
 
 def one_error_line(text: str, *needles: str) -> None:

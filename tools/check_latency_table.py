@@ -6,8 +6,8 @@ prediction error of the plain additive sum and of the calibrated table.
     python tools/check_latency_table.py configs/sparsevit/mask_rcnn_sparsevit.py --img_size 672 --batch-size 4
 
 The checked configurations are the dense and sparsest ones and ``--check-configs`` random configurations of the
-space (none of them used for the calibration), each measured like the search's end-of-run check: warm-up, timed
-forwards, trimmed mean. Goal (issue 8): the calibrated table within 5 % mean and 10 % max error. The machine's load
+space (none of them used for the calibration), measured like the search's end-of-run check: warm-up, then timed
+forwards in interleaved rounds (one forward of every configuration per round), trimmed mean per configuration. Goal (issue 8): the calibrated table within 5 % mean and 10 % max error. The machine's load
 is printed before and after: on a shared machine the errors include its noise.
 """
 import argparse
@@ -21,10 +21,11 @@ import torch
 from mmcv import Config
 from mmdet.models import build_backbone
 
-from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sample_genes, sparsest_genes
+from sparsevit.schedule import dense_genes, genes_key, sample_genes, sparsest_genes
 from sparsevit.search.latency_table import LatencyTable, build_latency_table, calibrate_table, table_key
 from sparsevit.utils.config import apply_sparsevit_cfg
-from sparsevit.utils.latency import default_protocol, measure_backbone_latency, resolve_device
+from sparsevit.search.timing import time_interleaved
+from sparsevit.utils.latency import default_protocol, resolve_device, trimmed_mean
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,10 +74,9 @@ def main(argv=None) -> int:
           f'{torch.get_num_threads()} threads; load average {load[0]:.2f} (1 min) {load[1]:.2f} (5 min)')
     print(f'full forwards: {protocol}; table entries: {table_warmup} warm-up + {table_repeats} timed rounds')
 
-    def measure(genes) -> float:
-        backbone.set_pruning_ratios(genes_to_ratios(genes, depths))
-        return measure_backbone_latency(backbone, args.img_size, args.batch_size, warmup, repeats,
-                                        device)['latency_ms']
+    def measure_many(configs):  # as the search's calibration and end-of-run check: interleaved rounds
+        times = time_interleaved(backbone, configs, args.img_size, args.batch_size, warmup, repeats, device)
+        return [trimmed_mean(t) for t in times]
 
     start = time.perf_counter()
     key = table_key(backbone, args.img_size, args.batch_size, device)
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     else:
         table = build_latency_table(backbone, args.img_size, args.batch_size, table_warmup, table_repeats, device,
                                     seed=args.seed)
-        table = calibrate_table(table, measure, args.calibration_configs, seed=args.seed)
+        table = calibrate_table(table, measure_many, args.calibration_configs, seed=args.seed)
         if args.table:
             table.save(args.table)
         print(f'table: built and calibrated in {time.perf_counter() - start:.0f} s')
@@ -102,11 +102,8 @@ def main(argv=None) -> int:
         genes = sample_genes(rng, depths)
         if genes_key(genes) not in used | {genes_key(g) for g in configs}:
             configs.append(genes)
-    rows = []
-    for genes in configs:
-        real = measure(genes)
-        rows.append(dict(config=genes, measured_ms=real, additive_ms=table.additive(genes),
-                         predicted_ms=table.predict(genes)))
+    rows = [dict(config=genes, measured_ms=real, additive_ms=table.additive(genes), predicted_ms=table.predict(genes))
+            for genes, real in zip(configs, measure_many(configs))]
     print('\n| config | measured (ms) | additive (ms) | error | calibrated (ms) | error |')
     print('|---|---|---|---|---|---|')
     for name, row in zip(['dense', 'sparsest'] + [f'random {i}' for i in range(1, len(rows) - 1)], rows):

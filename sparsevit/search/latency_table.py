@@ -359,15 +359,16 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> Tuple[float, float]:
     return my - scale * mx, scale
 
 
-def calibrate_table(table: LatencyTable, measure: Callable[[Genes], float], num_configs: int = 6,
-                    seed: int = 0) -> LatencyTable:
+def calibrate_table(table: LatencyTable, measure_many: Callable[[Sequence[Genes]], Sequence[float]],
+                    num_configs: int = 6, seed: int = 0) -> LatencyTable:
     """Fit ``measured = offset + scale * additive`` on full-forward measurements of ``num_configs`` configurations
     spread over the latency range (:func:`spread_configs`); returns the table with that calibration.
 
-    ``measure(genes) -> ms`` is the search's real measurement (the full backbone forward).
+    ``measure_many(configs) -> ms each`` is the search's real measurement (full backbone forwards, interleaved).
     """
     configs = spread_configs(table, num_configs, seed)
-    points = [dict(config=g, additive_ms=table.additive(g), measured_ms=float(measure(g))) for g in configs]
+    measured = [float(ms) for ms in measure_many(configs)]
+    points = [dict(config=g, additive_ms=table.additive(g), measured_ms=ms) for g, ms in zip(configs, measured)]
     offset, scale = fit_line([p['additive_ms'] for p in points], [p['measured_ms'] for p in points])
     errors = [abs(offset + scale * p['additive_ms'] - p['measured_ms']) / p['measured_ms'] * 100 for p in points]
     calibration = dict(offset_ms=offset, scale=scale, configs=points, fit_mean_abs_error_pct=sum(errors) / len(errors),

@@ -30,7 +30,7 @@ from .evaluator import DetectorEvaluator
 from .evolution import EvolutionSearcher, SearchBase, make_searcher
 from .latency_table import LatencyTable
 from .outputs import SearchFiles, band_tag, budgets_tag
-from .timing import Meter, check_configs, check_table, latency_protocol, load_or_build_table, make_measure
+from .timing import Measurer, Meter, check_configs, check_table, latency_protocol, load_or_build_table
 
 PROG = 'search.py'
 
@@ -194,11 +194,12 @@ def run_search(args: argparse.Namespace) -> dict:
     model, dataset = build_model(cfg, args.checkpoint, device)
     backbone = get_sparse_backbone(model)
     budgets, files = make_budgets(args), files_for(args)
-    measure = Meter(make_measure(backbone, args, device))
+    measurer = Measurer(backbone, args, device)
+    measure = Meter(measurer)
     log(f'latency: {protocol}')
     if args.latency_table and not osp.isfile(args.latency_table):  # unreachable budgets fail before the build
         precheck_band(backbone.depths, measure, budgets)
-    table = load_or_build_table(backbone, args, device, measure, log) if args.latency_table else None
+    table = load_or_build_table(backbone, args, device, measurer, log) if args.latency_table else None
     latency = Meter(table.predict if table is not None else measure)
     evaluator = build_evaluator(cfg, model, dataset, args, device)
     score, metric_name = Meter(evaluator), f'{args.eval[0]}_mAP'
@@ -227,7 +228,7 @@ def run_search(args: argparse.Namespace) -> dict:
     if dist.is_master():
         files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=True,
                                progress=searcher.state_dict()))
-    costs = dict(latency=latency, measure=measure, score=score)
+    costs = dict(latency=latency, measure=measure, score=score, measure_many=Meter(measurer.many))
     return finish(args, files, searcher, table, costs, metric_name, refs, protocol, log)
 
 
@@ -260,13 +261,15 @@ def header(args, settings: dict, protocol: str, metric_name: str, dense_ms: floa
 def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, table: Optional[LatencyTable],
            costs: Dict[str, Meter], metric_name: str, refs: List[dict], protocol: str, log) -> dict:
     """Confirm the best(s) by real measurements, check the table, write the summary, plot, configs (and front)."""
-    measured = {genes_key(b['config']): costs['measure'](b['config']) for b in searcher.bests if b is not None}
+    bests = list({genes_key(b['config']): b['config'] for b in searcher.bests if b is not None}.values())
     check = None
-    if table is not None:
-        fixed = [dense_genes(searcher.depths), sparsest_genes(searcher.depths, searcher.choices)]
-        fixed += [b['config'] for b in searcher.bests if b is not None]
+    if table is not None:  # the bests are measured with the check's configurations, interleaved
+        fixed = [dense_genes(searcher.depths), sparsest_genes(searcher.depths, searcher.choices)] + bests
         configs = check_configs(fixed, searcher.history, args.check_configs, args.seed)
-        check = check_table(table, costs['measure'], configs, measured)
+        check = check_table(table, costs['measure_many'], configs, {})
+        measured = {genes_key(row['config']): row['measured_ms'] for row in check['rows']}
+    else:
+        measured = dict(zip([genes_key(g) for g in bests], costs['measure_many'](bests)))
     summary = dict(
         strategy=args.strategy, metric=metric_name, steps=searcher.steps, evaluated=len(searcher.cache),
         scored=sum(r['feasible'] for r in searcher.cache.values()),

@@ -5,7 +5,8 @@ Measured latency follows the original's protocol on CUDA: every rank times ``num
 forwards on its own GPU (200 + 300 by default), the samples of all ranks are gathered and the trimmed mean is taken
 over all of them. (The original meant this; its aggregation drops whole ranks and gives NaN below 4 ranks.) On
 CPU all ranks share the cores, so rank 0 times alone with every core (a short protocol by default, with a progress
-bar) while the others wait, and broadcasts the result.
+bar) while the others wait, and broadcasts the result. Several configurations (the table's calibration and
+end-of-run check) are timed interleaved, round by round, so that a change of load hits them all alike.
 """
 import argparse
 import os.path as osp
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from ..schedule import Genes, genes_key, genes_to_ratios
 from ..utils import dist
-from ..utils.latency import default_protocol, measure_backbone_latency, trimmed_mean
+from ..utils.latency import default_protocol, time_forwards, trimmed_mean
 from .latency_table import LatencyTable, build_latency_table, calibrate_table, table_key
 
 
@@ -49,28 +50,67 @@ class Meter:
         return self.seconds / self.calls if self.calls else None
 
 
-def make_measure(backbone, args: argparse.Namespace, device: torch.device) -> Callable[[Genes], float]:
-    """Real latency of a configuration, the same value on every rank (a collective: every rank calls it)."""
-    def measure(genes: Genes) -> float:
-        backbone.set_pruning_ratios(genes_to_ratios(genes, backbone.depths))
+@torch.inference_mode()
+def time_interleaved(backbone, configs: Sequence[Genes], img_size: int, batch_size: int, num_warmup: int,
+                     num_repeats: int, device: torch.device, progress: Optional[Callable[[int], None]] = None,
+                     seed: int = 0) -> List[List[float]]:
+    """Full-forward times (ms) of several configurations, interleaved: ``num_warmup`` forwards of each, then
+    ``num_repeats`` rounds of one timed forward of every configuration. A change of the machine's load then affects
+    all configurations alike (a calibration or check measured one configuration after the other would fit the load
+    instead). ``progress(round)`` is called after each round; the backbone's ratios are restored afterwards."""
+    saved = backbone.pruning_ratios
+    x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    ratios = [genes_to_ratios(g, backbone.depths) for g in configs]
+    times: List[List[float]] = [[] for _ in configs]
+    try:
+        for r in ratios:
+            backbone.set_pruning_ratios(r)
+            for _ in range(num_warmup):
+                backbone(x)
+        for round_ in range(num_repeats):
+            for t, r in zip(times, ratios):
+                backbone.set_pruning_ratios(r)
+                t += time_forwards(lambda: backbone(x), 1, device)
+            if progress is not None:
+                progress(round_)
+    finally:
+        backbone.set_pruning_ratios([list(s) for s in saved])
+    return times
+
+
+class Measurer:
+    """Real latency of configurations, the same values on every rank (collectives: every rank calls them).
+
+    ``measurer(genes)`` measures one configuration (the search's candidates without a table); ``measurer.many(
+    configs)`` measures several interleaved (:func:`time_interleaved`: the table's calibration and check).
+    """
+
+    def __init__(self, backbone, args: argparse.Namespace, device: torch.device):
+        self.backbone, self.args, self.device = backbone, args, device
+
+    def __call__(self, genes: Genes) -> float:
+        return self.many([genes])[0]
+
+    def many(self, configs: Sequence[Genes]) -> List[float]:
+        args = self.args
         settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
-                        num_repeats=args.num_repeats, device=device)
-        if device.type == 'cuda':
-            times = measure_backbone_latency(backbone, **settings)['times_ms']
-            return trimmed_mean(sum(dist.all_gather_objects(times), []))
-        latency = None
+                        num_repeats=args.num_repeats, device=self.device)
+        if self.device.type == 'cuda':  # every rank times everything on its GPU; all samples are gathered
+            times = time_interleaved(self.backbone, configs, **settings)
+            gathered = dist.all_gather_objects(times)
+            return [trimmed_mean(sum((rank_times[i] for rank_times in gathered), [])) for i in range(len(configs))]
+        latencies = None
         if dist.is_master():
             with dist.full_threads():
-                bar = tqdm(total=args.num_repeats, desc='latency', unit='forward', leave=False, file=sys.stderr,
+                bar = tqdm(total=args.num_repeats, desc='latency', unit='round', leave=False, file=sys.stderr,
                            disable=args.no_progress)
-                latency = measure_backbone_latency(backbone, progress=lambda _: bar.update(), **settings)
+                times = time_interleaved(self.backbone, configs, progress=lambda _: bar.update(), **settings)
                 bar.close()
-            latency = latency['latency_ms']
-        return dist.broadcast_object(latency)
-    return measure
+            latencies = [trimmed_mean(t) for t in times]
+        return dist.broadcast_object(latencies)
 
 
-def load_or_build_table(backbone, args: argparse.Namespace, device: torch.device, measure: Callable, log
+def load_or_build_table(backbone, args: argparse.Namespace, device: torch.device, measure: 'Measurer', log
                         ) -> LatencyTable:
     """The latency table at ``--latency-table``: loaded by rank 0 if present (a stale one is rejected), built,
     calibrated and saved otherwise; every rank receives it."""
@@ -91,7 +131,8 @@ def load_or_build_table(backbone, args: argparse.Namespace, device: torch.device
     return build_table(backbone, args, device, measure, log)
 
 
-def build_table(backbone, args: argparse.Namespace, device: torch.device, measure: Callable, log) -> LatencyTable:
+def build_table(backbone, args: argparse.Namespace, device: torch.device, measure: 'Measurer', log
+                ) -> LatencyTable:
     """Measure the table (GPU ranks share the entries; on CPU rank 0 measures alone), calibrate it with full
     forwards of ``--calibration-configs`` configurations, save it on rank 0."""
     log(f'latency table: building {args.latency_table} (one measurement per stage configuration)')
@@ -110,7 +151,7 @@ def build_table(backbone, args: argparse.Namespace, device: torch.device, measur
             bar.close()
     table = LatencyTable.from_dict(dist.broadcast_object(data))
     if args.calibration_configs > 0:
-        table = calibrate_table(table, measure, args.calibration_configs, seed=args.seed)
+        table = calibrate_table(table, measure.many, args.calibration_configs, seed=args.seed)
         cal = table.calibration
         log(f"latency table: calibrated with {len(cal['configs'])} full forwards: measured = "
             f"{cal['offset_ms']:.3f} ms + {cal['scale']:.4f} x additive (fit error: mean "
@@ -122,21 +163,18 @@ def build_table(backbone, args: argparse.Namespace, device: torch.device, measur
     return table
 
 
-def check_table(table: LatencyTable, measure: Callable, configs: Sequence[Genes], measured: Mapping[str, float]
-                ) -> dict:
-    """Predicted vs measured latency of ``configs`` (dense first), all measured now (``measured`` holds those
-    already measured now, by configuration key).
+def check_table(table: LatencyTable, measure_many: Callable, configs: Sequence[Genes],
+                measured: Mapping[str, float]) -> dict:
+    """Predicted vs measured latency of ``configs`` (dense first), all measured now, interleaved
+    (``measure_many(configs) -> ms``; ``measured`` holds those already measured now, by configuration key).
 
     ``speed_ratio`` (measured / predicted dense latency) tells how much the machine's speed changed since the table
     was built; ``rescaled_error_pct`` removes that common factor, leaving the table's own error.
     """
-    rows, done = [], set()
-    for genes in configs:
-        key = genes_key(genes)
-        if key not in done:
-            done.add(key)
-            real = measured[key] if key in measured else measure(genes)
-            rows.append(dict(config=dict(genes), predicted_ms=table.predict(genes), measured_ms=real))
+    unique = list({genes_key(g): g for g in configs}.items())
+    todo = [g for key, g in unique if key not in measured]
+    now = dict(measured, **dict(zip([genes_key(g) for g in todo], measure_many(todo) if todo else [])))
+    rows = [dict(config=dict(g), predicted_ms=table.predict(g), measured_ms=now[key]) for key, g in unique]
     ratio = rows[0]['measured_ms'] / rows[0]['predicted_ms']
     for row in rows:
         row['error_pct'] = 100.0 * (row['predicted_ms'] - row['measured_ms']) / row['measured_ms']
