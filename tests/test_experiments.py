@@ -34,7 +34,7 @@ def test_settings_from_env_and_flags(exp):
 @pytest.mark.parametrize('env, match', [
     ({'EXPERIMENTS_IMG_SIZE': '400'}, 'multiple of 32'), ({'EXPERIMENTS_NUM_TRAIN': 'ten'}, 'not a valid int'),
     ({'EXPERIMENTS_ADAPT_EPOCHS': '0'}, 'ADAPT_EPOCHS'), ({'EXPERIMENTS_FORCE': 'maybe'}, 'expected 0 or 1'),
-    ({'EXPERIMENTS_POPULATION': '4'}, 'POPULATION'), ({'EXPERIMENTS_PARENTS': '2'}, 'PARENTS')])
+    ({'EXPERIMENTS_POPULATION': '4'}, 'POPULATION'), ({'EXPERIMENTS_PARENTS': '4'}, 'PARENTS')])
 def test_bad_settings(exp, env, match):
     with pytest.raises(exp.ExperimentError, match=match):
         exp.settings_from(env)
@@ -55,17 +55,15 @@ def test_cli_dry_run_and_bad_knob(tmp_path):
 
 def test_planned_runs(exp):
     st = exp.Settings()
-    multi = exp.planned_runs(st, multi_budget=True, with_random=True)
+    multi = exp.planned_runs(st)
     names = [n for n, _ in multi]
-    assert len(names) == len(set(names)) == 28 and names[0] == 'data' and names[-1] == 'report'
+    assert len(names) == len(set(names)) == 29 and names[0] == 'data' and names[-1] == 'report'
     assert names.index('train_dense') < names.index('latency_plan') < names.index('train_saa') < names.index('search')
     assert names.index('search') < names.index('latency') < names.index('test_dense')
     assert sum(n.startswith('test_') for n in names) == 2 + 5 * st.budgets
-    single = exp.planned_runs(st, multi_budget=False, with_random=False)
-    assert [n for n, _ in single if n.startswith('search')] == ['search_b1', 'search_b2', 'search_b3']
-    assert not any(n.startswith('test_random') for n, _ in single)
+    assert len(exp.planned_runs(exp.Settings(budgets=2, parents=4))) == len(names) - 6
     seconds = dict(multi)
-    bigger = dict(exp.planned_runs(exp.Settings(num_train=2 * st.num_train), True, True))
+    bigger = dict(exp.planned_runs(exp.Settings(num_train=2 * st.num_train)))
     assert bigger['train_dense'] > 1.9 * seconds['train_dense'] - exp.CALIBRATION['start_s']
     assert seconds['finetune_res1'] < seconds['finetune_full']  # smaller inputs cost less
     assert exp.nominal_sizes(st) == [384, 352, 320]
@@ -85,6 +83,8 @@ def test_pick_resolutions(exp):
     assert exp.pick_resolutions(dense, 448, 2, floor_ms=20.0) == [384, 352]
     assert exp.pick_resolutions(dense, 448, 5, floor_ms=53.0) == [384, 352]  # 320 is below 1.05 x the floor
     assert exp.pick_resolutions(dense, 448, 3, floor_ms=20.0, max_frac=0.9) == [416, 384, 352]
+    noisy = {**dense, 352: 78.0}  # timed slower than 384: no budget of its own
+    assert exp.pick_resolutions(noisy, 448, 3, floor_ms=20.0) == [384, 320, 288]
     with pytest.raises(exp.ExperimentError, match='no reduced input size'):
         exp.pick_resolutions(dense, 448, 3, floor_ms=80.0)
 
@@ -159,17 +159,14 @@ def tiny_config(tmp_path) -> str:
 
 
 def test_latency_driver_on_tiny_models(exp, tmp_path):
-    supported = exp.backbone_options_supported()
     entries = [dict(name='dense64', img_size=64, pruning_ratios=None),
                dict(name='half', img_size=64, pruning_ratios=0.5),
-               dict(name='dense32', img_size=32, pruning_ratios=None,
-                    backbone={'pad_before_norm': False} if supported['pad_before_norm'] else {})]
-    if supported['window_selection']:
-        entries.append(dict(name='random', img_size=64, pruning_ratios=0.5, backbone={'window_selection': 'random'}))
+               dict(name='dense32', img_size=32, pruning_ratios=None, backbone={'pad_before_norm': False}),
+               dict(name='random', img_size=64, pruning_ratios=0.5, backbone={'window_selection': 'random'})]
     backbones = exp.build_backbones(tiny_config(tmp_path), entries)
     assert backbones['half'].pruning_ratios[2] == (0.5, 0.5) and backbones['dense64'].num_features[0] == 16
-    if supported['window_selection']:
-        assert backbones['random'].window_selection == 'random'
+    assert backbones['random'].window_selection == 'random' and not backbones['dense32'].pad_before_norm
+    assert backbones['half'].window_selection == 'l2' and backbones['half'].pad_before_norm
     spec = dict(config=tiny_config(tmp_path), batch_size=1, warmup=0, repeats=2, rounds=2, entries=entries)
     (tmp_path / 'spec.json').write_text(json.dumps(spec))
     out = tmp_path / 'lat.json'
@@ -208,6 +205,10 @@ def test_runner_reuse_cascade_and_force(exp, tmp_path, capsys):
     assert ran == ['a', 'b', 'c']
     out = capsys.readouterr().out
     assert '1/3 step a: reused' in out and '3/3 step c (about 10 s) ...' in out
+    go(keys=('ka', 'kb', dict(layout=(0.04, 0.12))))  # tuples are stored as lists: still the same key
+    assert ran == ['c']
+    go(keys=('ka', 'kb', dict(layout=(0.04, 0.12))))
+    assert ran == []
     runner = exp.Runner(st, plan, sys.executable)
     runner.drop('b')
     assert runner.order == ['a', 'c']
@@ -252,7 +253,7 @@ def fake_run(exp, root, with_random=True):
         add(f'nosaa_b{i + 1}', 'no_saa', 448, ratios, f'sparsevit_b{i + 1}', ms - 2, i, sv_bbox - 0.3, 0.05)
     settings = dict(vars(exp.Settings()))
     exp._write_json(osp.join(root, 'rows.json'), dict(rows=rows, settings=settings, sizes=[384, 352, 320],
-                                                       budgets_ms=[60.0, 70.0, 80.0], multi_budget=True))
+                                                       budgets_ms=[60.0, 70.0, 80.0]))
     exp._write_json(osp.join(root, 'latency.json'), dict(results=latency, batch_size=4, warmup=3, repeats=10,
                                                           rounds=3, threads=2, torch='2.x', seconds=1.0))
     for name, metric in evals.items():

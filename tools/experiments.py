@@ -17,13 +17,15 @@ clustered, most of the image background), with the demo's narrow Swin Mask R-CNN
    ratios.
 
 Schedule (fairness: every model compared got the same training after the dense training): dense training
-(``--dense-epochs``), then, each for ``--adapt-epochs`` with one schedule
+(``--dense-epochs``); the dense backbone timed at the full size and at every multiple of 32 down to half of it,
+and the sparsest configuration, to pick the sizes; then, each for ``--adapt-epochs`` with one schedule
 (``configs/experiments/mask_rcnn_swin_finetune_small_objects.py``): Sparsity-Aware Adaptation, a dense finetune at
-the full size and a dense finetune at each picked size; one multi-budget search on the SAA weights, scored on the
-held-out ``search`` split; every backbone timed back to back in one process (interleaved rounds, median);
-tools/test.py on the val split for every row; ``results.md``, ``results.json`` and ``tradeoff.png``. Sparse models
-are evaluated straight from the SAA weights (no per-configuration finetune), so they and the resolution baselines
-had exactly the same epochs after the dense training.
+the full size and a dense finetune at each picked size; the picked sizes timed again (the budgets); one
+multi-budget search on the SAA weights, scored on the held-out ``search`` split; every backbone timed back to back
+in one process (interleaved rounds, median); tools/test.py on the val split for every row; ``results.md``,
+``results.json`` and ``tradeoff.png``. Sparse models are evaluated straight from the SAA weights (no
+per-configuration finetune), so they and the resolution baselines had exactly the same epochs after the dense
+training.
 
 A run is reused when it succeeded before with the same command (a marker under ``DIR/done/``);
 ``EXPERIMENTS_FORCE=1`` (``--force``) redoes everything, and once one run is redone every later one is too.
@@ -37,6 +39,7 @@ import logging
 import os
 import os.path as osp
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -68,12 +71,15 @@ MAX_LATENCY_FRAC = 0.85
 FLOOR_MARGIN = 1.05
 SIZE_STEP = 32  # reduced sizes are multiples of the pipelines' Pad size_divisor: the backbone sees exactly them
 
-#: Seconds on the reference machine (2 x86 cores, torch 2.14.1, quiet; see the README's experiments section) for
-#: the estimate printed up front, at 448 px: per training image (batch 4), per test image, per backbone forward
-#: (batch 4), and per process start (imports, model and data set-up). Other sizes scale with the pixel count. The
-#: estimate of the remaining time is rescaled by the measured/estimated ratio of the runs done so far.
-CALIBRATION = dict(train_img_s=1.0, test_img_s=0.25, forward_s=0.25, start_s=12.0)
-SAA_COST = 0.85  # an SAA iteration relative to a dense one (sampled sparse forwards skip windows)
+#: The time estimate printed up front, in seconds at 448 px on a quiet 2-core CPU: per training image (batch 4), the
+#: part of it that does not scale with the pixel count (heads, losses, data), per test image (flat: dominated by the
+#: RoI heads and mask pasting), per backbone forward (batch 4), per process start (imports, model and data set-up),
+#: and an SAA iteration relative to a dense one (sampled sparse forwards skip windows). Calibrated from one-thread
+#: CPU times per iteration (robust on a shared machine: 2.03 s per training batch at 448, 1.64 at 384, 1.32 at
+#: 320, 1.42 for SAA, 0.75 for the demo's 224; 0.3 s per test image at any size) divided by a 2-thread speed-up
+#: of 1.5 (training) and 1.2 (testing); the same model gives the demo's measured 15 minutes. The remaining time is
+#: rescaled on the fly by the measured/estimated ratio of the runs done.
+CALIBRATION = dict(train_img_s=0.34, train_fixed=0.3, test_img_s=0.25, forward_s=0.2, start_s=10.0, saa=0.7)
 TABLE_FORWARDS = 60  # the search's latency table, in full forwards: 192 stage entries x (warm-up + timed) / ~16
 
 #: The comparisons: title, the two methods compared (the first is SparseViT's), what differs.
@@ -90,6 +96,7 @@ COMPARISONS = (
 METHOD_LABELS = dict(resolution='dense, lower resolution', sparsevit='SparseViT (searched, L2, SAA)',
                      random='random windows (searched ratios)', uniform='uniform ratio (SAA)',
                      no_saa='searched ratios, no SAA')
+REFERENCE_LABELS = dict(resolution='dense, full resolution', sparsevit='SparseViT (SAA weights), dense')
 METRICS = ('bbox_mAP', 'segm_mAP', 'bbox_mAP_s', 'bbox_mAP_m', 'segm_mAP_s', 'segm_mAP_m')
 
 
@@ -111,7 +118,7 @@ class Settings:
     dir: str = 'work_dirs/experiments'
     data: str = 'data/sparsevit_experiments'
     img_size: int = 448
-    num_train: int = 300
+    num_train: int = 250
     num_val: int = 100
     num_search: int = 50
     dense_epochs: int = 8
@@ -122,8 +129,8 @@ class Settings:
     parents: int = 6
     latency_rounds: int = 3
     latency_batch: int = 4
-    latency_warmup: int = 3
-    latency_repeats: int = 10
+    latency_warmup: int = 2
+    latency_repeats: int = 8
     np: int = 2
     seed: int = 0
     force: bool = False
@@ -139,10 +146,10 @@ class Settings:
         if self.img_size < 4 * SIZE_STEP or self.img_size % SIZE_STEP:
             raise ExperimentError(f'{knob("img_size")} must be a multiple of {SIZE_STEP} and >= {4 * SIZE_STEP}, '
                                   f'got {self.img_size}')
-        if self.population < 2 * self.budgets or not self.budgets <= self.parents < self.population:
-            raise ExperimentError(f'{knob("population")} must be >= 2 x budgets ({2 * self.budgets}) and '
-                                  f'{knob("parents")} in [budgets, population - 1]; got population '
-                                  f'{self.population}, parents {self.parents}')
+        if self.parents < 2 * self.budgets or self.population < self.parents:
+            raise ExperimentError(f'{knob("parents")} must be >= 2 x budgets ({2 * self.budgets}: two per budget) '
+                                  f'and {knob("population")} >= parents; got parents {self.parents}, population '
+                                  f'{self.population}')
 
 
 def knob(field: str) -> str:
@@ -188,14 +195,19 @@ def pick_resolutions(dense_ms: Mapping[int, float], full: int, k: int, floor_ms:
                      max_frac: float = MAX_LATENCY_FRAC, margin: float = FLOOR_MARGIN) -> List[int]:
     """The matched-latency resolution picker: the ``k`` largest reduced sizes whose dense backbone latency is at
     most ``max_frac`` of the full size's and at least ``margin`` x ``floor_ms`` (the sparsest SparseViT
-    configuration at the full size: a budget below it cannot be met). Descending sizes.
+    configuration at the full size: a budget below it cannot be met). Descending sizes, with strictly decreasing
+    latencies (a smaller size timed no faster than a larger one, noise on a busy machine, is left out), so each
+    size sets its own budget.
 
     Raises:
         ExperimentError: when no size qualifies.
     """
     top = dense_ms[full]
-    fit = sorted((s for s, ms in dense_ms.items() if s < full and margin * floor_ms <= ms <= max_frac * top),
-                 reverse=True)
+    fit = []
+    for s in sorted(dense_ms, reverse=True):
+        ms = dense_ms[s]
+        if s < full and margin * floor_ms <= ms <= max_frac * top and (not fit or ms < dense_ms[fit[-1]]):
+            fit.append(s)
     if not fit:
         timed = ', '.join(f'{s}: {ms:.1f} ms' for s, ms in sorted(dense_ms.items(), reverse=True))
         raise ExperimentError(f'no reduced input size has a dense latency in [{margin * floor_ms:.1f}, '
@@ -262,14 +274,6 @@ def sparsity_text(ratios: Optional[Sequence[Sequence[float]]]) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # The latency driver: every backbone built in one process and timed in interleaved rounds
 # ----------------------------------------------------------------------------------------------------------------
-def backbone_options_supported() -> Dict[str, bool]:
-    """Which optional SparseSwinTransformer arguments this checkout has (features of other work in progress)."""
-    import inspect
-    from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
-    params = inspect.signature(SparseSwinTransformer.__init__).parameters
-    return {name: name in params for name in ('window_selection', 'pad_before_norm')}
-
-
 def build_backbones(config: str, entries: Sequence[dict]) -> Dict[str, object]:
     """One SparseSwinTransformer per entry from ``config``'s backbone (random weights: latency does not depend on
     them), with the entry's ``pruning_ratios`` and ``backbone`` overrides (e.g. ``window_selection``)."""
@@ -350,8 +354,7 @@ def nominal_sizes(st: Settings) -> List[int]:
     return [st.img_size - SIZE_STEP * (i + 2) for i in range(st.budgets)]
 
 
-def planned_runs(st: Settings, multi_budget: bool, with_random: bool,
-                 sizes: Optional[Sequence[int]] = None) -> List[Tuple[str, float]]:
+def planned_runs(st: Settings, sizes: Optional[Sequence[int]] = None) -> List[Tuple[str, float]]:
     """Every run of the pipeline in order, with its estimated seconds (from :data:`CALIBRATION`)."""
     c, s = CALIBRATION, st.img_size
     sizes = list(sizes) if sizes is not None else nominal_sizes(st)
@@ -361,30 +364,29 @@ def planned_runs(st: Settings, multi_budget: bool, with_random: bool,
         return (size / 448) ** 2
 
     def train(epochs: int, size: int, factor: float = 1.0) -> float:
-        return c['start_s'] + epochs * st.num_train * c['train_img_s'] * px(size) * factor
+        per_img = c['train_img_s'] * (c['train_fixed'] + (1 - c['train_fixed']) * px(size)) * factor
+        return c['start_s'] + epochs * st.num_train * per_img
 
     def test(size: int) -> float:
-        return c['start_s'] + st.num_val * c['test_img_s'] * px(size)
+        return c['start_s'] + st.num_val * c['test_img_s']
 
     def latency(entries: Sequence[int]) -> float:
         per = st.latency_rounds * (st.latency_warmup + st.latency_repeats) * c['forward_s'] * st.latency_batch / 4
         return c['start_s'] + per * sum(px(e) for e in entries)
 
     search = (c['start_s'] + TABLE_FORWARDS * c['forward_s'] * px(s) * st.latency_batch / 4
-              + st.search_steps * (st.num_search * c['test_img_s'] * px(s) / st.np + 1.0))
+              + st.search_steps * (st.num_search * c['test_img_s'] * 1.2 / st.np + 1.0))  # one thread per process
     runs = [('data', 0.07 * (st.num_train + st.num_val + st.num_search) * px(s)),
             ('train_dense', train(st.dense_epochs, s)),
             ('latency_plan', latency([s, *size_ladder(s), s])),
-            ('train_saa', train(st.adapt_epochs, s, SAA_COST)),
+            ('train_saa', train(st.adapt_epochs, s, c['saa'])),
             ('finetune_full', train(st.adapt_epochs, s))]
     runs += [(f'finetune_res{i + 1}', train(st.adapt_epochs, r)) for i, r in enumerate(sizes)]
-    runs += [('search', search)] if multi_budget else [(f'search_b{i + 1}', search / k) for i in range(k)]
-    runs += [('latency', latency([s, *sizes, *[s] * (k * (2 if with_random else 1) + len(UNIFORM_RATIOS))]))]
+    runs += [('latency_budgets', latency(sizes)), ('search', search), ('latency', latency([s, *sizes, *[s] * (2 * k + len(UNIFORM_RATIOS))]))]
     runs += [('test_dense', test(s))] + [(f'test_res{i + 1}', test(r)) for i, r in enumerate(sizes)]
     runs += [('test_saa_dense', test(s))]
     for method in ('sparsevit', 'random', 'uniform', 'nosaa'):
-        if method != 'random' or with_random:
-            runs += [(f'test_{method}_b{i + 1}', test(s)) for i in range(k)]
+        runs += [(f'test_{method}_b{i + 1}', test(s)) for i in range(k)]
     return runs + [('report', 5.0)]
 
 
@@ -436,6 +438,7 @@ class Runner:
         """Run ``action(log_path)`` as step ``name`` unless reusable; True when it ran."""
         index = self.order.index(name) + 1
         marker = self.path('done', f'{name}.json')
+        key = json.loads(json.dumps(key))  # as it is stored (tuples become lists)
         prefix = f'{index}/{len(self.order)} {title}'
         if not self.cascade and osp.isfile(marker) and _read_json(marker).get('key') == key:
             self.reused += 1
@@ -510,23 +513,17 @@ def _write_json(path: str, data) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # The pipeline
 # ----------------------------------------------------------------------------------------------------------------
-def search_supports_budgets() -> bool:
-    """True when tools/search.py has ``--budgets`` (the multi-budget search)."""
-    with open(osp.join(ROOT, 'tools', 'search.py')) as f:
-        return "'--budgets'" in f.read()
-
-
 class Pipeline:
     """The steps of ``run``, in order (see the module docstring)."""
 
     def __init__(self, st: Settings, python: str):
         from sparsevit.datasets.synthetic import synthetic_cfg_options
         self.st, self.py = st, python
-        self.supported = backbone_options_supported()
-        self.multi_budget = search_supports_budgets()
+        from mmcv import Config
+        self.base_cfg = Config.fromfile(FINETUNE_CFG)  # every config of the experiments has its pipelines
         self.data_opts = [f'{k}={v}' for k, v in synthetic_cfg_options(st.data).items()]
         self.search_opts = [f'{k}={v}' for k, v in synthetic_cfg_options(st.data, eval_split='search').items()]
-        self.runner = Runner(st, planned_runs(st, self.multi_budget, self.supported['window_selection']), python)
+        self.runner = Runner(st, planned_runs(st), python)
         self.dirs = dict(dense=self.out('mask_rcnn_swin_small_objects'),
                          saa=self.out('mask_rcnn_sparsevit_saa_small_objects'), search=self.out('search'))
 
@@ -547,10 +544,6 @@ class Pipeline:
         log(f'estimated total: about {minutes(total)} on a quiet 2-core CPU ({len(self.runner.order)} runs)'
             + (f'; {len(done)} runs finished before are reused if unchanged, about '
                f'{minutes(total - sum(self.runner.estimates[n] for n in done))} left' if done else ''))
-        if not self.multi_budget:
-            log('note: tools/search.py has no --budgets yet: one single-band search per budget instead')
-        if not self.supported['window_selection']:
-            log('note: the backbone has no window_selection yet: the window-selection comparison is skipped')
 
     def data(self) -> None:
         from sparsevit.datasets.synthetic import SMALL_OBJECTS, generate_synthetic_coco
@@ -568,9 +561,15 @@ class Pipeline:
 
         self.runner.step('data', f'synthetic small-objects data -> {st.data}', key, make)
 
-    def train(self, name: str, title: str, config: str, work_dir: str, epochs: int, extra: Sequence[str] = ()):
+    def size_opts(self, size: int) -> List[str]:
+        """The pipelines' input size (the configs' is 448: set for every run, so ``--img-size`` works too)."""
+        return resolution_options(self.base_cfg, size)
+
+    def train(self, name: str, title: str, config: str, work_dir: str, epochs: int, size: int,
+              extra: Sequence[str] = ()):
         cmd = [self.py, 'tools/train.py', config, '--work-dir', work_dir, '--seed', str(self.st.seed),
-               '--no-validate', '--cfg-options', *self.data_opts, *schedule_options(epochs), *extra]
+               '--no-validate', '--cfg-options', *self.data_opts, *self.size_opts(size), *schedule_options(epochs),
+               *extra]
         self.runner.command(name, title, cmd, watch=r'Saving checkpoint at \d+ epochs')
 
     def latency(self, name: str, title: str, entries: List[dict], out: str) -> dict:
@@ -584,11 +583,10 @@ class Pipeline:
         return _read_json(out)['results']
 
     def entry(self, name: str, size: int, ratios=None, **backbone) -> dict:
-        """A latency entry; dense reduced-size entries pad after LN1 as mmdet's Swin (which they stand for)."""
-        backbone = {k: v for k, v in backbone.items() if self.supported.get(k)}
+        """A latency entry (``backbone``: extra SparseSwinTransformer arguments)."""
         return dict(name=name, img_size=size, pruning_ratios=ratios, backbone=backbone)
 
-    def plan(self) -> Tuple[List[int], List[float]]:
+    def plan(self) -> List[int]:
         """Time the dense backbone at the full and reduced sizes and the sparsest configuration; pick the sizes."""
         s = self.st.img_size
         entries = [self.entry(f'dense{s}', s), self.entry('sparsest', s, 0.8)]
@@ -597,47 +595,50 @@ class Pipeline:
                                'configuration (choosing the sizes)', entries, self.out('latency_plan.json'))
         dense = {r['img_size']: r['latency_ms'] for n, r in results.items() if n.startswith('dense')}
         sizes = pick_resolutions(dense, s, self.st.budgets, results['sparsest']['latency_ms'])
-        budgets = sorted(dense[r] for r in sizes)
-        _write_json(self.out('plan.json'), dict(sizes=sizes, budgets_ms=budgets, dense_ms=dense,
+        _write_json(self.out('plan.json'), dict(sizes=sizes, dense_ms=dense,
                                                  sparsest_ms=results['sparsest']['latency_ms']))
         self.runner.log('  sizes ' + ', '.join(f'{r} ({dense[r]:.1f} ms, {dense[r] / dense[s]:.2f} x)' for r in sizes)
-                        + f' of dense {s} ({dense[s]:.1f} ms) -> budgets ' + ', '.join(map(budget_text, budgets)))
+                        + f' of dense {s} ({dense[s]:.1f} ms)')
         for i in range(len(sizes), self.st.budgets):  # fewer sizes fit than budgets asked for
-            for name in (f'finetune_res{i + 1}', f'search_b{i + 1}', f'test_res{i + 1}'):
+            for name in (f'finetune_res{i + 1}', f'test_res{i + 1}'):
                 self.runner.drop(name)
             for method in ('sparsevit', 'random', 'uniform', 'nosaa'):
                 self.runner.drop(f'test_{method}_b{i + 1}')
-        return sizes, budgets
+        return sizes
+
+    def budgets(self, sizes: List[int]) -> List[float]:
+        """The search's budgets: the dense latency of each picked size, timed again right before the search (the
+        search times its own latency table minutes later; the machine's speed may have drifted since the plan)."""
+        results = self.latency('latency_budgets', 'latency of the picked sizes (the budgets)',
+                               [self.entry(f'dense{r}', r, pad_before_norm=False) for r in sizes],
+                               self.out('latency_budgets.json'))
+        budgets = [results[f'dense{r}']['latency_ms'] for r in sizes]  # budget i: the latency of size i
+        self.runner.log('  budgets ' + ', '.join(f'{budget_text(b)} ms ({r} px)' for r, b in zip(sizes, budgets)))
+        return budgets
 
     def search(self, budgets: List[float]) -> Dict[int, list]:
-        """The multi-budget search (or one band per budget): budget index -> the best configuration's ratios."""
+        """The multi-budget search on the held-out split: budget index (that of its size) -> the best
+        configuration's ratios. tools/search.py takes the budgets ascending; budget i is the interval up to
+        ``budgets[i]`` from the next lower budget."""
         st, work = self.st, self.dirs['search']
         texts = [budget_text(b) for b in budgets]
-        common = ['--work-dir', work, '--mutation-prob', '0.1', '--seed', str(st.seed), '--img_size', str(st.img_size),
-                  '--batch-size', str(st.latency_batch), '--num-warmup', str(st.latency_warmup),
-                  '--num-repeats', str(st.latency_repeats), '--latency-table', osp.join(work, 'latency_table.json'),
-                  '--no-progress', '--cfg-options', *self.search_opts]
-        args = [SPARSE_CFG, self.ckpt(self.dirs['saa'])]
-        watch = r'\[search\] .*(latency table:|best|budget|front)'
-        found = {}
-        if self.multi_budget:
-            cmd = self.launcher() + [*args, '--budgets', *texts, '--iters', str(st.search_steps), '--population',
-                                     str(st.population), '--parents', str(st.parents), *common]
-            self.fresh_search(cmd, 'search', f'multi-budget search, budgets {" ".join(texts)} ms (on the search split)',
-                              watch)
-            for i, t in enumerate(texts):
-                found[i] = osp.join(work, f'sparsevit_max{t}.py')
-        else:
-            pop, parents = max(2, st.population // len(budgets)), max(1, st.parents // len(budgets))
-            iters = max(1, round(st.search_steps / len(budgets) / pop) - 1)
-            for i, t in enumerate(texts):
-                low = texts[i - 1] if i else '0'
-                cmd = self.launcher() + [*args, '--max', t, '--min', low, '--iters', str(iters), '--population',
-                                         str(pop), '--parents', str(parents), *common]
-                self.fresh_search(cmd, f'search_b{i + 1}', f'search of band ({low}, {t}] ms', watch)
-                found[i] = osp.join(work, f'sparsevit_max{t}_min{low}.py')
+        cmd = self.search_command([
+            SPARSE_CFG, self.ckpt(self.dirs['saa']), '--budgets', *sorted(texts, key=float), '--work-dir', work,
+            '--iters', str(st.search_steps), '--population', str(st.population), '--parents', str(st.parents),
+            '--seed', str(st.seed), '--img_size', str(st.img_size), '--batch-size', str(st.latency_batch),
+            '--num-warmup', str(st.latency_warmup), '--num-repeats', str(st.latency_repeats), '--latency-table',
+            osp.join(work, 'latency_table.json'), '--no-progress', '--cfg-options', *self.search_opts,
+            *self.size_opts(st.img_size)])
+
+        def action(log: str) -> None:
+            if osp.isdir(work):
+                shutil.rmtree(work)  # a fresh search: no stale state, table or configs
+            run_logged(cmd, log, r'\[search\] .*(latency table:|best|budget)')
+        self.runner.step('search', f'multi-budget search, budgets {" ".join(texts)} ms, {st.search_steps} steps '
+                         '(scored on the search split)', cmd, action)
         configs = {}
-        for i, path in found.items():
+        for i, t in enumerate(texts):
+            path = osp.join(work, f'sparsevit_max{t}.py')
             if osp.isfile(path):
                 configs[i] = read_pruning_ratios(path)
             else:
@@ -649,37 +650,30 @@ class Pipeline:
             raise ExperimentError(f'the search found no configuration for any budget ({work})', status=1)
         return configs
 
-    def fresh_search(self, cmd: List[str], name: str, title: str, watch: str) -> None:
-        def action(log: str) -> None:
-            if name in ('search', 'search_b1') and osp.isdir(self.dirs['search']):
-                shutil.rmtree(self.dirs['search'])  # a fresh search: no stale state, table or configs
-            run_logged(cmd, log, watch)
-        self.runner.step(name, title, cmd, action)
-
-    def launcher(self) -> List[str]:
-        """``torchpack dist-run -np NP`` (as the original) when torchpack and mpirun are there, else one process."""
+    def search_command(self, args: List[str]) -> List[str]:
+        """tools/search.py under ``torchpack dist-run -np NP`` (as the original) when torchpack and mpirun are
+        there, else in one process. torchpack's launcher runs the command through a second shell unquoted, so the
+        arguments are quoted once more for it (``img_scale=(448,448)`` would be a shell syntax error)."""
         torchpack = shutil.which('torchpack') or shutil.which('torchpack', path=osp.dirname(self.py))
         if self.st.np > 1 and torchpack and shutil.which('mpirun'):
-            return [torchpack, 'dist-run', '-np', str(self.st.np), self.py, 'tools/search.py']
-        return [self.py, 'tools/search.py']
+            return [torchpack, 'dist-run', '-np', str(self.st.np)] + [
+                shlex.quote(a) for a in [self.py, 'tools/search.py', *args]]
+        return [self.py, 'tools/search.py', *args]
 
     def rows(self, sizes: List[int], configs: Dict[int, list], uniform: Dict[int, float]) -> List[Row]:
         """Every evaluated model (see :data:`COMPARISONS`)."""
-        from mmcv import Config
-        s, saa, dense_ft = self.st.img_size, self.ckpt(self.dirs['saa']), self.ckpt(self.out(f'finetune_{self.st.img_size}'))
-        finetune_cfg = Config.fromfile(FINETUNE_CFG)
+        s = self.st.img_size
+        saa, dense_ft = self.ckpt(self.dirs['saa']), self.ckpt(self.out(f'finetune_{s}'))
         rows = [Row('dense', 'resolution', s, None, FINETUNE_CFG, dense_ft, 'dense + finetune', f'dense{s}')]
         for i, r in enumerate(sizes):
             rows.append(Row(f'res{i + 1}', 'resolution', r, None, FINETUNE_CFG,
-                            self.ckpt(self.out(f'finetune_{r}')), f'dense + finetune at {r}', f'dense{r}', i,
-                            resolution_options(finetune_cfg, r)))
+                            self.ckpt(self.out(f'finetune_{r}')), f'dense + finetune at {r}', f'dense{r}', i))
         rows.append(Row('saa_dense', 'sparsevit', s, None, SPARSE_CFG, saa, 'SAA', f'dense{s}'))
         for i, ratios in sorted(configs.items()):
             b = f'_b{i + 1}'
             rows.append(Row(f'sparsevit{b}', 'sparsevit', s, ratios, SPARSE_CFG, saa, 'SAA', f'sparsevit{b}', i))
-            if self.supported['window_selection']:
-                rows.append(Row(f'random{b}', 'random', s, ratios, SPARSE_CFG, saa, 'SAA', f'random{b}', i,
-                                ['model.backbone.window_selection=random']))
+            rows.append(Row(f'random{b}', 'random', s, ratios, SPARSE_CFG, saa, 'SAA', f'random{b}', i,
+                            ['model.backbone.window_selection=random']))
             u = uniform[i]
             rows.append(Row(f'uniform{b}', 'uniform', s, [[u] * d for d in (2, 2, 6, 2)], SPARSE_CFG, saa, 'SAA',
                             f'uniform{u:g}', i))
@@ -689,7 +683,7 @@ class Pipeline:
 
     def test(self, row: Row) -> None:
         work = self.out('eval', row.name)
-        opts = list(self.data_opts) + list(row.options)
+        opts = [*self.data_opts, *self.size_opts(row.img_size), *row.options]
         if row.pruning_ratios is not None:
             opts.append(ratios_option(row.pruning_ratios))
         cmd = [self.py, 'tools/test.py', row.config, row.checkpoint, '--eval', 'bbox', 'segm', '--work-dir', work,
@@ -710,24 +704,22 @@ class Pipeline:
         self.header()
         self.data()
         self.train('train_dense', f'dense training, {st.dense_epochs} epochs at {s}', DENSE_CFG, self.dirs['dense'],
-                   st.dense_epochs)
-        sizes, budgets = self.plan()
+                   st.dense_epochs, s)
+        sizes = self.plan()
         dense_ckpt = f'load_from={self.ckpt(self.dirs["dense"])}'
         self.train('train_saa', f'Sparsity-Aware Adaptation, {st.adapt_epochs} epochs at {s}', SAA_CFG,
-                   self.dirs['saa'], st.adapt_epochs, [dense_ckpt])
+                   self.dirs['saa'], st.adapt_epochs, s, [dense_ckpt])
         self.train('finetune_full', f'dense finetune, {st.adapt_epochs} epochs at {s}', FINETUNE_CFG,
-                   self.out(f'finetune_{s}'), st.adapt_epochs, [dense_ckpt])
-        from mmcv import Config
-        finetune_cfg = Config.fromfile(FINETUNE_CFG)
+                   self.out(f'finetune_{s}'), st.adapt_epochs, s, [dense_ckpt])
         for i, r in enumerate(sizes):
             self.train(f'finetune_res{i + 1}', f'dense finetune, {st.adapt_epochs} epochs at {r}', FINETUNE_CFG,
-                       self.out(f'finetune_{r}'), st.adapt_epochs, [dense_ckpt, *resolution_options(finetune_cfg, r)])
+                       self.out(f'finetune_{r}'), st.adapt_epochs, r, [dense_ckpt])
+        budgets = self.budgets(sizes)
         configs = self.search(budgets)
         entries = [self.entry(f'dense{s}', s)] + [self.entry(f'dense{r}', r, pad_before_norm=False) for r in sizes]
         for i, ratios in sorted(configs.items()):
             entries.append(self.entry(f'sparsevit_b{i + 1}', s, ratios))
-            if self.supported['window_selection']:
-                entries.append(self.entry(f'random_b{i + 1}', s, ratios, window_selection='random'))
+            entries.append(self.entry(f'random_b{i + 1}', s, ratios, window_selection='random'))
         entries += [self.entry(f'uniform{u:g}', s, u) for u in UNIFORM_RATIOS]
         latency = self.latency('latency', f'latency of every backbone, {st.latency_rounds} interleaved rounds',
                                entries, self.out('latency.json'))
@@ -735,8 +727,7 @@ class Pipeline:
         uniform = {i: match_uniform(latency[f'sparsevit_b{i + 1}']['latency_ms'], uniform_ms) for i in configs}
         rows = self.rows(sizes, configs, uniform)
         _write_json(self.out('rows.json'), dict(rows=[dataclasses.asdict(r) for r in rows],
-                                                 settings=dataclasses.asdict(st), sizes=sizes, budgets_ms=budgets,
-                                                 multi_budget=self.multi_budget))
+                                                 settings=dataclasses.asdict(st), sizes=sizes, budgets_ms=budgets))
         for row in rows:
             self.test(row)
         wall = None if self.runner.reused else time.time() - self.runner.start  # a partial run's time means nothing
@@ -769,7 +760,8 @@ def collect(rows: Sequence[dict], latency: Mapping[str, dict], evals: Mapping[st
         lat = latency[row['latency_key']]
         values = {k: (float(metric[k]) if metric.get(k, -1) is not None and float(metric.get(k, -1)) >= 0 else None)
                   for k in METRICS}
-        records.append(dict(name=row['name'], method=row['method'], label=METHOD_LABELS[row['method']],
+        label = METHOD_LABELS[row['method']] if row['budget'] is not None else REFERENCE_LABELS[row['method']]
+        records.append(dict(name=row['name'], method=row['method'], label=label,
                             weights=row['weights'], img_size=row['img_size'], budget=row['budget'],
                             sparsity=sparsity_text(row['pruning_ratios']), pruning_ratios=row['pruning_ratios'],
                             latency_ms=lat['latency_ms'], latency_runs_ms=lat['runs_ms'], **values))
@@ -840,7 +832,7 @@ def report_markdown(records: Sequence[dict], meta: dict) -> str:
              'The search ({search}) scored candidates on the held-out search split ({ns} images).'.format(
                  b=lat['batch_size'], w=lat['warmup'], n=lat['repeats'], k=lat['rounds'], t=lat['threads'],
                  v=lat['torch'], s=st['img_size'], nv=st['num_val'], de=st['dense_epochs'], ae=st['adapt_epochs'],
-                 ns=st['num_search'], search='multi-budget' if meta.get('multi_budget') else 'one band per budget')]
+                 ns=st['num_search'], search=f"multi-budget, {st['search_steps']} steps")]
     if meta.get('wall_time_s'):
         text.append(f"Wall time of the run: {meta['wall_time_s'] / 60:.1f} min.")
     return '\n'.join(text) + '\n'
@@ -867,7 +859,7 @@ def plot_tradeoff(records: Sequence[dict], path: str) -> str:
                     ax.annotate(f"{r['img_size']}", (x, y), textcoords='offset points', xytext=(4, -10), fontsize=7,
                                 color=colour)
         ax.set_xlabel('backbone latency (ms)')
-        ax.set_ylabel(f"{metric.replace('_', ' ')}")
+        ax.set_ylabel('bbox mAP' + (' (small objects)' if metric.endswith('_s') else ''))
         ax.set_title(f'bbox mAP vs latency, {title}')
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc='lower right')
@@ -949,8 +941,7 @@ def main(argv=None) -> int:
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
         st = settings_from(os.environ, overrides)
         if args.dry_run:
-            multi, selection = search_supports_budgets(), True
-            runs = planned_runs(st, multi, selection)
+            runs = planned_runs(st)
             for i, (name, seconds) in enumerate(runs):
                 print(f'{i + 1:2d}. {name:<22} about {minutes(seconds)}')
             print(f'estimated total: about {minutes(sum(s for _, s in runs))} ({len(runs)} runs)')

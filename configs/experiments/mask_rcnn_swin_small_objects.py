@@ -3,7 +3,7 @@
 # the synthetic dataset (sparsevit.datasets.synthetic.SMALL_OBJECTS: 448x448 images, 4-12 shapes of 4-12 % of the
 # side, some clustered). The demo's trained weights are for the 224 px large-object data, so the experiments train
 # their own. Differences from the demo config: the 448 px input, anchors one octave smaller (16-256 px instead of
-# 32-512 px: the objects are 14-54 px), and the schedule.
+# 32-512 px: the objects are 14-54 px), at most 50 detections an image (instead of 100), and the schedule.
 #
 # python tools/train.py configs/experiments/mask_rcnn_swin_small_objects.py \
 #     --work-dir work_dirs/experiments/mask_rcnn_swin_small_objects
@@ -52,7 +52,9 @@ data = dict(
         img_prefix=data_root + 'val/',
         pipeline=test_pipeline))
 
-model = dict(rpn_head=dict(anchor_generator=dict(scales=[4])))
+model = dict(
+    rpn_head=dict(anchor_generator=dict(scales=[4])),
+    test_cfg=dict(rcnn=dict(max_per_img=50)))  # at most 12 objects an image: 50 detections keep the recall
 
 # From scratch, as the demo: AdamW 1e-3, linear warm-up, one step; EXPERIMENTS_DENSE_EPOCHS overrides max_epochs
 # (tools/experiments.py moves the step to the last epoch).
