@@ -1,10 +1,24 @@
-"""Measure the backbone latency of a config, as the original SparseViT ``tools/measure_latency.py``.
+"""Measure the latency of a config's backbone (or whole detector), as the original SparseViT ``measure_latency.py``.
 
     python tools/measure_latency.py CONFIG --img_size 672
+    python tools/measure_latency.py CONFIG --img_size 672 --scope detector --dtype bf16
 
-Backbone only (built from ``cfg.model.backbone`` after the config's top-level ``pruning_ratios``), random input of
-batch 4, warm-up forwards, then timed forwards whose mean is taken after dropping the top and bottom 25 %. The last
-line printed is the latency in milliseconds. Errors in the arguments or the config print one line and exit 2.
+Defaults as the original: backbone only (built from ``cfg.model.backbone`` after the config's top-level
+``pruning_ratios``), random input of batch 4, inference mode, 500 warm-up and 500 timed forwards on CUDA, the mean
+of the middle 50 % (25 % trimmed on each side). On CPU the default is a short protocol (5 + 20 forwards: the
+original's would take most of an hour per configuration at 672x672) with a progress bar and ETA;
+``--num-warmup``/``--num-repeats`` override both, and the output and ``--json`` say which protocol was used.
+
+Additions (issue 9): ``--dtype fp32|fp16|bf16`` (autocast; fp16 on CUDA only), ``--compile``
+(``torch.compile(backbone, fullgraph=True)``; with ``--scope detector`` only the backbone is compiled), and
+``--scope detector``: the whole test forward of the detector, as ``tools/test.py`` runs it (Mask R-CNN: backbone,
+neck, RPN and its NMS, RoI box head and its NMS, mask head, mask pasting), on random images padded to a multiple of
+32, with random weights whose RoI classifier favours one class (so every image yields the config's
+``max_per_img`` detections, as a trained model on a busy image, and the mask head runs at full load), and the
+backbone's and neck's share timed inside the same runs.
+
+The last line printed is the latency in milliseconds. Errors in the arguments or the config print one line and
+exit 2; a failed ``--compile`` prints one line and exits 1.
 """
 import argparse
 import ast
@@ -24,13 +38,16 @@ logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 import torch  # noqa: E402
 from mmcv import Config, DictAction, ProgressBar  # noqa: E402
 
-from mmdet.models import build_backbone  # noqa: E402
+from mmdet.models import build_backbone, build_detector  # noqa: E402
 from sparsevit.schedule import genes_to_ratios, normalize_pruning_ratios  # noqa: E402
 from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
-from sparsevit.utils.latency import measure_backbone_latency, resolve_device  # noqa: E402
+from sparsevit.utils.latency import (DTYPES, CompileError, check_dtype, default_protocol,  # noqa: E402
+                                     measure_backbone_latency, measure_detector_latency, resolve_device)
 
 #: Dense Swin backbones that the sparse backbone can stand in for (same arguments, same weights).
 SWIN_BACKBONES = ('SwinTransformer', ) + SPARSE_BACKBONES
+#: --scope detector: added to the random RoI classifier's first logit (see :func:`favour_one_class_`).
+FAVOURED_LOGIT = 5.0
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -55,16 +72,26 @@ def non_negative_int(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = OneLineParser(description='Measure the backbone latency of a (Sparse)Swin detector config.')
+    parser = OneLineParser(description='Measure the backbone (or detector) latency of a (Sparse)Swin detector '
+                           'config.')
     parser.add_argument('config', help='config file path')
     parser.add_argument('--img_size', '--img-size', dest='img_size', type=positive_int, default=672,
                         help='square input size in pixels (default: 672)')
     parser.add_argument('--batch-size', '--batch_size', dest='batch_size', type=positive_int, default=4,
                         help='images per forward (default: 4, as the original)')
-    parser.add_argument('--num-warmup', type=non_negative_int, default=10, help='untimed forwards (default: 10)')
-    parser.add_argument('--num-repeats', type=positive_int, default=50, help='timed forwards (default: 50)')
+    parser.add_argument('--num-warmup', type=non_negative_int, default=None,
+                        help='untimed forwards (default: 500 on CUDA, as the original; 5 on CPU)')
+    parser.add_argument('--num-repeats', type=positive_int, default=None,
+                        help='timed forwards (default: 500 on CUDA, as the original; 20 on CPU)')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='cuda when available unless set (default: auto)')
+    parser.add_argument('--dtype', choices=tuple(DTYPES), default='fp32',
+                        help='autocast precision: fp32 (default), bf16 (CPU and CUDA) or fp16 (CUDA only)')
+    parser.add_argument('--compile', action='store_true',
+                        help='time torch.compile(backbone, fullgraph=True) (compiled before the warm-up)')
+    parser.add_argument('--scope', choices=('backbone', 'detector'), default='backbone',
+                        help='backbone (default, as the original) or the whole detector test forward on random '
+                        'images, with the backbone share')
     parser.add_argument('--pruning-ratios', default=None,
                         help='override the ratios: a float, a per-stage or per-block list (JSON/Python), or a '
                         'gene dict such as {"backbone.stages.0": 0.3, ...}')
@@ -106,35 +133,92 @@ def backbone_cfg(cfg: Config, ratios_text: Optional[str]) -> dict:
     return bb
 
 
+def build_model(cfg: Config, bb: dict, scope: str) -> torch.nn.Module:
+    """The backbone, or the whole detector around it with random weights (:func:`favour_one_class_`)."""
+    if scope == 'backbone':
+        return build_backbone(bb)
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone = bb
+    model_cfg.pop('pretrained', None)
+    model = build_detector(model_cfg, train_cfg=None if 'train_cfg' in model_cfg else cfg.get('train_cfg'),
+                           test_cfg=None if 'test_cfg' in model_cfg else cfg.get('test_cfg'))
+    if not hasattr(model, 'roi_head'):
+        raise ValueError(f'--scope detector needs a two-stage detector with RoI heads (e.g. Mask R-CNN), got '
+                         f'{type(model).__name__}')
+    logging.disable(logging.INFO)  # mmcv logs every parameter's initialisation
+    try:
+        model.init_weights()  # mmdet's random init of every part (the backbone's pretrained init_cfg was removed)
+    finally:
+        logging.disable(logging.NOTSET)
+    favour_one_class_(model)
+    return model
+
+
+def favour_one_class_(model: torch.nn.Module, logit: float = FAVOURED_LOGIT) -> int:
+    """Raise the RoI classifiers' logit of the first class by ``logit``; returns how many heads were changed.
+
+    With random weights every class scores about ``1 / (num_classes + 1)`` (0.012 on COCO), below the test
+    config's ``score_thr`` (0.05): no box would survive and the mask head would never run. With one favoured class
+    each proposal yields one candidate, so each image gets up to ``max_per_img`` (100) detections from an NMS over
+    its proposals: the workload of a trained detector on a busy image.
+    """
+    heads = [m for m in model.roi_head.modules() if isinstance(getattr(m, 'fc_cls', None), torch.nn.Linear)
+             and m.fc_cls.bias is not None]
+    with torch.no_grad():
+        for head in heads:
+            head.fc_cls.bias[0] += logit
+    return len(heads)
+
+
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
     return f'{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'
 
 
+def progress_of(bar: ProgressBar):
+    """A progress callback for ``bar`` whose clock starts at the first forward (so compiling is not in the ETA)."""
+
+    def progress(i: int) -> None:
+        if i == 0:
+            bar.start()
+        bar.update()
+
+    return progress
+
+
 def run(args: argparse.Namespace) -> dict:
-    """Load the config, build the backbone, measure it and return the result dict."""
+    """Load the config, build the backbone (or detector), measure it and return the result dict."""
     if not osp.isfile(args.config):
         raise ValueError(f'config file not found: {args.config}')
     device = resolve_device(args.device)
+    check_dtype(args.dtype, device)
+    warmup, repeats, protocol = default_protocol('measure_latency', device, args.num_warmup, args.num_repeats)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     apply_sparsevit_cfg(cfg)
     bb = backbone_cfg(cfg, args.pruning_ratios)
-    backbone = build_backbone(bb)
-    print(f'measuring {bb["type"]} of {args.config} at {args.img_size}x{args.img_size}, batch {args.batch_size}, '
-          f'{args.num_warmup} warm-up + {args.num_repeats} timed forwards on {device}', file=sys.stderr)
-    bar = None if args.no_progress else ProgressBar(args.num_repeats, file=sys.stderr)
-    result = measure_backbone_latency(backbone, img_size=args.img_size, batch_size=args.batch_size,
-                                      num_warmup=args.num_warmup, num_repeats=args.num_repeats, device=device,
-                                      progress=None if bar is None else (lambda i: bar.update()))
+    model = build_model(cfg, bb, args.scope)
+    what = bb['type'] if args.scope == 'backbone' else f'{type(model).__name__} with {bb["type"]}'
+    print(f'measuring {what} of {args.config} at {args.img_size}x{args.img_size}, batch {args.batch_size}, '
+          f'{args.dtype}{", compiled" if args.compile else ""} on {device}; {protocol}', file=sys.stderr)
+    if args.compile:
+        print('compiling (torch.compile, fullgraph=True) ...', file=sys.stderr, flush=True)
+    bar = None if args.no_progress else ProgressBar(warmup + repeats, file=sys.stderr, start=False)
+    measure = measure_backbone_latency if args.scope == 'backbone' else measure_detector_latency
+    result = measure(model, img_size=args.img_size, batch_size=args.batch_size, num_warmup=warmup,
+                     num_repeats=repeats, device=device, dtype=args.dtype, compile=args.compile,
+                     progress=None if bar is None else progress_of(bar))
     if bar is not None:
         sys.stderr.write('\n')
+    backbone = model if args.scope == 'backbone' else model.backbone
     ratios = getattr(backbone, 'pruning_ratios', None)
-    result.update(config=args.config, backbone=bb['type'], device_name=device_name(device),
-                  pruning_ratios=[list(s) for s in ratios] if ratios is not None else None,
-                  torch=torch.__version__)
+    result.update(config=args.config, backbone=bb['type'], scope=args.scope, protocol=protocol,
+                  device_name=device_name(device), torch=torch.__version__,
+                  pruning_ratios=[list(s) for s in ratios] if ratios is not None else None)
+    if args.scope == 'detector':
+        result.update(detector=type(model).__name__, favoured_class_logit=FAVOURED_LOGIT)
     return result
 
 
@@ -145,6 +229,26 @@ def write_json(path: str, result: dict) -> None:
         json.dump(result, f, indent=2)
 
 
+def report(result: dict) -> str:
+    """The lines printed on stdout; the last one ends with the latency in ms."""
+    size = f'{result["img_size"]}x{result["img_size"]}'
+    precision = result['dtype'] + (', compiled' if result['compiled'] else '')
+    lines = [f'protocol: {result["protocol"]}']
+    what = result['backbone']
+    if result['scope'] == 'detector':
+        total, bb = result['latency_ms'], result['backbone_ms']
+        neck = result.get('neck_ms')
+        rest = total - bb - (neck or 0.0)
+        lines.append(f'backbone {bb:.2f} ms ({100 * result["backbone_share"]:.1f} % of the detector)'
+                     + (f', neck {neck:.2f} ms ({100 * neck / total:.1f} %)' if neck is not None else '')
+                     + f', heads and post-processing {rest:.2f} ms ({100 * rest / total:.1f} %); '
+                     f'{result["detections_per_image"]:.1f} detections per image')
+        what = f'{result["detector"]} ({result["backbone"]})'
+    lines.append(f'latency of {what} ({size}, batch {result["batch_size"]}, {result["device"]}, {precision}): '
+                 f'{result["latency_ms"]:.2f} ms')
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.json is not None and osp.isdir(args.json):
@@ -152,14 +256,16 @@ def main(argv=None) -> int:
         return 2
     try:
         result = run(args)
+    except CompileError as err:
+        print(f'measure_latency.py: error: {err}', file=sys.stderr)
+        return 1
     except (ValueError, TypeError, KeyError, FileNotFoundError, SyntaxError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'measure_latency.py: error: {message}', file=sys.stderr)
         return 2
     if args.json is not None:
         write_json(args.json, result)
-    print(f'latency of {result["backbone"]} ({args.img_size}x{args.img_size}, batch {args.batch_size}, '
-          f'{result["device"]}): {result["latency_ms"]:.2f} ms')
+    print(report(result))
     return 0
 
 

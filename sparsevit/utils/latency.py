@@ -1,14 +1,64 @@
-"""Backbone latency measurement shared by ``tools/measure_latency.py``, the search and the benchmarks.
+"""Latency measurement shared by ``tools/measure_latency.py``, ``tools/benchmark_backbone.py`` and the search.
 
 Faithful to the original ``measure_latency.py``: backbone only, random input of batch 4 by default, warm-up
 forwards, then timed forwards whose mean is taken after dropping the top and bottom 25 %. Improvements: CUDA
-timing is synchronised around every forward, CPU runs under ``torch.inference_mode``, and the raw times are
+timing is synchronised around every forward, everything runs under ``torch.inference_mode``, and the raw times are
 returned so callers can split repeats across ranks and gather them.
-"""
-import time
-from typing import Callable, List, Optional, Sequence
 
+Deployment settings shared by the tools (issue 9):
+
+* :func:`autocast_context` — ``--dtype fp32|fp16|bf16`` as ``torch.autocast`` (fp16 on CUDA only). Given a
+  detector, it also runs the parts that mmdet keeps in fp32 under its fp16 (``force_fp32``: RoI extractors, box
+  decoding and NMS, mask pasting) in fp32, since mmcv's RoIAlign and NMS have no bf16 kernels.
+* :func:`compile_module` — ``--compile``: ``torch.compile(module, fullgraph=True)`` and a first call, with any
+  failure turned into one :class:`CompileError` line.
+* :func:`measure_backbone_latency` and :func:`measure_detector_latency` — the two ``--scope`` of the latency tool.
+"""
+import contextlib
+import time
+from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
 import torch
+
+#: (warm-up, timed) forwards per measurement. On CUDA, the only device the original supports, these are the
+#: original's: ``tools/measure_latency.py`` 500 + 500, ``tools/search.py`` 200 + 300 per rank. On CPU (about 2 s
+#: per Swin-T forward at 672x672 on 2 cores) those would take most of an hour per configuration, so the CPU
+#: default is a short protocol that still gives a stable trimmed mean.
+PROTOCOLS = {
+    'measure_latency': dict(cuda=(500, 500), cpu=(5, 20)),
+    'search': dict(cuda=(200, 300), cpu=(5, 20)),
+}
+
+#: ``--dtype`` names and the autocast dtype of each (None: plain fp32, no autocast).
+DTYPES: Dict[str, Optional[torch.dtype]] = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+#: Detector methods that mmdet decorates with ``force_fp32`` and that run at test time (box decoding + NMS of the
+#: RPN and RoI heads, mask pasting); :func:`autocast_context` runs them, and the RoI extractors, in fp32.
+FP32_METHODS = ('get_bboxes', 'get_seg_masks')
+
+#: torch.compile recompiles once per pruning configuration, dtype and input shape; a benchmark compiles a dozen
+#: variants of one ``forward``, more than dynamo's default limit (8), past which it would silently run eagerly.
+RECOMPILE_LIMIT = 64
+
+
+def default_protocol(tool: str, device: torch.device, num_warmup: Optional[int] = None,
+                     num_repeats: Optional[int] = None) -> Tuple[int, int, str]:
+    """``(num_warmup, num_repeats, description)`` of ``tool`` on ``device``; explicit values override the defaults.
+
+    ``description`` says which protocol was used, e.g. ``'original CUDA protocol: 500 warm-up + 500 timed'`` or
+    ``'short CPU protocol: 5 warm-up + 20 timed'`` (``'custom: ...'`` when a value was overridden).
+    """
+    if tool not in PROTOCOLS:
+        raise ValueError(f'unknown latency protocol {tool!r}; expected one of {sorted(PROTOCOLS)}')
+    kind = 'cuda' if torch.device(device).type == 'cuda' else 'cpu'
+    warm, reps = PROTOCOLS[tool][kind]
+    name = 'original CUDA protocol' if kind == 'cuda' else 'short CPU protocol'
+    if (num_warmup is not None and num_warmup != warm) or (num_repeats is not None and num_repeats != reps):
+        name = 'custom protocol'
+    warm = warm if num_warmup is None else int(num_warmup)
+    reps = reps if num_repeats is None else int(num_repeats)
+    return warm, reps, f'{name}: {warm} warm-up + {reps} timed forwards, trimmed mean (25 % each side)'
 
 
 def trimmed_mean(times: Sequence[float], trim: float = 0.25) -> float:
@@ -23,6 +73,8 @@ def trimmed_mean(times: Sequence[float], trim: float = 0.25) -> float:
 
 def resolve_device(device: Optional[str]) -> torch.device:
     """``None``/'auto' -> cuda when available else cpu; 'cuda' without a GPU raises ValueError."""
+    if isinstance(device, torch.device):
+        device = str(device)
     if device in (None, 'auto'):
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dev = torch.device(device)
@@ -33,41 +85,285 @@ def resolve_device(device: Optional[str]) -> torch.device:
     return dev
 
 
+# ---------------------------------------------------------------------------------------------------- precision
+def check_dtype(dtype: str, device) -> Optional[torch.dtype]:
+    """The autocast dtype of ``--dtype`` on ``device`` (None for fp32); ValueError for an unsupported pair.
+
+    fp16 autocast is CUDA only here (CPU fp16 kernels are slow or missing); bf16 works on CPU and CUDA.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f'--dtype {dtype!r} is not supported; choose one of {", ".join(DTYPES)}')
+    if dtype == 'fp16' and torch.device(device).type != 'cuda':
+        raise ValueError(f'--dtype fp16 needs a CUDA device, the device is {torch.device(device).type}; '
+                         f'use --dtype bf16 or fp32 on CPU')
+    return DTYPES[dtype]
+
+
+def autocast_context(dtype: str, device, model: Optional[torch.nn.Module] = None) -> ContextManager:
+    """The context to run a forward in at ``dtype`` ('fp32', 'fp16' or 'bf16') on ``device``.
+
+    fp32 is a no-op; fp16/bf16 is ``torch.autocast(device.type, dtype)``. With ``model`` (an mmdet detector),
+    the RoI extractors and the methods in :data:`FP32_METHODS` run in fp32 with autocast off while inside the
+    context, as mmdet's own fp16 does with ``force_fp32`` (mmcv's RoIAlign and NMS have no bf16 kernels, and box
+    decoding needs the precision); they are restored on exit.
+
+    Raises:
+        ValueError: for an unknown dtype or fp16 without CUDA (see :func:`check_dtype`).
+    """
+    half = check_dtype(dtype, device)
+    if half is None:
+        return contextlib.nullcontext()
+    return _autocast(torch.device(device).type, half, model)
+
+
+@contextlib.contextmanager
+def _autocast(device_type: str, half: torch.dtype, model: Optional[torch.nn.Module]) -> Iterator[None]:
+    patched = _patch_fp32_parts(model, device_type) if model is not None else []
+    try:
+        with torch.autocast(device_type, dtype=half):
+            yield
+    finally:
+        for module, name in patched:
+            delattr(module, name)  # the class attribute (mmdet's method / forward) shows through again
+
+
+def _patch_fp32_parts(model: torch.nn.Module, device_type: str) -> List[Tuple[torch.nn.Module, str]]:
+    """Shadow the fp32 parts of ``model`` with instance attributes that cast inputs to fp32, autocast off."""
+    from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
+    patched = []
+    for module in model.modules():
+        names = [n for n in FP32_METHODS if callable(getattr(type(module), n, None))]
+        if isinstance(module, BaseRoIExtractor):
+            names.append('forward')
+        for name in names:
+            if name not in vars(module):
+                setattr(module, name, _in_fp32(getattr(module, name), device_type))
+                patched.append((module, name))
+    return patched
+
+
+def _in_fp32(fn: Callable, device_type: str) -> Callable:
+    def run(*args, **kwargs):
+        with torch.autocast(device_type, enabled=False):
+            return fn(*_to_fp32(args), **{k: _to_fp32(v) for k, v in kwargs.items()})
+    return run
+
+
+def _to_fp32(obj):
+    """Floating tensors (also inside lists and tuples) cast to fp32; everything else (configs, metas) unchanged."""
+    if isinstance(obj, torch.Tensor):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_fp32(v) for v in obj)
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------------- compile
+class CompileError(RuntimeError):
+    """``torch.compile(..., fullgraph=True)`` failed; the message is one line (the exception's type and gist)."""
+
+
+def compile_module(module: torch.nn.Module, example: torch.Tensor, dtype: str = 'fp32') -> Callable:
+    """``torch.compile(module, fullgraph=True)``, compiled by a first (untimed) call on ``example`` at ``dtype``.
+
+    Compilation is lazy in torch, so the first call is made here, under inference mode and the autocast of
+    ``dtype``, to report a graph break or a compiler error at once rather than inside a timed run.
+
+    Raises:
+        CompileError: one line naming the module and the reason (e.g. the first graph break).
+    """
+    _raise_recompile_limit(RECOMPILE_LIMIT)
+    try:
+        compiled = torch.compile(module, fullgraph=True)
+        with torch.inference_mode(), autocast_context(dtype, example.device):
+            compiled(example)
+    except Exception as err:  # dynamo/inductor raise many types; the tools report one line
+        raise CompileError(f'torch.compile(fullgraph=True) of {type(module).__name__} failed: '
+                           f'{type(err).__name__}: {first_line(err)}') from err
+    return compiled
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message, cut to ``limit`` characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else repr(err)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _raise_recompile_limit(limit: int) -> None:
+    config = torch._dynamo.config
+    for name in ('recompile_limit', 'cache_size_limit'):  # renamed in torch 2.6; older releases have the second
+        if hasattr(config, name) and getattr(config, name) < limit:
+            setattr(config, name, limit)
+
+
+# ---------------------------------------------------------------------------------------------------- timing
 def time_forwards(fn: Callable[[], object], num_repeats: int, device: torch.device,
                   progress: Optional[Callable[[int], None]] = None) -> List[float]:
     """Run ``fn`` ``num_repeats`` times and return each wall time in milliseconds (CUDA-synchronised)."""
     times = []
     for i in range(num_repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+        _sync(device)
         start = time.perf_counter()
         fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+        _sync(device)
         times.append((time.perf_counter() - start) * 1000.0)
         if progress is not None:
             progress(i)
     return times
 
 
-@torch.inference_mode()
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def random_images(batch_size: int, img_size: int, device: torch.device, seed: int = 0,
+                  pad_to: int = 1) -> torch.Tensor:
+    """Seeded ``[B, 3, S, S]`` standard-normal images on ``device`` (zero-padded to a multiple of ``pad_to``)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, 3, img_size, img_size, generator=gen)
+    pad = (-img_size) % pad_to
+    return torch.nn.functional.pad(x, (0, pad, 0, pad)).to(device)
+
+
+def _check_settings(img_size: int, batch_size: int, num_warmup: int, num_repeats: int) -> None:
+    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
+        raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
+
+
 def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4,
                              num_warmup: int = 10, num_repeats: int = 50, device=None,
-                             progress: Optional[Callable[[int], None]] = None, seed: int = 0) -> dict:
+                             progress: Optional[Callable[[int], None]] = None, seed: int = 0,
+                             dtype: str = 'fp32', compile: bool = False) -> dict:
     """Latency of ``backbone`` on a random ``(batch_size, 3, img_size, img_size)`` input.
+
+    Args:
+        progress: called after every forward, warm-up ones included (``num_warmup + num_repeats`` calls).
+        dtype: 'fp32', 'fp16' (CUDA) or 'bf16': the autocast of :func:`autocast_context`.
+        compile: time ``torch.compile(backbone, fullgraph=True)``, compiled before the warm-up
+            (:func:`compile_module`; raises :class:`CompileError`).
 
     Returns:
         dict with ``latency_ms`` (trimmed mean), ``times_ms`` (every timed forward), and the settings used.
     """
-    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
-        raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
-    dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
+    _check_settings(img_size, batch_size, num_warmup, num_repeats)
+    dev = resolve_device(device)
+    check_dtype(dtype, dev)
     backbone.to(dev)
     backbone.eval()  # not chained: mmdet's SwinTransformer.train() returns None
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, 3, img_size, img_size, generator=gen).to(dev)
-    for _ in range(num_warmup):
-        backbone(x)
-    times = time_forwards(lambda: backbone(x), num_repeats, dev, progress)
+    x = random_images(batch_size, img_size, dev, seed)
+    fn = compile_module(backbone, x, dtype) if compile else backbone
+    with torch.inference_mode(), autocast_context(dtype, dev):
+        for i in range(num_warmup):
+            fn(x)
+            if progress is not None:
+                progress(i)
+        times = time_forwards(lambda: fn(x), num_repeats, dev,
+                              None if progress is None else (lambda i: progress(num_warmup + i)))
     return dict(latency_ms=trimmed_mean(times), times_ms=times, img_size=img_size, batch_size=batch_size,
-                device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats)
+                device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats, dtype=dtype, compiled=compile)
+
+
+def detector_inputs(batch_size: int, img_size: int, device: torch.device,
+                    seed: int = 0) -> Tuple[torch.Tensor, List[dict]]:
+    """Random test images and their ``img_metas``, as the 672x672 test pipeline makes them.
+
+    The images are ``img_size`` square, zero-padded to a multiple of 32 (``Pad(size_divisor=32)``); the metas say
+    so (``img_shape``/``ori_shape`` the image, ``pad_shape`` the tensor, scale factor 1, no flip).
+    """
+    x = random_images(batch_size, img_size, device, seed, pad_to=32)  # [B, 3, Sp, Sp]
+    shape, pad_shape = (img_size, img_size, 3), (x.shape[2], x.shape[3], 3)
+    metas = [dict(filename=None, ori_filename=None, ori_shape=shape, img_shape=shape, pad_shape=pad_shape,
+                  scale_factor=np.ones(4, dtype=np.float32), flip=False, flip_direction=None)
+             for _ in range(batch_size)]
+    return x, metas
+
+
+@contextlib.contextmanager
+def _timed_children(model: torch.nn.Module, names: Sequence[str], device: torch.device,
+                    spans: Dict[str, List[float]]) -> Iterator[None]:
+    """Append the wall time (ms, CUDA-synchronised) of every call of ``model.<name>`` to ``spans[name]``."""
+    handles = []
+    for name in names:
+        child, start = getattr(model, name), {}
+
+        def before(module, args, start=start):
+            _sync(device)
+            start['t'] = time.perf_counter()
+
+        def after(module, args, output, name=name, start=start):
+            _sync(device)
+            spans[name].append((time.perf_counter() - start['t']) * 1000.0)
+
+        handles += [child.register_forward_pre_hook(before), child.register_forward_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def count_detections(results: list) -> float:
+    """Mean number of boxes per image in mmdet test results (``bbox`` or ``(bbox, segm)`` per image)."""
+    boxes = [r[0] if isinstance(r, tuple) else r for r in results]  # per image: one array per class
+    return sum(sum(len(c) for c in per_class) for per_class in boxes) / max(1, len(boxes))
+
+
+def measure_detector_latency(model: torch.nn.Module, img_size: int = 672, batch_size: int = 4,
+                             num_warmup: int = 10, num_repeats: int = 50, device=None,
+                             progress: Optional[Callable[[int], None]] = None, seed: int = 0,
+                             dtype: str = 'fp32', compile: bool = False) -> dict:
+    """Latency of a whole mmdet detector's test forward on random images, and its backbone's share.
+
+    Times ``model(img=[imgs], img_metas=[metas], return_loss=False, rescale=True)``, the forward of
+    ``tools/test.py`` (for Mask R-CNN: backbone, neck, RPN with its NMS, RoI box head with its NMS, mask head,
+    mask pasting), on :func:`detector_inputs`. The backbone and the neck are timed inside the same runs by
+    forward hooks, so the share needs no second measurement.
+
+    Args:
+        progress, dtype: as :func:`measure_backbone_latency` (with ``dtype`` the fp32 parts of
+            :func:`autocast_context` stay fp32).
+        compile: compile the backbone only (:func:`compile_module`); the neck and heads run eagerly (RPN/RoI
+            post-processing, NMS and mask pasting are data-dependent).
+
+    Returns:
+        dict with ``latency_ms`` (trimmed mean of whole forwards), ``times_ms``, ``backbone_ms`` and ``neck_ms``
+        (trimmed means of the same runs' parts), ``backbone_share`` (``backbone_ms / latency_ms``),
+        ``detections_per_image`` (of the last run) and the settings used.
+    """
+    _check_settings(img_size, batch_size, num_warmup, num_repeats)
+    dev = resolve_device(device)
+    check_dtype(dtype, dev)
+    model.to(dev)
+    model.eval()
+    imgs, metas = detector_inputs(batch_size, img_size, dev, seed)
+    eager_backbone = model.backbone
+    parts = ['backbone'] + (['neck'] if getattr(model, 'with_neck', False) else [])
+    spans: Dict[str, List[float]] = {name: [] for name in parts}
+    outputs: list = []
+    try:
+        if compile:
+            model.backbone = compile_module(eager_backbone, imgs, dtype)
+        with torch.inference_mode(), autocast_context(dtype, dev, model), \
+                _timed_children(model, parts, dev, spans):
+
+            def forward():
+                outputs[:] = model(img=[imgs], img_metas=[metas], return_loss=False, rescale=True)
+
+            for i in range(num_warmup):
+                forward()
+                if progress is not None:
+                    progress(i)
+            for times_of_part in spans.values():
+                times_of_part.clear()  # keep the timed runs only
+            times = time_forwards(forward, num_repeats, dev,
+                                  None if progress is None else (lambda i: progress(num_warmup + i)))
+    finally:
+        model.backbone = eager_backbone
+    latency = trimmed_mean(times)
+    part_ms = {f'{name}_ms': trimmed_mean(spans[name]) for name in parts}
+    return dict(latency_ms=latency, times_ms=times, **part_ms, backbone_share=part_ms['backbone_ms'] / latency,
+                detections_per_image=count_detections(outputs), img_size=img_size, batch_size=batch_size,
+                input_shape=list(imgs.shape), device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats,
+                dtype=dtype, compiled=compile)
