@@ -1,0 +1,91 @@
+"""tools/benchmark_backbone.py: a tiny interleaved run (table, ratios, n/a cells, JSON) and the goal logic."""
+import importlib.util
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join(ROOT, 'tools', 'benchmark_backbone.py')
+TINY = ['--img_size', '64', '--batch-size', '1', '--embed-dims', '16', '--num-warmup', '0', '--num-repeats', '2',
+        '--device', 'cpu']
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_backbone_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, TOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_tiny_run_table_json_and_goals(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = run(*TINY, '--columns', 'eager-bf16,onnxruntime-fp32', '--rows', 'dense,cfg3', '--stat',
+               'trimmed-mean', '--json', str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data['columns'] == ['eager-fp32', 'eager-bf16', 'onnxruntime-fp32']  # the baseline's column first
+    assert data['rows'] == ['mmdet dense', 'dense', 'cfg3']
+    table = data['table']
+    assert table['mmdet dense']['eager-fp32']['ratio'] == 1.0
+    for row in data['rows']:
+        for col in ('eager-fp32', 'eager-bf16'):
+            cell = table[row][col]
+            assert cell['ms'] > 0 and cell['ratio'] == pytest.approx(cell['ms'] / table['mmdet dense']
+                                                                     ['eager-fp32']['ms'])
+            assert len(data['times_ms'][f'{row} / {col}']) == 2
+        ort = table[row]['onnxruntime-fp32']
+        assert ('ms' in ort) != ('error' in ort)  # measured, or n/a with its reason
+    goals = {g['goal']: g for g in data['goals']}
+    bf16 = goals['eager bf16 cfg3 <= 0.60x our eager fp32 cfg3']
+    assert bf16['value'] == pytest.approx(table['cfg3']['eager-bf16']['ms'] / table['cfg3']['eager-fp32']['ms'])
+    assert bf16['met'] == (bf16['value'] <= 0.60)
+    assert goals['compiled never slower than eager (same row and precision)']['met'] is None  # no compiled column
+    text = proc.stdout
+    assert 'ratio to mmdet dense eager-fp32' in text and 'goals:' in text
+    assert 'compiled never slower than eager (same row and precision) -> not measured' in text
+    if 'error' in table['dense']['onnxruntime-fp32']:
+        assert 'n/a cells:' in text and 'onnxruntime-fp32 (all rows): ' in text
+
+
+def cell(ms):
+    return dict(ms=ms)
+
+
+def test_goals_met_and_missed():
+    tool = load_tool()
+    table = {
+        'mmdet dense': {'eager-fp32': cell(100.0)},
+        'dense': {'eager-fp32': cell(80.0), 'eager-bf16': cell(45.0), 'compiled-fp32': cell(78.0),
+                  'compiled-bf16': cell(46.0), 'onnxruntime-fp32': cell(90.0)},
+        'cfg3': {'eager-fp32': cell(40.0), 'eager-bf16': cell(20.0), 'compiled-fp32': cell(39.0),
+                 'compiled-bf16': cell(19.5), 'onnxruntime-fp32': cell(54.0)},
+    }
+    goals = tool.goals(table)
+    assert [g['met'] for g in goals] == [True, False, False]
+    assert goals[0]['value'] == pytest.approx(0.5)
+    assert goals[1]['value'] == pytest.approx(46 / 45) and 'dense, bf16' in goals[1]['detail']
+    assert goals[2]['value'] == pytest.approx(abs(54 / 90 - 40 / 80))  # 0.6 vs 0.5
+    table['cfg3']['onnxruntime-fp32'] = cell(46.0)
+    table['dense']['compiled-bf16'] = cell(45.0)
+    assert [g['met'] for g in tool.goals(table)] == [True, True, True]
+    table['cfg3']['eager-bf16'] = cell(25.0)
+    assert tool.goals(table)[0]['met'] is False  # 0.625 > 0.60
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--columns', 'eager-fp16'], 'fp16 needs a CUDA device'),
+    (['--columns', 'eager-int8'], "unknown column ['eager-int8']"),
+    (['--rows', 'cfg9'], "unknown row ['cfg9']"),
+    (['--embed-dims', '50'], 'does not split into 32-dim heads'),
+    (['--num-repeats', '0'], 'must be positive'),
+])
+def test_bad_arguments(args, message):
+    proc = run(*TINY, *args)
+    assert proc.returncode == 2 and message in proc.stderr and 'Traceback' not in proc.stderr
