@@ -104,4 +104,14 @@ if ! has "sparsevit"; then
   log "installing sparsevit (editable)"
   "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 fi
+
+# 7. The optional deploy extra (pip install -e .[deploy]: ONNX export checked in onnxruntime), pinned as setup.py's
+#    DEPLOY_REQUIRES and installed with numpy<2 (onnx/onnxruntime would otherwise pull numpy 2, which breaks mmcv 1.x).
+#    SPARSEVIT_DEPLOY=0 skips it.
+DEPLOY=(onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 onnx-ir==1.1.0 ml_dtypes==0.5.4)
+if [ "${SPARSEVIT_DEPLOY:-1}" != 0 ] && ! has "${DEPLOY[@]}"; then
+  log "installing the deploy extra: ${DEPLOY[*]}"
+  "${PIP[@]}" "${DEPLOY[@]}" "numpy<2"
+fi
+"$PY" -c 'import numpy, sys; sys.exit(numpy.__version__ >= "2")' || die "numpy $("$PY" -c 'import numpy; print(numpy.__version__)') is installed: mmcv 1.x needs numpy<2 (pip install 'numpy<2')"
 log "environment ready: $VENV"
