@@ -89,3 +89,19 @@ def test_goals_met_and_missed():
 def test_bad_arguments(args, message):
     proc = run(*TINY, *args)
     assert proc.returncode == 2 and message in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_deploy_extra_pins_agree_and_keep_numpy_below_2():
+    """setup.py's ``deploy`` extra and tools/setup_env.sh install the same pins, with numpy<2 (mmcv 1.x)."""
+    import ast
+    import re
+    with open(osp.join(ROOT, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    pins = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                and getattr(node.targets[0], 'id', None) == 'DEPLOY_REQUIRES')
+    with open(osp.join(ROOT, 'tools', 'setup_env.sh')) as f:
+        script = f.read()
+    installed = re.search(r'^DEPLOY=\((.*)\)$', script, re.M).group(1).split()
+    assert 'numpy<2' in pins and sorted(installed) == sorted(p for p in pins if p != 'numpy<2')
+    assert {'onnx', 'onnxruntime'} <= {p.split('==')[0] for p in installed}
+    assert '"${DEPLOY[@]}" "numpy<2"' in script
