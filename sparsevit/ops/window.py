@@ -25,8 +25,9 @@ def window_token_index(hp: int, wp: int, ws: int, shift: int, device=None) -> to
         LongTensor ``[nW, N]``: entry ``[w, n]`` is the flat (row-major) position in the *unrolled* padded map of
         token ``n`` of window ``w``, i.e. ``roll(x, (-shift, -shift))`` partitioned into windows, as an index.
     """
-    ys = (torch.arange(hp, device=device) + shift) % hp  # [Hp] source row of each rolled row
-    xs = (torch.arange(wp, device=device) + shift) % wp  # [Wp]
+    ys, xs = torch.arange(hp, device=device) + shift, torch.arange(wp, device=device) + shift  # [Hp], [Wp]
+    ys = torch.where(ys >= hp, ys - hp, ys)  # source row of each rolled row (not ``%``: inductor mis-bounds it
+    xs = torch.where(xs >= wp, xs - wp, xs)  # when the table is fused into a data-dependent gather)
     flat = ys[:, None] * wp + xs[None, :]  # [Hp, Wp]
     flat = flat.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3)  # [nWh, nWw, ws, ws]
     return flat.reshape(-1, ws * ws)  # [nW, N]

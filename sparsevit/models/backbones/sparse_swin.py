@@ -69,15 +69,13 @@ class _Grid:
         self.boundary, self.num_boundary = W.boundary_windows(self.hp // ws, self.wp // ws, shift, device)  # [nW]
         self._dense: Dict[int, Tuple[torch.Tensor, int]] = {}
 
-    def dense_index(self, batch: int, cache: bool = True) -> Tuple[torch.Tensor, int]:
+    def dense_index(self, batch: int) -> Tuple[torch.Tensor, int]:
         """All windows of a batch as flat indices, mask-free first, and how many are mask-free."""
-        if batch in self._dense:
-            return self._dense[batch]
-        flat = torch.arange(batch * self.nw, device=self.token_index.device)  # [B*nW]
-        out = W.split_plain_first(flat, self.boundary, self.nw, batch * (self.nw - self.num_boundary))
-        if cache:
-            self._dense[batch] = out
-        return out
+        if batch not in self._dense:
+            flat = torch.arange(batch * self.nw, device=self.token_index.device)  # [B*nW]
+            self._dense[batch] = W.split_plain_first(flat, self.boundary, self.nw,
+                                                     batch * (self.nw - self.num_boundary))
+        return self._dense[batch]
 
 
 @BACKBONES.register_module('SparseViT')
@@ -155,6 +153,8 @@ class SparseSwinTransformer(SwinTransformer):
 
     # ------------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if torch.compiler.is_compiling():  # one static graph per input size, also after a size change (dynamo's
+            torch._dynamo.mark_static(x)  # automatic dynamic shapes would trace every size symbolically: very slow)
         x, hw = self.patch_embed(x)  # [B, H*W, C]
         if self.use_abs_pos_embed:
             pos = self.absolute_pos_embed
@@ -212,13 +212,12 @@ class SparseSwinTransformer(SwinTransformer):
 
     # ------------------------------------------------------------------------------------------------ selection
     def _grid(self, h: int, w: int, shift: int, device) -> _Grid:
+        if _tracing():  # a traced graph builds its own tables: no guard on (and no recompile for) the cache
+            return _Grid(h, w, self.window_size, shift, device)
         key = (h, w, shift, str(device))
-        grid = self._grids.get(key)
-        if grid is None:
-            grid = _Grid(h, w, self.window_size, shift, device)
-            if not _tracing():  # a traced graph computes its tables itself; the cache is filled in eager mode
-                self._grids[key] = grid
-        return grid
+        if key not in self._grids:
+            self._grids[key] = _Grid(h, w, self.window_size, shift, device)
+        return self._grids[key]
 
     @staticmethod
     @torch.no_grad()
@@ -234,6 +233,9 @@ class SparseSwinTransformer(SwinTransformer):
     def _window_scores(self, importance: torch.Tensor, grid: _Grid, stage: int, shifted: int) -> torch.Tensor:
         """Window scores ``[B, nW]`` in fp32 (autocast off): L2 norm of importance, or random (``'random'``)."""
         if self.window_selection == 'random':
+            if _tracing():
+                raise RuntimeError("window_selection='random' runs eagerly only (its per-call CPU generator cannot "
+                                   "be traced); compile or export with window_selection='l2'")
             seed = (self.selection_seed, self.selection_calls, stage, shifted)
             return W.random_window_scores(importance.shape[0], grid.nw, seed, importance.device)
         with torch.autocast(importance.device.type, enabled=False):
@@ -254,7 +256,7 @@ class SparseSwinTransformer(SwinTransformer):
     # ------------------------------------------------------------------------------------------------ blocks
     def _dense_block(self, block, x: torch.Tensor, grid: _Grid) -> torch.Tensor:
         """All windows: one gather (pad/roll/partition folded in), the block, one scatter into a new map."""
-        idx, n_plain = grid.dense_index(x.shape[0], cache=not _tracing())
+        idx, n_plain = grid.dense_index(x.shape[0])
         rows = W.token_rows(idx, grid.token_index, grid.nw, grid.hp * grid.wp)
         y = self._windows_forward(block, W.gather_windows(x, rows, grid.token_index.shape[1]), idx, n_plain, grid,
                                   x.shape[0])
