@@ -152,6 +152,20 @@ class Settings:
                                   f'{self.population}')
 
 
+#: What each setting means (``run --help``).
+SETTING_HELP = dict(
+    dir='output directory', data='data root of the small-objects dataset (written if missing)',
+    img_size='full input size and image size of the data (a multiple of 32)', num_train='training images',
+    num_val='val images (the results table)', num_search='held-out images the search scores candidates on',
+    dense_epochs='epochs of the dense training', adapt_epochs='epochs of SAA and of each dense finetune',
+    budgets='latency budgets = reduced input sizes compared', search_steps='search steps (candidates drawn)',
+    population='search population (shared by the budgets)', parents='search parents (at least 2 per budget)',
+    latency_rounds='interleaved rounds of the latency measurements (median reported)',
+    latency_batch='batch of the latency measurements', latency_warmup='untimed forwards per latency measurement',
+    latency_repeats='timed forwards per latency measurement', np='search processes (torchpack dist-run)',
+    seed='seed of data, training and search', force='redo every step')
+
+
 def knob(field: str) -> str:
     """How a setting is named to the user: ``EXPERIMENTS_IMG_SIZE (--img-size)``."""
     return f"EXPERIMENTS_{field.upper()} (--{field.replace('_', '-')})"
@@ -911,11 +925,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument('--dry-run', action='store_true', help='print the runs and the time estimate, run nothing')
     for field in dataclasses.fields(Settings):
         name = f"--{field.name.replace('_', '-')}"
+        env = f'EXPERIMENTS_{field.name.upper()}'
         if field.type is bool:
-            run.add_argument(name, action='store_true', default=None, help=f'EXPERIMENTS_{field.name.upper()}=1')
+            run.add_argument(name, action='store_true', default=None, help=f'{SETTING_HELP[field.name]} ({env}=1)')
         else:
-            run.add_argument(name, type=field.type, default=None,
-                             help=f'EXPERIMENTS_{field.name.upper()} (default: {field.default})')
+            run.add_argument(name, type=field.type, default=None, metavar=field.type.__name__.upper(),
+                             help=f'{SETTING_HELP[field.name]} ({env}, default: {field.default})')
     lat = sub.add_parser('latency', help='time the backbones of a spec JSON back to back in this process')
     lat.add_argument('spec', help='JSON: config, batch_size, warmup, repeats, rounds, entries (name, img_size, '
                      'pruning_ratios, backbone)')
