@@ -488,12 +488,12 @@ def run_logged(cmd: List[str], log_path: str, watch: Optional[str] = None) -> No
     while True:
         status = proc.poll()
         if pattern is not None:
-            with open(log_path, errors='replace') as f:
+            with open(log_path, 'rb') as f:
                 f.seek(seen)
                 chunk = f.read()
-            complete = chunk[:chunk.rfind('\n') + 1]
-            seen += len(complete.encode(errors='replace'))
-            for line in complete.splitlines():
+            complete = chunk[:chunk.rfind(b'\n') + 1]  # whole lines only
+            seen += len(complete)
+            for line in complete.decode(errors='replace').splitlines():
                 if pattern.search(line):
                     line = re.sub(r'^.* - mmdet - [A-Z]+ - ', '', line.strip())  # the logger's time stamp
                     print(f'    {line[:150]}', flush=True)
@@ -531,9 +531,9 @@ class Pipeline:
     """The steps of ``run``, in order (see the module docstring)."""
 
     def __init__(self, st: Settings, python: str):
+        from mmcv import Config
         from sparsevit.datasets.synthetic import synthetic_cfg_options
         self.st, self.py = st, python
-        from mmcv import Config
         self.base_cfg = Config.fromfile(FINETUNE_CFG)  # every config of the experiments has its pipelines
         self.data_opts = [f'{k}={v}' for k, v in synthetic_cfg_options(st.data).items()]
         self.search_opts = [f'{k}={v}' for k, v in synthetic_cfg_options(st.data, eval_split='search').items()]
