@@ -55,20 +55,20 @@ def band(low=30.0, high=42.0):
     return Budgets([high], low)
 
 
-def original(fakes, budgets=None, **kwargs):
+def make(cls, fakes, budgets=None, **kwargs):
     kw = dict(population=16, parents=4, seed=0)
     kw.update(kwargs)
     budgets = budgets or band()
     fakes.budgets = fakes.budgets or budgets
-    return EvolutionSearcher(DEPTHS, fakes.latency, fakes.score, budgets, **kw)
+    return cls(DEPTHS, fakes.latency, fakes.score, budgets, **kw)
+
+
+def original(fakes, budgets=None, **kwargs):
+    return make(EvolutionSearcher, fakes, budgets, **kwargs)
 
 
 def elitist(fakes, budgets=None, **kwargs):
-    kw = dict(population=16, parents=4, seed=0)
-    kw.update(kwargs)
-    budgets = budgets or band()
-    fakes.budgets = fakes.budgets or budgets
-    return ElitistSearcher(DEPTHS, fakes.latency, fakes.score, budgets, **kw)
+    return make(ElitistSearcher, fakes, budgets, **kwargs)
 
 
 class ScriptedRng:

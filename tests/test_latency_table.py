@@ -1,17 +1,21 @@
-"""The additive latency table on a tiny sparse backbone: exact additivity under a deterministic clock, a real
-(CPU-timed) build, JSON round trip and stale-table rejection. No timing assertions."""
+"""The additive latency table on a tiny sparse backbone: the in-context schedule, exact additivity under a
+deterministic clock, sharding, a real (CPU-timed) build, calibration, JSON round trip and stale-table rejection.
+No timing assertions."""
 import json
 import random
 import types
+from collections import Counter
 
 import pytest
 import torch
 
+import sparsevit.search.latency_table as table_mod
 import sparsevit.utils.latency as latency_mod
 from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
-from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sample_genes, sparsest_genes
+from sparsevit.schedule import dense_genes, gene_names, genes_key, genes_to_ratios, sample_genes, sparsest_genes
 from sparsevit.search.latency_table import (LatencyTable, StaleTableError, build_latency_table, calibrate_table,
-                                            fit_line, spread_configs, stage_entries, table_key)
+                                            entries_to_genes, fit_line, forward_schedule, spread_configs,
+                                            stage_entries, table_key)
 
 DEPTHS = (2, 2, 4, 2)
 IMG, BATCH = 112, 1
@@ -65,12 +69,32 @@ def test_stage_entries_cover_the_space():
                        (2, (0.5, 0.5)), (3, (0.0,)), (3, (0.5,))]
 
 
+def use_clock(monkeypatch, clock) -> None:
+    """The fake clock for the table's stage timing and for the full-forward measurement alike."""
+    fake = types.SimpleNamespace(perf_counter=clock)
+    monkeypatch.setattr(latency_mod, 'time', fake)
+    monkeypatch.setattr(table_mod, 'time', fake)
+
+
+def test_schedule_covers_every_entry_in_ever_different_company():
+    schedule = forward_schedule((2, 2, 6, 2), (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), rounds=2, seed=0)
+    assert len(schedule) == 2 * 165 and all(len(entries) == 4 for entries in schedule)
+    for i, n in enumerate((9, 9, 165, 9)):
+        seen = Counter(entries[i] for entries in schedule[:165])
+        assert len(seen) == n, f'stage {i}: every entry once per round at least'
+        assert max(seen.values()) - min(seen.values()) <= 1
+    assert schedule[:165] != schedule[165:], 'each round reshuffled'
+    genes = entries_to_genes(schedule[0], (2, 2, 6, 2))
+    assert list(genes) == gene_names((2, 2, 6, 2)) and genes_to_ratios(genes, (2, 2, 6, 2))
+    assert forward_schedule(DEPTHS, (0.0, 0.5), 1, seed=3) == forward_schedule(DEPTHS, (0.0, 0.5), 1, seed=3)
+
+
 def test_prediction_is_exact_under_an_additive_cost(monkeypatch):
     backbone = tiny_backbone()
-    clock = CostClock(backbone)
-    monkeypatch.setattr(latency_mod, 'time', types.SimpleNamespace(perf_counter=clock))
-    table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_repeats=1, device='cpu')
+    use_clock(monkeypatch, CostClock(backbone))
+    table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_rounds=1, device='cpu')
     assert table.fixed_ms == pytest.approx(3.0 + 4 * 1.0)
+    assert table.meta['method'] == 'in-context' and table.meta['forwards'] == 45  # stage 2: C(10, 2) entries
     rng = random.Random(0)
     configs = [dense_genes(DEPTHS), sparsest_genes(DEPTHS)] + [sample_genes(rng, DEPTHS) for _ in range(6)]
     for genes in configs:
@@ -80,19 +104,29 @@ def test_prediction_is_exact_under_an_additive_cost(monkeypatch):
     assert table.predict(sparsest_genes(DEPTHS)) < table.predict(dense_genes(DEPTHS))
 
 
+def test_stage_times_inside_a_forward_add_up_to_the_forward():
+    from sparsevit.search.latency_table import StageClock
+    backbone = tiny_backbone()
+    backbone.set_pruning_ratios(0.4)
+    with torch.inference_mode():
+        total, stages = StageClock(backbone, torch.device('cpu')).forward(torch.randn(BATCH, 3, IMG, IMG))
+    assert len(stages) == len(DEPTHS) and all(ms > 0 for ms in stages) and sum(stages) < total
+    assert 'forward_stage' not in vars(backbone), 'the wrapper is removed'
+
+
 def test_sharded_build_equals_single_build(monkeypatch):
     backbone = tiny_backbone()
-    monkeypatch.setattr(latency_mod, 'time', types.SimpleNamespace(perf_counter=CostClock(backbone)))
-    single = build_latency_table(backbone, IMG, BATCH, 0, 1, 'cpu', choices=(0.0, 0.4, 0.8))
+    use_clock(monkeypatch, CostClock(backbone))
+    single = build_latency_table(backbone, IMG, BATCH, 0, 2, 'cpu', choices=(0.0, 0.4, 0.8))
     shard1 = {}
 
-    def gather1(local):  # rank 1 of a fake 2-rank all-gather: keep its entries; rank 0 will measure the fixed part
+    def gather1(local):  # rank 1 of a fake 2-rank all-gather: keep its samples; rank 0 gets them as well
         shard1.update(local)
-        return [{'fixed': 0.0}, local]
+        return [dict(samples={}, fixed=[]), local]
 
-    build_latency_table(backbone, IMG, BATCH, 0, 1, 'cpu', choices=(0.0, 0.4, 0.8), shard=(1, 2), gather=gather1)
-    assert shard1['fixed'] is None and 0 < len(shard1) - 1 < 12
-    sharded = build_latency_table(backbone, IMG, BATCH, 0, 1, 'cpu', choices=(0.0, 0.4, 0.8), shard=(0, 2),
+    build_latency_table(backbone, IMG, BATCH, 0, 2, 'cpu', choices=(0.0, 0.4, 0.8), shard=(1, 2), gather=gather1)
+    assert 0 < len(shard1['fixed']) < 12, 'rank 1 ran part of the forwards'
+    sharded = build_latency_table(backbone, IMG, BATCH, 0, 2, 'cpu', choices=(0.0, 0.4, 0.8), shard=(0, 2),
                                   gather=lambda local: [local, shard1])
     assert sharded.stages == [pytest.approx(s) for s in single.stages]
     assert sharded.fixed_ms == pytest.approx(single.fixed_ms)
@@ -101,7 +135,7 @@ def test_sharded_build_equals_single_build(monkeypatch):
 def test_real_build_round_trip_and_stale_rejection(tmp_path):
     backbone = tiny_backbone()
     backbone.set_pruning_ratios(0.3)
-    table = build_latency_table(backbone, IMG, BATCH, num_warmup=1, num_repeats=3, device='cpu',
+    table = build_latency_table(backbone, IMG, BATCH, num_warmup=1, num_rounds=2, device='cpu',
                                 choices=(0.0, 0.4, 0.8))
     assert backbone.pruning_ratios == tuple(tuple([0.3] * d) for d in DEPTHS), 'ratios must be restored'
     assert table.fixed_ms > 0 and all(ms > 0 for stage in table.stages for ms in stage.values())
@@ -145,8 +179,8 @@ def test_real_build_round_trip_and_stale_rejection(tmp_path):
 
 def test_calibration_fits_offset_and_scale_from_spread_configurations(monkeypatch):
     backbone = tiny_backbone()
-    monkeypatch.setattr(latency_mod, 'time', types.SimpleNamespace(perf_counter=CostClock(backbone)))
-    table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_repeats=1, device='cpu')
+    use_clock(monkeypatch, CostClock(backbone))
+    table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_rounds=1, device='cpu')
     measured = []
 
     def measure_many(configs):  # a machine where every forward pays 3 ms more and runs 10 % slower than the sum

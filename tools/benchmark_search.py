@@ -7,7 +7,7 @@ single-band search per budget, for equal step budgets and several seeds.
 The fake objective stands in for a search on the demo model without any COCO evaluation:
 
 * latency: the additive latency table of the demo's backbone (``configs/demo/mask_rcnn_sparsevit_demo.py``,
-  224x224, batch 4, CPU), built once at small settings (1 warm-up, 3 timed rounds), then smoothed: per stage, a
+  224x224, batch 4, CPU), built once at small settings (1 round: 165 full forwards), then smoothed: per stage, a
   least-squares line of the entries against the stage's kept-window fraction replaces them (a cheap build on a
   shared machine is noisy); cached under ``work_dirs/benchmark_search/``;
 * score: a fixed smooth function of the genes' kept-window fractions (a loss per gene growing with the pruned
@@ -79,7 +79,7 @@ def smooth_table(table: LatencyTable) -> LatencyTable:
 
 def demo_table(path: str, rebuild: bool = False) -> LatencyTable:
     """The demo backbone's latency table at 224x224, batch 4, on CPU, smoothed (:func:`smooth_table`): loaded from
-    ``path``, else built (1 warm-up, 3 timed rounds per entry, about half a minute) and saved there."""
+    ``path``, else built (one round of 165 full forwards, about half a minute) and saved there."""
     if osp.isfile(path) and not rebuild:
         return LatencyTable.from_dict(json.load(open(path)))
     import torch
@@ -92,7 +92,7 @@ def demo_table(path: str, rebuild: bool = False) -> LatencyTable:
     torch.manual_seed(0)
     backbone = build_backbone(cfg.model.backbone).eval()
     print(f'building the demo latency table ({path}) ...', flush=True)
-    table = smooth_table(build_latency_table(backbone, img_size=224, batch_size=4, num_warmup=1, num_repeats=3,
+    table = smooth_table(build_latency_table(backbone, img_size=224, batch_size=4, num_warmup=1, num_rounds=1,
                                              device='cpu'))
     os.makedirs(osp.dirname(path), exist_ok=True)
     table.save(path)

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -22,7 +23,8 @@ from mmcv import Config
 from mmdet.models import build_backbone
 
 from sparsevit.schedule import dense_genes, genes_key, sample_genes, sparsest_genes
-from sparsevit.search.latency_table import LatencyTable, build_latency_table, calibrate_table, table_key
+from sparsevit.search.latency_table import (LatencyTable, build_latency_table, calibrate_table, table_key,
+                                            table_rounds)
 from sparsevit.utils.config import apply_sparsevit_cfg
 from sparsevit.search.timing import time_interleaved
 from sparsevit.utils.latency import default_protocol, resolve_device, trimmed_mean
@@ -38,15 +40,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="per full-forward measurement (default: the search's protocol for the device)")
     p.add_argument('--num-repeats', type=int, default=None,
                    help="per full-forward measurement (default: the search's protocol for the device)")
-    p.add_argument('--table-warmup', type=int, default=None, help='per table entry (default: --num-warmup)')
-    p.add_argument('--table-repeats', type=int, default=None, help='per table entry (default: --num-repeats)')
+    p.add_argument('--table-rounds', type=int, default=None,
+                   help='rounds of the table build (default: as tools/search.py, --num-repeats / 5)')
     p.add_argument('--calibration-configs', type=int, default=6, help='as tools/search.py (default: 6)')
     p.add_argument('--check-configs', type=int, default=8,
                    help='random configurations checked besides dense and sparsest (default: 8)')
+    p.add_argument('--stat', choices=sorted(STATS), default='trimmed-mean',
+                   help="statistic of every entry's and configuration's timed forwards: the search's trimmed mean "
+                   '(default), or the minimum, which separates the table\'s own error from the noise of a loaded '
+                   'machine')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s)')
     p.add_argument('--table', default=None, help='load the table from / save it to this path')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, help='write the results as JSON')
     return p.parse_args(argv)
+
+
+STATS = {'trimmed-mean': trimmed_mean, 'min': min, 'median': statistics.median}
 
 
 def build(args) -> torch.nn.Module:
@@ -64,19 +74,22 @@ def build(args) -> torch.nn.Module:
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    stat = STATS[args.stat]
     warmup, repeats, protocol = default_protocol('search', device, args.num_warmup, args.num_repeats)
-    table_warmup = warmup if args.table_warmup is None else args.table_warmup
-    table_repeats = repeats if args.table_repeats is None else args.table_repeats
+    rounds = args.table_rounds or table_rounds(repeats)
     backbone = build(args).to(device)
     depths = backbone.depths
     load = os.getloadavg()
     print(f'{args.config}: {args.img_size}x{args.img_size}, batch {args.batch_size}, {device}, '
           f'{torch.get_num_threads()} threads; load average {load[0]:.2f} (1 min) {load[1]:.2f} (5 min)')
-    print(f'full forwards: {protocol}; table entries: {table_warmup} warm-up + {table_repeats} timed rounds')
+    print(f'full forwards: {protocol}; table: {warmup} warm-up + {rounds} round(s) of full forwards timing every '
+          f'stage; statistic: {args.stat}')
 
     def measure_many(configs):  # as the search's calibration and end-of-run check: interleaved rounds
         times = time_interleaved(backbone, configs, args.img_size, args.batch_size, warmup, repeats, device)
-        return [trimmed_mean(t) for t in times]
+        return [stat(t) for t in times]
 
     start = time.perf_counter()
     key = table_key(backbone, args.img_size, args.batch_size, device)
@@ -84,8 +97,8 @@ def main(argv=None) -> int:
         table = LatencyTable.load(args.table, expected_key=key)
         print(f'table: loaded {args.table}')
     else:
-        table = build_latency_table(backbone, args.img_size, args.batch_size, table_warmup, table_repeats, device,
-                                    seed=args.seed)
+        table = build_latency_table(backbone, args.img_size, args.batch_size, warmup, rounds, device,
+                                    seed=args.seed, stat=stat)
         table = calibrate_table(table, measure_many, args.calibration_configs, seed=args.seed)
         if args.table:
             table.save(args.table)

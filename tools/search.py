@@ -94,6 +94,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='default: cuda if available')
     p.add_argument('--latency-table', default=None, metavar='PATH',
                    help='predict latency from an additive per-stage table: built and saved at PATH if missing')
+    p.add_argument('--table-rounds', type=int, default=None,
+                   help='rounds of the table build; each times every stage configuration inside full forwards '
+                   '(165 forwards for Swin-T; default: --num-repeats / 5)')
     p.add_argument('--calibration-configs', type=int, default=6,
                    help='when building a table: full-forward measurements of configurations spread over the latency '
                    'range that calibrate it (0: the plain additive sum; default: 6)')
@@ -170,6 +173,7 @@ def check_args(args: argparse.Namespace) -> None:
         (args.batch_size > 0, f'--batch-size must be positive, got {args.batch_size}'),
         (args.num_warmup is None or args.num_warmup >= 0, f'--num-warmup must be >= 0, got {args.num_warmup}'),
         (args.num_repeats is None or args.num_repeats >= 1, f'--num-repeats must be >= 1, got {args.num_repeats}'),
+        (args.table_rounds is None or args.table_rounds >= 1, f'--table-rounds must be >= 1, got {args.table_rounds}'),
         (args.calibration_configs >= 0, f'--calibration-configs must be >= 0, got {args.calibration_configs}'),
         (args.check_configs >= 0, f'--check-configs must be >= 0, got {args.check_configs}'),
         (args.max_retries >= 1, f'--max-retries must be >= 1, got {args.max_retries}'),

@@ -87,7 +87,7 @@ class SearchBase:
 
     @property
     def best(self) -> Optional[dict]:
-        """The best record of the last budget, i.e. of the whole band for a single band (None: none feasible)."""
+        """One band: its best record; several budgets: the best over all of them (None: none feasible yet)."""
         return self.bests[-1] if len(self.bests) == 1 else max(
             (b for b in self.bests if b is not None), key=lambda r: (r['metric'], r['step']), default=None)
 

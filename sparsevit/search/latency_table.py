@@ -6,35 +6,37 @@ kept windows is ``floor(nW * (1 - ratio))``, whatever the image), so the latency
     fixed part (patch embedding, position embedding, output norms, layout changes) + sum over stages of
     the latency of that stage at its configuration.
 
-The table holds one measurement per stage per allowed stage configuration (the non-decreasing tuples of the stage's
-genes: 9 + 9 + 165 + 9 = 192 entries for Swin-T with 9 choices) and one of the fixed part. Each entry times
-``backbone.forward_stage(i, x)`` on that stage's real input (captured from a dense forward of random images); the
-fixed part times the full ``forward`` with every stage replaced by a lookup of its precomputed output.
+The table holds one latency per stage per allowed stage configuration (the non-decreasing tuples of the stage's
+genes: 9 + 9 + 165 + 9 = 192 entries for Swin-T with 9 choices) and one of the fixed part. They are timed inside
+full forwards of random images (:func:`build_latency_table`): each forward runs one entry per stage and every stage
+is timed where it runs, so an entry includes what a stage pays in a real forward (the cache state the previous
+stage leaves, allocations); the fixed part is the total minus the stages. (A stage timed alone on a cached input,
+this table's first version, ran 9-35 % below the measured latency at the demo's scale.)
 
-Calibration: a stage timed alone misses costs that a full forward pays (per-block fixed costs, the cache state
-left by the previous stage, allocator work), so at small scale the plain sum runs 9-35 % below the measured
-latency. :func:`calibrate_table` measures a few full forwards of configurations spread over the latency range and
-fits ``measured = offset + scale * additive`` by least squares; :meth:`LatencyTable.predict` applies it.
+Calibration: :func:`calibrate_table` measures a few full forwards (without the stage clock) of configurations
+spread over the latency range and fits ``measured = offset + scale * additive`` by least squares;
+:meth:`LatencyTable.predict` applies it. It absorbs what timing stages still changes (on CUDA, the events between
+stages) and the machine's speed at build time.
 
 A table is only valid for the input size, batch, device and model it was measured on: its ``key`` records them and
 :meth:`LatencyTable.load` rejects a stale table with a message naming what differs.
 """
 import hashlib
-import inspect
 import itertools
 import json
 import os
 import platform
 import random
+import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, dense_genes, gene_names, genes_key, genes_per_stage,
                         genes_to_ratios, sample_genes, sparsest_genes)
-from ..utils.latency import resolve_device, time_forwards, trimmed_mean
+from ..utils.latency import resolve_device, trimmed_mean
 
-TABLE_VERSION = 2  # 2: calibrated (version 1 tables are rejected: rebuild them)
+TABLE_VERSION = 2  # 2: timed in context and calibrated (version 1 tables are rejected: rebuild them)
 Entry = Tuple[int, Tuple[float, ...]]  # (stage, the stage's gene values)
 
 
@@ -179,153 +181,165 @@ def _key_diff(saved: Mapping, wanted: Mapping, prefix: str = '') -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- building
-@torch.inference_mode()
-def capture_stage_io(backbone: torch.nn.Module, x: torch.Tensor) -> List[Tuple[torch.Tensor, tuple]]:
-    """Run a dense forward and return, per stage, its NHWC input and its ``(x_next, stage_out)`` output."""
-    records = []
-    run_stage = backbone.forward_stage
+Stat = Callable[[Sequence[float]], float]
 
-    def recording(i: int, inp: torch.Tensor, **kwargs):
-        records.append((inp.clone(), None))  # the stage may write into its input (inplace=True)
-        out = run_stage(i, inp, **kwargs)
-        records[-1] = (records[-1][0], out)
+
+def forward_schedule(depths: Sequence[int], choices: Sequence[float], rounds: int, seed: int = 0
+                     ) -> List[List[Tuple[float, ...]]]:
+    """The configurations of the table's timed forwards: per forward, one entry (stage configuration) per stage.
+
+    Each round covers every entry of the stage with the most entries once (165 forwards for Swin-T's stage 2) in a
+    seeded random order; the other stages cycle through their own entries (each reshuffled every round), so each
+    of their entries is timed about 165 / 9 = 18 times per round, in ever different company.
+    """
+    per_stage = [list(itertools.combinations_with_replacement(sorted(choices), n)) for n in genes_per_stage(depths)]
+    longest = max(len(e) for e in per_stage)
+    rng = random.Random(seed)
+    schedule = []
+    for _ in range(rounds):
+        orders = [rng.sample(e, len(e)) for e in per_stage]
+        schedule += [[order[f % len(order)] for order in orders] for f in range(longest)]
+    return schedule
+
+
+def entries_to_genes(entries: Sequence[Tuple[float, ...]], depths: Sequence[int]) -> Genes:
+    """The configuration made of one entry (tuple of gene values) per stage."""
+    return dict(zip(gene_names(depths), itertools.chain.from_iterable(entries)))
+
+
+class StageClock:
+    """Times every stage inside a full forward of the backbone: ``forward_stage`` is wrapped for the duration.
+
+    On CPU with ``time.perf_counter``; on CUDA with CUDA events recorded in the stream around every stage (no
+    synchronisation inside the forward), read after it. ``forward(x)`` returns ``(total_ms, [stage_ms, ...])``;
+    the total minus the stages is the fixed part (patch embedding, position embedding, output norms).
+    """
+
+    def __init__(self, backbone: torch.nn.Module, device: torch.device):
+        self.backbone, self.cuda = backbone, device.type == 'cuda'
+        self.marks: List = []
+
+    def _mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def _timed_stage(self, i: int, inp: torch.Tensor, **kwargs):
+        self.marks.append(self._mark())
+        out = self.run_stage(i, inp, **kwargs)
+        self.marks.append(self._mark())
         return out
 
-    backbone.forward_stage = recording  # instance attribute shadows the method for this forward only
-    try:
-        backbone(x)
-    finally:
-        del backbone.forward_stage
-    return records
-
-
-def _timed_mean(fn: Callable[[], object], num_warmup: int, num_repeats: int, device: torch.device) -> float:
-    for _ in range(num_warmup):
-        fn()
-    return trimmed_mean(time_forwards(fn, num_repeats, device))
-
-
-@torch.inference_mode()
-def measure_fixed(backbone: torch.nn.Module, x: torch.Tensor, stage_io: Sequence[tuple], num_warmup: int,
-                  num_repeats: int, device: torch.device) -> float:
-    """Latency of ``forward`` without the stages (each stage replaced by a lookup of its precomputed output)."""
-    backbone.forward_stage = lambda i, inp, **kwargs: stage_io[i][1]
-    try:
-        return _timed_mean(lambda: backbone(x), num_warmup, num_repeats, device)
-    finally:
-        del backbone.forward_stage
-
-
-class _StageRun:
-    """Stage ``i`` with that stage at ``values`` (the others dense), run as ``forward`` runs it.
-
-    ``forward`` lets a stage write into the tensor it is given (``inplace=True``, no copy); to time exactly that, each
-    timed call gets a fresh copy of the captured input, made by :meth:`prepare` outside the timed region.
-    """
-
-    def __init__(self, backbone: torch.nn.Module, i: int, values: Sequence[float], x: torch.Tensor):
-        depths = backbone.depths
-        genes = [0.0] * len(gene_names(depths))
-        start = sum(genes_per_stage(depths)[:i])
-        genes[start:start + len(values)] = values
-        self.backbone, self.i, self.x, self.ratios = backbone, i, x, genes_to_ratios(genes, depths)
-        params = inspect.signature(backbone.forward_stage).parameters
-        self.kwargs = dict(inplace=True) if 'inplace' in params else {}
-        self.inp: Optional[torch.Tensor] = None
-
-    def prepare(self) -> None:
-        self.backbone.set_pruning_ratios(self.ratios)
-        self.inp = self.x.clone() if self.kwargs else self.x
-
-    def __call__(self):
-        return self.backbone.forward_stage(self.i, self.inp, **self.kwargs)
-
-    def timed(self, num: int, device: torch.device) -> List[float]:
-        """``num`` timed runs (ms), each on a fresh input."""
-        times = []
-        for _ in range(num):
-            self.prepare()
-            times += time_forwards(self, 1, device)
-        return times
+    def forward(self, x: torch.Tensor) -> Tuple[float, List[float]]:
+        self.run_stage, self.marks = self.backbone.forward_stage, []
+        self.backbone.forward_stage = self._timed_stage  # instance attribute shadows the method
+        try:
+            if self.cuda:
+                torch.cuda.synchronize()
+            start = self._mark()
+            self.backbone(x)
+            end = self._mark()
+        finally:
+            del self.backbone.forward_stage
+        if self.cuda:
+            torch.cuda.synchronize()
+            span = lambda a, b: a.elapsed_time(b)  # noqa: E731  (ms)
+        else:
+            span = lambda a, b: (b - a) * 1000.0  # noqa: E731
+        stages = [span(a, b) for a, b in zip(self.marks[0::2], self.marks[1::2])]
+        return span(start, end), stages
 
 
 @torch.inference_mode()
-def measure_entries(backbone: torch.nn.Module, stage_io: Sequence[tuple], entries: Sequence[Entry], num_warmup: int,
-                    num_repeats: int, device: torch.device,
-                    progress: Optional[Callable[[int], None]] = None) -> Dict[Entry, float]:
-    """Latency of ``forward_stage(i, x_i)`` for each (stage, stage configuration); other stages dense.
+def time_in_context(backbone: torch.nn.Module, x: torch.Tensor, schedule: Sequence[Sequence[Tuple[float, ...]]],
+                    num_warmup: int, device: torch.device,
+                    progress: Optional[Callable[[int], None]] = None) -> Tuple[Dict[str, List[float]], List[float]]:
+    """Run ``num_warmup`` dense forwards, then one timed forward per ``schedule`` item (one entry per stage).
 
-    After ``num_warmup`` forwards per entry, the entries are timed round-robin: ``num_repeats`` rounds of one
-    forward of every entry, and each entry gets the trimmed mean of its rounds. A change of load on a shared
-    machine then affects every entry alike instead of biasing the stages measured at that moment.
-    ``progress(round)`` is called after each round. The backbone's ratios are restored afterwards.
+    Returns:
+        ``{'i|values': [ms, ...]}`` the times of stage ``i`` at each entry, and the fixed part's times.
+        ``progress(n)`` is called after every timed forward. The backbone's ratios are restored afterwards.
     """
-    saved = backbone.pruning_ratios
+    saved, depths = backbone.pruning_ratios, backbone.depths
+    clock = StageClock(backbone, device)
+    samples: Dict[str, List[float]] = {}
+    fixed: List[float] = []
     try:
-        runs = [_StageRun(backbone, i, values, stage_io[i][0]) for i, values in entries]
-        for run in runs:
-            run.timed(num_warmup, device)
-        times: List[List[float]] = [[] for _ in runs]
-        for r in range(num_repeats):
-            for t, run in zip(times, runs):
-                t += run.timed(1, device)
+        backbone.set_pruning_ratios(None)
+        for _ in range(num_warmup):
+            backbone(x)
+        for n, entries in enumerate(schedule):
+            backbone.set_pruning_ratios(genes_to_ratios(entries_to_genes(entries, depths), depths))
+            total, stages = clock.forward(x)
+            for i, (values, ms) in enumerate(zip(entries, stages)):
+                samples.setdefault(f'{i}|{entry_name(values)}', []).append(ms)
+            fixed.append(total - sum(stages))
             if progress is not None:
-                progress(r)
+                progress(n)
     finally:
         backbone.set_pruning_ratios([list(s) for s in saved])
-    return {(i, tuple(values)): trimmed_mean(t) for (i, values), t in zip(entries, times)}
+    return samples, fixed
+
+
+def table_rounds(num_repeats: int) -> int:
+    """Default rounds of a table build for a protocol of ``num_repeats`` timed forwards per measurement: one round
+    in five (each round times every entry of the longest stage once and the others about 18 times)."""
+    return max(1, round(num_repeats / 5))
 
 
 def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4, num_warmup: int = 10,
-                        num_repeats: int = 50, device=None, choices: Sequence[float] = DEFAULT_CHOICES,
+                        num_rounds: int = 4, device=None, choices: Sequence[float] = DEFAULT_CHOICES,
                         shard: Tuple[int, int] = (0, 1),
                         gather: Optional[Callable[[dict], List[dict]]] = None,
-                        progress: Optional[Callable[[int], None]] = None, seed: int = 0) -> LatencyTable:
-    """Measure every stage configuration and the fixed part of ``backbone`` and return the table.
+                        progress: Optional[Callable[[int], None]] = None, seed: int = 0,
+                        stat: Stat = trimmed_mean) -> LatencyTable:
+    """Time every stage configuration inside full forwards of ``backbone`` and return the table.
+
+    Each timed forward runs one entry per stage (:func:`forward_schedule`) and times every stage inside it
+    (:class:`StageClock`); an entry's latency is the ``stat`` of its times, the fixed part the ``stat`` of the
+    total minus the stages. Timing stages inside real forwards (rather than each stage alone on a cached input)
+    keeps the costs a stage pays for its neighbours: the cache state the previous stage leaves, allocations.
 
     Args:
         backbone: a ``SparseSwinTransformer`` (``forward_stage``, ``set_pruning_ratios``, ``depths``).
         img_size, batch_size: the random input ``(batch_size, 3, img_size, img_size)``.
-        num_warmup, num_repeats: forwards per entry before timing / timed (trimmed mean).
+        num_warmup: untimed dense forwards first.
+        num_rounds: rounds of the schedule (Swin-T: 165 timed forwards each).
         device: 'cpu', 'cuda' or None (auto).
         choices: allowed pruning ratios.
-        shard: ``(rank, world_size)``: this process measures entries ``rank::world_size`` (one device each).
-        gather: with shards, merges every rank's ``{entry_name: ms}`` dicts (e.g. an all-gather); required
-            when ``world_size > 1``.
-        progress: called with the round number after each round of timed forwards (``num_repeats`` rounds).
-        seed: seed of the random input.
+        shard: ``(rank, world_size)``: this process runs forwards ``rank::world_size`` of the schedule (one device
+            each).
+        gather: with shards, merges every rank's samples (e.g. an all-gather); required when ``world_size > 1``.
+        progress: called with the forward number after each timed forward (``len(schedule) // world_size``).
+        seed: seed of the random input and of the schedule.
+        stat: the statistic of each entry's times. Default: the trimmed mean (25 % each side).
     """
     rank, world = shard
     if world > 1 and gather is None:
         raise ValueError('build_latency_table: a sharded build needs a gather function')
-    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
-        raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
+    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_rounds <= 0:
+        raise ValueError('img_size, batch_size and num_rounds must be positive and num_warmup >= 0')
     dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
     choices = check_choices(choices)
     backbone.to(dev).eval()
     x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(dev)
-    saved = backbone.pruning_ratios
-    backbone.set_pruning_ratios(None)
-    try:
-        stage_io = capture_stage_io(backbone, x)
-        fixed = measure_fixed(backbone, x, stage_io, num_warmup, num_repeats, dev) if rank == 0 else None
-    finally:
-        backbone.set_pruning_ratios([list(s) for s in saved])
-    mine = stage_entries(backbone.depths, choices)[rank::world]
-    measured = measure_entries(backbone, stage_io, mine, num_warmup, num_repeats, dev, progress)
-    local = {f'{i}|{entry_name(v)}': ms for (i, v), ms in measured.items()}
-    local['fixed'] = fixed
-    parts = gather(local) if world > 1 else [local]
-    stages: List[Dict[str, float]] = [{} for _ in backbone.depths]
+    schedule = forward_schedule(backbone.depths, choices, num_rounds, seed)
+    samples, fixed = time_in_context(backbone, x, schedule[rank::world], num_warmup, dev, progress)
+    parts = gather(dict(samples=samples, fixed=fixed)) if world > 1 else [dict(samples=samples, fixed=fixed)]
+    merged: Dict[str, List[float]] = {}
     for part in parts:
-        for name, ms in part.items():
-            if name != 'fixed':
-                i, values = name.split('|')
-                stages[int(i)][values] = ms
-    fixed = next(p['fixed'] for p in parts if p.get('fixed') is not None)
-    meta = dict(num_warmup=num_warmup, num_repeats=num_repeats, world_size=world, seed=seed,
-                torch=torch.__version__)
-    return LatencyTable(table_key(backbone, img_size, batch_size, dev, choices), fixed, stages, meta)
+        for name, times in part['samples'].items():
+            merged.setdefault(name, []).extend(times)
+    stages: List[Dict[str, float]] = [{} for _ in backbone.depths]
+    for name, times in merged.items():
+        i, values = name.split('|')
+        stages[int(i)][values] = stat(times)
+    fixed_ms = stat([ms for part in parts for ms in part['fixed']])
+    meta = dict(method='in-context', num_warmup=num_warmup, num_rounds=num_rounds, forwards=len(schedule),
+                world_size=world, seed=seed, torch=torch.__version__)
+    return LatencyTable(table_key(backbone, img_size, batch_size, dev, choices), fixed_ms, stages, meta)
 
 
 # ---------------------------------------------------------------------------------------------------- calibration

@@ -18,10 +18,11 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from ..schedule import Genes, genes_key, genes_to_ratios
+from ..schedule import DEFAULT_CHOICES, Genes, genes_key, genes_to_ratios
 from ..utils import dist
 from ..utils.latency import default_protocol, time_forwards, trimmed_mean
-from .latency_table import LatencyTable, build_latency_table, calibrate_table, table_key
+from .latency_table import (LatencyTable, build_latency_table, calibrate_table, forward_schedule, table_key,
+                            table_rounds)
 
 
 def latency_protocol(args: argparse.Namespace, device: torch.device) -> str:
@@ -133,19 +134,22 @@ def load_or_build_table(backbone, args: argparse.Namespace, device: torch.device
 
 def build_table(backbone, args: argparse.Namespace, device: torch.device, measure: 'Measurer', log
                 ) -> LatencyTable:
-    """Measure the table (GPU ranks share the entries; on CPU rank 0 measures alone), calibrate it with full
-    forwards of ``--calibration-configs`` configurations, save it on rank 0."""
-    log(f'latency table: building {args.latency_table} (one measurement per stage configuration)')
+    """Time the table inside full forwards (GPU ranks share the forwards; on CPU rank 0 times alone), calibrate it
+    with interleaved full forwards of ``--calibration-configs`` configurations, save it on rank 0."""
+    rounds = args.table_rounds or table_rounds(args.num_repeats)
+    forwards = len(forward_schedule(backbone.depths, DEFAULT_CHOICES, rounds))
+    log(f'latency table: building {args.latency_table} ({rounds} round(s): {forwards} full forwards, every stage '
+        f'timed inside them)')
     start = time.perf_counter()
     settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
-                    num_repeats=args.num_repeats, device=device, seed=args.seed)
+                    num_rounds=rounds, device=device, seed=args.seed)
     data = None
     if device.type == 'cuda' and dist.world_size() > 1:
         data = build_latency_table(backbone, shard=(dist.rank(), dist.world_size()),
                                    gather=dist.all_gather_objects, **settings).to_dict()
     elif dist.is_master():
         with dist.full_threads():
-            bar = tqdm(total=args.num_repeats, desc='latency table', unit='round', file=sys.stderr,
+            bar = tqdm(total=forwards, desc='latency table', unit='forward', file=sys.stderr,
                        disable=args.no_progress)
             data = build_latency_table(backbone, progress=lambda _: bar.update(), **settings).to_dict()
             bar.close()
