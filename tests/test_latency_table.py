@@ -14,8 +14,8 @@ import sparsevit.utils.latency as latency_mod
 from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
 from sparsevit.schedule import dense_genes, gene_names, genes_key, genes_to_ratios, sample_genes, sparsest_genes
 from sparsevit.search.latency_table import (LatencyTable, StaleTableError, build_latency_table, calibrate_table,
-                                            entries_to_genes, fit_line, forward_schedule, spread_configs,
-                                            stage_entries, table_key)
+                                            describe_calibration, entries_to_genes, fit_line, forward_schedule,
+                                            spread_configs, stage_entries, table_key)
 
 DEPTHS = (2, 2, 4, 2)
 IMG, BATCH = 112, 1
@@ -189,6 +189,7 @@ def test_calibration_fits_offset_and_scale_from_spread_configurations(monkeypatc
 
     calibrated = calibrate_table(table, measure_many, num_configs=6, seed=0)
     cal = calibrated.calibration
+    assert cal['model'] == 'line' and cal['loo_error_pct']['line'] == pytest.approx(0.0, abs=1e-9)
     assert cal['offset_ms'] == pytest.approx(3.0) and cal['scale'] == pytest.approx(1.1)
     assert cal['fit_max_abs_error_pct'] == pytest.approx(0.0, abs=1e-9) and len(cal['configs']) == 6
     assert measured[0] == dense_genes(DEPTHS) and measured[-1] == sparsest_genes(DEPTHS)
@@ -202,3 +203,11 @@ def test_calibration_fits_offset_and_scale_from_spread_configurations(monkeypatc
     assert round_trip.predict(measured[2]) == calibrated.predict(measured[2])
     assert spread_configs(table, 2) == [dense_genes(DEPTHS), sparsest_genes(DEPTHS)]
     assert fit_line([1.0], [4.0]) == (3.0, 1.0)
+    assert 'line: measured = 3.000 ms + 1.1000 x additive' in describe_calibration(cal)
+
+    rng = random.Random(0)  # the table is right; the measurements carry 2 % noise
+    plain = calibrate_table(table, lambda configs: [table.additive(g) * rng.gauss(1, 0.02) for g in configs])
+    plain = plain.calibration
+    assert plain['model'] == 'none' and (plain['offset_ms'], plain['scale']) == (0.0, 1.0), plain['loo_error_pct']
+    slower = calibrate_table(table, lambda configs: [1.3 * table.additive(g) for g in configs]).calibration
+    assert slower['model'] == 'scale' and slower['scale'] == pytest.approx(1.3)

@@ -23,8 +23,8 @@ from mmcv import Config
 from mmdet.models import build_backbone
 
 from sparsevit.schedule import dense_genes, genes_key, sample_genes, sparsest_genes
-from sparsevit.search.latency_table import (LatencyTable, build_latency_table, calibrate_table, table_key,
-                                            table_rounds)
+from sparsevit.search.latency_table import (LatencyTable, build_latency_table, calibrate_table,
+                                            describe_calibration, table_key, table_rounds)
 from sparsevit.utils.config import apply_sparsevit_cfg
 from sparsevit.search.timing import time_interleaved
 from sparsevit.utils.latency import default_protocol, resolve_device, trimmed_mean
@@ -104,9 +104,7 @@ def main(argv=None) -> int:
             table.save(args.table)
         print(f'table: built and calibrated in {time.perf_counter() - start:.0f} s')
     cal = table.calibration
-    print(f"calibration: measured = {cal['offset_ms']:.3f} ms + {cal['scale']:.4f} x additive, from "
-          f"{len(cal['configs'])} configurations (fit error mean {cal['fit_mean_abs_error_pct']:.1f} %, max "
-          f"{cal['fit_max_abs_error_pct']:.1f} %)")
+    print(f"calibration from {len(cal['configs'])} configurations: {describe_calibration(cal)}")
 
     used = {genes_key(p['config']) for p in cal['configs']}
     rng = random.Random(args.seed + 1)

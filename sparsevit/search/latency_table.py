@@ -14,7 +14,8 @@ stage leaves, allocations); the fixed part is the total minus the stages. (A sta
 this table's first version, ran 9-35 % below the measured latency at the demo's scale.)
 
 Calibration: :func:`calibrate_table` measures a few full forwards (without the stage clock) of configurations
-spread over the latency range and fits ``measured = offset + scale * additive`` by least squares;
+spread over the latency range and fits ``measured = offset + scale * additive`` by least squares, or only the
+scale, or nothing: whichever predicts the measurements best when each is left out in turn;
 :meth:`LatencyTable.predict` applies it. It absorbs what timing stages still changes (on CUDA, the events between
 stages) and the machine's speed at build time.
 
@@ -373,18 +374,51 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> Tuple[float, float]:
     return my - scale * mx, scale
 
 
+def fit_scale(xs: Sequence[float], ys: Sequence[float]) -> Tuple[float, float]:
+    """Least-squares ``(0, scale)`` of ``y = scale * x``."""
+    return 0.0, sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
+
+
+#: The calibration models, simplest first: no correction, a scale (the machine's speed), a line (speed and a
+#: constant cost).
+CALIBRATIONS = {'none': lambda xs, ys: (0.0, 1.0), 'scale': fit_scale, 'line': fit_line}
+
+
+def loo_error_pct(fit: Callable, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Mean relative error (%) of ``fit`` predicting each point from the others (leave-one-out)."""
+    errors = []
+    for i in range(len(xs)):
+        offset, scale = fit(xs[:i] + xs[i + 1:], ys[:i] + ys[i + 1:])
+        errors.append(abs(offset + scale * xs[i] - ys[i]) / ys[i])
+    return 100.0 * sum(errors) / len(errors)
+
+
 def calibrate_table(table: LatencyTable, measure_many: Callable[[Sequence[Genes]], Sequence[float]],
                     num_configs: int = 6, seed: int = 0) -> LatencyTable:
-    """Fit ``measured = offset + scale * additive`` on full-forward measurements of ``num_configs`` configurations
-    spread over the latency range (:func:`spread_configs`); returns the table with that calibration.
+    """Calibrate the table against full-forward measurements of ``num_configs`` configurations spread over the
+    latency range (:func:`spread_configs`); returns the table with the calibration.
 
+    The model, ``measured = offset + scale * additive``, is the one of :data:`CALIBRATIONS` (no correction, a
+    scale, a line) with the smallest leave-one-out error on those measurements, the simpler one on a tie: with few
+    noisy measurements a fitted line can predict worse than the table alone, and then it is not used.
     ``measure_many(configs) -> ms each`` is the search's real measurement (full backbone forwards, interleaved).
     """
     configs = spread_configs(table, num_configs, seed)
     measured = [float(ms) for ms in measure_many(configs)]
-    points = [dict(config=g, additive_ms=table.additive(g), measured_ms=ms) for g, ms in zip(configs, measured)]
-    offset, scale = fit_line([p['additive_ms'] for p in points], [p['measured_ms'] for p in points])
-    errors = [abs(offset + scale * p['additive_ms'] - p['measured_ms']) / p['measured_ms'] * 100 for p in points]
-    calibration = dict(offset_ms=offset, scale=scale, configs=points, fit_mean_abs_error_pct=sum(errors) / len(errors),
-                       fit_max_abs_error_pct=max(errors))
+    xs = [table.additive(g) for g in configs]
+    loo = {name: loo_error_pct(fit, xs, measured) for name, fit in CALIBRATIONS.items()} if len(xs) > 2 else {}
+    model = min(loo, key=lambda name: (round(loo[name], 6), list(CALIBRATIONS).index(name))) if loo else 'line'
+    offset, scale = CALIBRATIONS[model](xs, measured)
+    errors = [abs(offset + scale * x - y) / y * 100 for x, y in zip(xs, measured)]
+    points = [dict(config=g, additive_ms=x, measured_ms=y) for g, x, y in zip(configs, xs, measured)]
+    calibration = dict(model=model, offset_ms=offset, scale=scale, loo_error_pct=loo, configs=points,
+                       fit_mean_abs_error_pct=sum(errors) / len(errors), fit_max_abs_error_pct=max(errors))
     return LatencyTable(table.key, table.fixed_ms, table.stages, table.meta, calibration)
+
+
+def describe_calibration(cal: Mapping) -> str:
+    """One line: the model chosen, its formula and the leave-one-out errors."""
+    loo = ', '.join(f'{name} {err:.1f} %' for name, err in cal.get('loo_error_pct', {}).items())
+    return (f"{cal.get('model', 'line')}: measured = {cal['offset_ms']:.3f} ms + {cal['scale']:.4f} x additive "
+            f"(leave-one-out error: {loo or '-'}; fit error mean {cal['fit_mean_abs_error_pct']:.1f} %, max "
+            f"{cal['fit_max_abs_error_pct']:.1f} %)")

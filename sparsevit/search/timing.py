@@ -21,8 +21,8 @@ from tqdm import tqdm
 from ..schedule import DEFAULT_CHOICES, Genes, genes_key, genes_to_ratios
 from ..utils import dist
 from ..utils.latency import default_protocol, time_forwards, trimmed_mean
-from .latency_table import (LatencyTable, build_latency_table, calibrate_table, forward_schedule, table_key,
-                            table_rounds)
+from .latency_table import (LatencyTable, build_latency_table, calibrate_table, describe_calibration,
+                            forward_schedule, table_key, table_rounds)
 
 
 def latency_protocol(args: argparse.Namespace, device: torch.device) -> str:
@@ -157,9 +157,7 @@ def build_table(backbone, args: argparse.Namespace, device: torch.device, measur
     if args.calibration_configs > 0:
         table = calibrate_table(table, measure.many, args.calibration_configs, seed=args.seed)
         cal = table.calibration
-        log(f"latency table: calibrated with {len(cal['configs'])} full forwards: measured = "
-            f"{cal['offset_ms']:.3f} ms + {cal['scale']:.4f} x additive (fit error: mean "
-            f"{cal['fit_mean_abs_error_pct']:.1f} %, max {cal['fit_max_abs_error_pct']:.1f} %)")
+        log(f"latency table: calibrated with {len(cal['configs'])} full forwards: {describe_calibration(cal)}")
     table.meta['build_seconds'] = time.perf_counter() - start
     if dist.is_master():
         table.save(args.latency_table)
