@@ -7,8 +7,9 @@ prediction error of the plain additive sum and of the calibrated table.
 
 The checked configurations are the dense and sparsest ones and ``--check-configs`` random configurations of the
 space (none of them used for the calibration), measured like the search's end-of-run check: warm-up, then timed
-forwards in interleaved rounds (one forward of every configuration per round), trimmed mean per configuration. Goal (issue 8): the calibrated table within 5 % mean and 10 % max error. The machine's load
-is printed before and after: on a shared machine the errors include its noise.
+forwards in interleaved rounds (one forward of every configuration per round), trimmed mean per configuration.
+Goal (issue 8): the calibrated table within 5 % mean and 10 % max error. The machine's load is printed before and
+after: on a shared machine the errors include its noise (``--stat min --threads 1`` is less sensitive to it).
 """
 import argparse
 import json
@@ -126,7 +127,8 @@ def main(argv=None) -> int:
     for label, k in (('additive', 'additive_error_pct'), ('calibrated', 'error_pct')):
         errors = [abs(r[k]) for r in rows]
         summary[label] = dict(mean_abs_pct=sum(errors) / len(errors), max_abs_pct=max(errors))
-        print(f'{label}: mean |error| {summary[label]["mean_abs_pct"]:.1f} %, max {summary[label]["max_abs_pct"]:.1f} %')
+        print(f"{label}: mean |error| {summary[label]['mean_abs_pct']:.1f} %, "
+              f"max {summary[label]['max_abs_pct']:.1f} %")
     goal = summary['calibrated']['mean_abs_pct'] <= 5 and summary['calibrated']['max_abs_pct'] <= 10
     load = os.getloadavg()
     print(f"goal (calibrated: mean <= 5 %, max <= 10 %): {'met' if goal else 'NOT met'}; load average now "

@@ -212,7 +212,7 @@ def run_search(args: argparse.Namespace) -> dict:
     recorder.searcher = searcher
     dense_ms, sparsest_ms = searcher.check_band()
     settings = tool_settings(args, table)
-    describe_start(args, budgets, searcher, settings, dense_ms, sparsest_ms, evaluator.num_images, log)
+    describe_start(args, budgets, settings, dense_ms, sparsest_ms, evaluator.num_images, log)
     if args.resume:
         refs = restore(searcher, files, settings, log)['references']
     else:
@@ -232,8 +232,9 @@ def run_search(args: argparse.Namespace) -> dict:
     return finish(args, files, searcher, table, costs, metric_name, refs, protocol, log)
 
 
-def describe_start(args, budgets: Budgets, searcher: SearchBase, settings: dict, dense_ms: float,
-                   sparsest_ms: float, num_images: int, log) -> None:
+def describe_start(args, budgets: Budgets, settings: dict, dense_ms: float, sparsest_ms: float, num_images: int,
+                   log) -> None:
+    """The first lines of the output: budgets, latency range and source, processes, strategy; unmet budgets."""
     where = (f'band [{budgets.min:g}, {budgets.max:g}] ms' if len(budgets) == 1 else
              'budgets ' + ', '.join(budgets.label(i) for i in range(len(budgets))))
     log(f"{where}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms ({settings['latency']}); "
@@ -296,8 +297,8 @@ def front_rows(args, files: SearchFiles, searcher: SearchBase, measured: Dict[st
     """Per budget: its band, best (or None), measured latency and config file."""
     rows = []
     for i, (edge, best) in enumerate(zip(args.budgets, searcher.bests)):
-        row = dict(budget=float(edge), name=_typed(edge), band=searcher.budgets.label(i), latency=None, measured_ms=None, metric=None,
-                   config=None, step=None, config_file=None)
+        row = dict(budget=float(edge), name=_typed(edge), band=searcher.budgets.label(i), latency=None,
+                   measured_ms=None, metric=None, config=None, step=None, config_file=None)
         if best is not None:
             row.update(latency=best['latency'], measured_ms=measured[genes_key(best['config'])],
                        metric=best['metric'], config=best['config'], step=best['step'],
