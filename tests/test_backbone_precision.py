@@ -80,10 +80,9 @@ def test_half_precision_importance_would_change_the_windows(monkeypatch):
     x = near_tied_stage_input(0, STAGE_HW[0])
     expected = stage_selection(model, 0, x)
 
-    def bf16_importance(x, h, w):
+    def bf16_importance(x, pad_map):
         imp = x.detach().to(torch.bfloat16).abs().mean(-1)
-        imp[:, h:], imp[:, :, w:] = 0, 0
-        return imp.float()
+        return imp.masked_fill(pad_map, 0).float()
 
     monkeypatch.setattr(SparseSwinTransformer, '_importance', staticmethod(bf16_importance))
     actual = stage_selection(model, 0, x, torch.bfloat16)

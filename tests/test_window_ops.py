@@ -44,7 +44,7 @@ def test_scores_rank_and_keep():
     assert_close(scores, partition(imp.unsqueeze(-1), 7).squeeze(-1).norm(dim=-1))
     order = W.rank_windows(scores)
     assert (scores.gather(1, order)[:, :-1] >= scores.gather(1, order)[:, 1:]).all()
-    assert W.flat_window_index(order, 2).tolist() == (order[:, :2] + torch.tensor([[0], [4]])).reshape(-1).tolist()
+    assert W.flat_window_index(order, 2, 4).tolist() == (order[:, :2] + torch.tensor([[0], [4]])).reshape(-1).tolist()
     assert [W.num_kept(100, r) for r in (0.0, 0.3, 0.9, 0.99)] == [100, 70, 10, 1]
     assert W.num_kept(576, 0.6) == 230
 
@@ -60,3 +60,34 @@ def test_shift_mask_and_plain_first():
     assert int(pad.sum()) == 14 * 14 - 10 * 12
     assert torch.equal(F.pad(torch.ones(10, 12), (0, 2, 0, 4)).reshape(-1)[W.window_token_index(14, 14, 7, 0)] == 0,
                        pad.squeeze(-1))
+
+
+def test_plain_first_windows_from_the_grid():
+    for nwh, nww, batch in ((2, 2, 1), (3, 5, 2), (1, 4, 3), (4, 1, 2)):
+        boundary, count = W.boundary_windows(nwh, nww, 3)
+        mask = W.shift_attn_mask(nwh * 7, nww * 7, 7, 3).ne(0).flatten(1).any(1)
+        assert torch.equal(boundary, mask) and count == int(mask.sum())
+        flat, n_plain = W.plain_first_windows(nwh, nww, 3, batch)
+        expected, expected_plain = W.split_plain_first(torch.arange(batch * nwh * nww), boundary, nwh * nww)
+        assert n_plain == expected_plain and torch.equal(flat, expected)
+        flat, n_plain = W.plain_first_windows(nwh, nww, 0, batch)
+        assert torch.equal(flat, torch.arange(batch * nwh * nww)) and n_plain == flat.numel()
+        scores = torch.rand(batch, nwh * nww)
+        k = nwh * nww // 2
+        assert torch.equal(W.top_windows(scores, k), W.rank_windows(scores)[:, :k])
+        assert torch.equal(W.flat_window_index(W.top_windows(scores, k), k, nwh * nww),
+                           W.flat_window_index(W.rank_windows(scores), k, nwh * nww))
+        assert W.top_windows(scores, 0).shape == (batch, 0)
+
+
+def test_shift_mask_equals_mmdet_slices():
+    for hp, wp, ws, shift in ((14, 21, 7, 3), (7, 7, 7, 3), (7, 14, 7, 3), (10, 15, 5, 2)):
+        img = torch.zeros(hp, wp)
+        cnt = 0
+        for h in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):  # mmdet's ShiftWindowMSA
+            for w in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+                img[h, w] = cnt
+                cnt += 1
+        win = partition(img[None, :, :, None], ws).reshape(-1, ws * ws)
+        expected = (win[:, None, :] - win[:, :, None]).ne(0).float() * -100.0
+        assert torch.equal(W.shift_attn_mask(hp, wp, ws, shift), expected)

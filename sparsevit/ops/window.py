@@ -39,13 +39,12 @@ def shift_attn_mask(hp: int, wp: int, ws: int, shift: int, device=None) -> torch
     Returns:
         FloatTensor ``[nW, N, N]``; all zeros when ``shift == 0``.
     """
-    img = torch.zeros(hp, wp, device=device)
-    if shift > 0:
-        cnt = 0
-        for h in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-            for w in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-                img[h, w] = cnt
-                cnt += 1
+    # region ids as mmdet's slices (0:-ws, -ws:-shift, -shift:) per axis, region = 3 * row region + column region;
+    # computed arithmetically (slice writes of empty regions break the ONNX tracer)
+    ys, xs = torch.arange(hp, device=device), torch.arange(wp, device=device)
+    rows = (ys >= hp - ws).long() + (ys >= hp - shift).long() if shift > 0 else torch.zeros_like(ys)  # [Hp]
+    cols = (xs >= wp - ws).long() + (xs >= wp - shift).long() if shift > 0 else torch.zeros_like(xs)  # [Wp]
+    img = (rows[:, None] * 3 + cols[None, :]).float()  # [Hp, Wp]
     win = img.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)  # [nW, N]
     mask = win[:, None, :] - win[:, :, None]  # [nW, N, N]
     return mask.ne(0).float() * SHIFT_MASK_VALUE
@@ -73,6 +72,31 @@ def boundary_windows(nwh: int, nww: int, shift: int, device=None) -> Tuple[torch
     return (rows[:, None] | cols[None, :]).reshape(-1), nwh + nww - 1  # [nWh, nWw] -> [nW]
 
 
+def plain_first_windows(nwh: int, nww: int, shift: int, batch: int, device=None) -> Tuple[torch.Tensor, int]:
+    """All flat window ids of a batch, mask-free windows first, from the grid alone (no sort, no host sync).
+
+    Without shift every window is mask-free. With shift, the boundary windows (:func:`boundary_windows`: last
+    window column, then last window row) of every image follow the mask-free ones of every image.
+
+    Returns:
+        (LongTensor ``[B * nW]``, number of leading mask-free windows).
+    """
+    nw = nwh * nww
+    if shift == 0:
+        return torch.arange(batch * nw, device=device), batch * nw
+    base = torch.arange(batch, device=device)[:, None] * nw  # [B, 1]
+    last_row = torch.arange(nww, device=device) + (nwh - 1) * nww  # [nWw]
+    if nwh == 1 or nww == 1:  # every window is a boundary window (no empty tensors: ONNX export chokes on them)
+        boundary = last_row if nwh == 1 else torch.arange(nwh, device=device) * nww + nww - 1
+        return (base + boundary).reshape(-1), 0
+    i = torch.arange((nwh - 1) * (nww - 1), device=device)
+    plain = torch.div(i, nww - 1, rounding_mode='floor') * nww + i % (nww - 1)  # rows/cols but the last
+    last_col = torch.arange(nwh - 1, device=device) * nww + nww - 1  # [nWh - 1]
+    boundary = torch.cat([last_col, last_row])  # [nWh + nWw - 1]
+    flat = torch.cat([(base + plain).reshape(-1), (base + boundary).reshape(-1)])  # [B*nW]
+    return flat, batch * plain.numel()
+
+
 def num_kept(num_windows: int, prune_ratio: float) -> int:
     """``k = floor(nW * (1 - prune_ratio))``, robust to float noise (e.g. ``100 * (1 - 0.9)`` is 10, not 9)."""
     return int(math.floor(round(num_windows * (1.0 - prune_ratio), 6)))
@@ -97,6 +121,17 @@ def rank_windows(scores: torch.Tensor) -> torch.Tensor:
     return torch.sort(scores, dim=1, descending=True, stable=True).indices
 
 
+def top_windows(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` most important window ids of each image, most important first: LongTensor ``[B, k]``.
+
+    A static-shape alternative to :func:`rank_windows` (one ``TopK`` in ONNX) for traced graphs; equal to
+    ``rank_windows(scores)[:, :k]`` except possibly at exact ties.
+    """
+    if k == 0:
+        return scores.new_zeros((scores.shape[0], 0), dtype=torch.long)
+    return torch.topk(scores, k, dim=1, largest=True, sorted=True).indices
+
+
 def random_window_scores(batch: int, num_windows: int, seed: Sequence[int], device=None) -> torch.Tensor:
     """Uniform random window scores ``[B, nW]`` (fp32) from a generator seeded by the integers ``seed``.
 
@@ -108,10 +143,12 @@ def random_window_scores(batch: int, num_windows: int, seed: Sequence[int], devi
     return torch.rand(batch, num_windows, generator=gen).to(device)
 
 
-def flat_window_index(order: torch.Tensor, k: int) -> torch.Tensor:
-    """Flat indices ``b * nW + w`` of the first ``k`` ranked windows of each image: LongTensor ``[B * k]``."""
-    b, nw = order.shape
-    base = torch.arange(b, device=order.device).unsqueeze(1) * nw  # [B, 1]
+def flat_window_index(order: torch.Tensor, k: int, num_windows: int) -> torch.Tensor:
+    """Flat indices ``b * nW + w`` of the first ``k`` ranked windows of each image: LongTensor ``[B * k]``.
+
+    ``order`` is ``[B, >= k]`` (a full ranking or a top-k), ``num_windows`` is ``nW``.
+    """
+    base = torch.arange(order.shape[0], device=order.device).unsqueeze(1) * num_windows  # [B, 1]
     return (base + order[:, :k]).reshape(-1)  # [B*k]
 
 
@@ -150,7 +187,15 @@ def gather_windows(x: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def scatter_windows_(x: torch.Tensor, rows: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
-    """In place: write ``[K, N, C]`` windows back into ``x [B, Hp, Wp, C]`` at ``rows``; returns ``x``."""
+    """In place: write ``[K, N, C]`` windows back into ``x [B, Hp, Wp, C]`` at ``rows``; returns ``x``.
+
+    While the TorchScript tracer runs (the ``dynamo=False`` ONNX exporter, which drops in-place writes into views)
+    the write is out of place (``index_put``: one row-wise ``ScatterND`` in ONNX) and the result is a new tensor:
+    callers always use the returned tensor.
+    """
     c = x.shape[-1]
-    x.view(-1, c).index_copy_(0, rows, windows.reshape(-1, c).to(x.dtype))
+    src = windows.reshape(-1, c).to(x.dtype)  # [K*N, C]
+    if torch.jit.is_tracing():
+        return x.reshape(-1, c).index_put((rows, ), src).view(x.shape)
+    x.view(-1, c).index_copy_(0, rows, src)
     return x

@@ -61,20 +61,23 @@ class _Grid:
 
     def __init__(self, h: int, w: int, ws: int, shift: int, device):
         self.hp, self.wp = h + (-h) % ws, w + (-w) % ws
-        self.nw = (self.hp // ws) * (self.wp // ws)
+        self.nwh, self.nww = self.hp // ws, self.wp // ws
+        self.nw = self.nwh * self.nww
         self.token_index = W.window_token_index(self.hp, self.wp, ws, shift, device)  # [nW, N]
         self.has_pad = (self.hp, self.wp) != (h, w)
         self.pad_mask = W.padded_token_mask(h, w, self.hp, self.wp, self.token_index)  # [nW, N, 1]
+        self.pad_map = ((torch.arange(self.hp, device=device) >= h)[:, None]
+                        | (torch.arange(self.wp, device=device) >= w)[None, :]) if self.has_pad else None  # [Hp, Wp]
         self.shift_mask = W.shift_attn_mask(self.hp, self.wp, ws, shift, device) if shift else None  # [nW, N, N]
-        self.boundary, self.num_boundary = W.boundary_windows(self.hp // ws, self.wp // ws, shift, device)  # [nW]
+        self.boundary, _ = W.boundary_windows(self.nwh, self.nww, shift, device)  # [nW]
+        self.shift = shift
         self._dense: Dict[int, Tuple[torch.Tensor, int]] = {}
 
     def dense_index(self, batch: int) -> Tuple[torch.Tensor, int]:
         """All windows of a batch as flat indices, mask-free first, and how many are mask-free."""
         if batch not in self._dense:
-            flat = torch.arange(batch * self.nw, device=self.token_index.device)  # [B*nW]
-            self._dense[batch] = W.split_plain_first(flat, self.boundary, self.nw,
-                                                     batch * (self.nw - self.num_boundary))
+            self._dense[batch] = W.plain_first_windows(self.nwh, self.nww, self.shift, batch,
+                                                       self.token_index.device)
         return self._dense[batch]
 
 
@@ -181,7 +184,7 @@ class SparseSwinTransformer(SwinTransformer):
         with ``inplace=True`` (``forward`` passes it for the tensors it creates itself, saving a copy per stage).
         """
         stage, ratios = self.stages[i], self._ratios[i]
-        b, h, w, c = x.shape
+        b, h, w, c = (int(v) for v in x.shape)  # ints also for the TorchScript tracer (ONNX), which gives tensors
         grids = [self._grid(h, w, s, x.device) for s in (0, self.window_size // 2)]
         if grids[0].has_pad:
             x = F.pad(x, (0, 0, 0, grids[0].wp - w, 0, grids[0].hp - h))  # [B, Hp, Wp, C]
@@ -195,11 +198,12 @@ class SparseSwinTransformer(SwinTransformer):
                 continue
             if importance is None:
                 x, owned = (x if owned else x.clone()), True
-                importance = self._importance(x, h, w)  # [B, Hp, Wp] fp32
-            if orders[shifted] is None:
-                scores = self._window_scores(importance, grid, i, shifted)  # [B, nW] fp32
-                orders[shifted] = (W.rank_windows(scores), scores)  # [B, nW]
+                importance = self._importance(x, grids[0].pad_map)  # [B, Hp, Wp] fp32
             k = W.num_kept(grid.nw, ratios[j])
+            if orders[shifted] is None:  # the first pruned block of its kind keeps the most windows
+                scores = self._window_scores(importance, grid, i, shifted)  # [B, nW] fp32
+                order = W.top_windows(scores, k) if _tracing() else W.rank_windows(scores)  # [B, k] or [B, nW]
+                orders[shifted] = (order, scores)
             x = self._sparse_block(block, x, grid, shifted, orders[shifted][0], k)
             record.append(self._selection_record(orders[shifted], k, grid, shifted, (h, w), i))
         if self.last_selection is not None:
@@ -221,13 +225,11 @@ class SparseSwinTransformer(SwinTransformer):
 
     @staticmethod
     @torch.no_grad()
-    def _importance(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Mean over channels of |x| in fp32 on real tokens, zero on padding: ``[B, Hp, Wp]`` (no gradient)."""
+    def _importance(x: torch.Tensor, pad_map: Optional[torch.Tensor]) -> torch.Tensor:
+        """Mean over channels of |x| in fp32 on real tokens, zero on padding (``pad_map [Hp, Wp]``, True on
+        padding): ``[B, Hp, Wp]`` (no gradient)."""
         imp = x.detach().float().abs().mean(-1)  # [B, Hp, Wp]
-        if imp.shape[1] != h or imp.shape[2] != w:
-            imp[:, h:] = 0
-            imp[:, :, w:] = 0
-        return imp
+        return imp if pad_map is None else imp.masked_fill(pad_map, 0.0)
 
     @torch.no_grad()
     def _window_scores(self, importance: torch.Tensor, grid: _Grid, stage: int, shifted: int) -> torch.Tensor:
@@ -267,7 +269,7 @@ class SparseSwinTransformer(SwinTransformer):
         """Kept windows only: gather, run the block, write back in place; other windows are untouched."""
         if k == 0:
             return x
-        idx = W.flat_window_index(order, k)  # [B*k]
+        idx = W.flat_window_index(order, k, grid.nw)  # [B*k]
         n_plain = x.shape[0] * k
         if shifted and _tracing():
             n_plain = 0  # static shapes: every kept window gets its own (possibly all-zero) shift mask
