@@ -14,11 +14,12 @@ import re
 import pytest
 import torch
 
+from sparsevit.deploy.build import build_sparse_backbone, load_config
 from sparsevit.deploy.precision import autocast, compare_selections, record_selections, stage_selection
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.ops import window as W
 
-from test_backbone import SMALL, build_sparse, images
+from test_backbone import build_sparse, images, randomize_
 
 # block 0 of every stage is pruned, so the whole stage's selection depends on the stage input alone
 STAGE_RATIOS = [[.5, .6], [.3, .5], [.2, .2, .4, .4, .5, .5], [.5, .5]]
@@ -151,9 +152,7 @@ def load_tool(name: str):
 
 def demo_checkpoint(tmp_path) -> str:
     """A detector checkpoint with random (randomised) backbone weights of the demo architecture."""
-    from sparsevit.deploy.build import build_sparse_backbone, load_config
     backbone, _ = build_sparse_backbone(load_config(osp.join(ROOT, DEMO)))
-    from test_backbone import randomize_
     state = {f'backbone.{k}': v for k, v in randomize_(backbone, 3).state_dict().items()}
     state['neck.fpn_convs.0.conv.weight'] = torch.zeros(1)
     path = str(tmp_path / 'demo.pth')

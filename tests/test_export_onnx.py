@@ -9,7 +9,6 @@ import os.path as osp
 import re
 
 import pytest
-import torch
 
 ort = pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')

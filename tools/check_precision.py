@@ -17,8 +17,6 @@ them to a square) or on random images (``--random``), once in fp32 and once unde
 Errors in the arguments print one line and exit 2; ``--min-agreement`` makes a lower agreement exit 1.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import warnings
@@ -31,38 +29,13 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
+from sparsevit.deploy.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
+                                  write_json)
 from sparsevit.deploy.precision import compare_selections, record_selections, stage_selection  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
 from sparsevit.utils.latency import resolve_device  # noqa: E402
 
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text!r}') from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'must be a number in [0, 1], got {text!r}') from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f'must be in [0, 1], got {text}')
-    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,12 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='autocast precision compared with fp32: bf16 (CPU and CUDA, default) or fp16 (CUDA)')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='cuda when available unless set (default: auto)')
-    parser.add_argument('--num-images', type=positive_int, default=8, help='images to check (default: 8)')
+    parser.add_argument('--num-images', type=int_at_least(1), default=8, help='images to check (default: 8)')
     parser.add_argument('--random', action='store_true', help='random images instead of test-set images')
-    parser.add_argument('--img_size', '--img-size', dest='img_size', type=positive_int, default=None,
+    parser.add_argument('--img_size', '--img-size', dest='img_size', type=int_at_least(1), default=None,
                         help='square input size; test-set images are resized to it (default: the test pipeline\'s '
                         'size; 672 for --random)')
-    parser.add_argument('--batch-size', type=positive_int, default=2, help='images per forward (default: 2)')
+    parser.add_argument('--batch-size', type=int_at_least(1), default=2, help='images per forward (default: 2)')
     parser.add_argument('--pruning-ratios', default=None,
                         help='override the ratios: a float, a per-stage or per-block list (JSON/Python), or a '
                         'gene dict such as {"backbone.stages.0": 0.3, ...}')
@@ -194,17 +167,12 @@ def main(argv=None) -> int:
     if args.json is not None and osp.isdir(args.json):
         print(f'check_precision.py: error: --json {args.json} is a directory; give a file path', file=sys.stderr)
         return 2
-    try:
-        result = run(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'check_precision.py: error: {" ".join(str(message).split())}', file=sys.stderr)
+    result = run_reporting_errors('check_precision.py', lambda: run(args))
+    if result is None:
         return 2
     print(report(result))
     if args.json is not None:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     if result['same_input_mismatches']:
         return 1
     if args.min_agreement is not None and result['agreement'] < args.min_agreement:

@@ -15,7 +15,6 @@ Errors in the arguments, or what cannot be exported (e.g. a non-Swin backbone), 
 check exits 1.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -28,28 +27,9 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
+from sparsevit.deploy.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
 from sparsevit.utils.latency import time_forwards, trimmed_mean  # noqa: E402
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
-
-
-def int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'must be an integer >= {minimum}, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be an integer >= {minimum}, got {text}')
-        return value
-
-    return parse
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -144,16 +124,11 @@ def main(argv=None) -> int:
     except ImportError:
         print('export_onnx.py: error: onnxruntime is not installed; pip install -e .[deploy]', file=sys.stderr)
         return 2
-    try:
-        result = run(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'export_onnx.py: error: {" ".join(str(message).split())}', file=sys.stderr)
+    result = run_reporting_errors('export_onnx.py', lambda: run(args))
+    if result is None:
         return 2
     if args.json is not None:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return 0 if result['check']['ok'] else 1
 
 

@@ -27,7 +27,7 @@ Adapts mmdet 2.28.2's :class:`~mmdet.models.backbones.SwinTransformer`: every mo
   all get their own (possibly all-zero) shift mask instead of the eager path's data-dependent split, and index
   tables are not cached.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
