@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from sparsevit.datasets.synthetic import synthetic_cfg_options
-from sparsevit.utils.latency import autocast_context
+from sparsevit.utils.latency import autocast_context, first_line
 
 from test_backbone import build_sparse, images
 
@@ -43,6 +43,19 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.fixture(scope='module')
+def mmcv_cuda_ops():
+    """mmcv-full's CUDA ops (RoIAlign, NMS) are needed by the detector and training checks: fail in one line when
+    ``.venv`` was set up without ``nvcc`` (tools/setup_env.sh then builds mmcv-full for CPU only)."""
+    from mmcv.ops import nms
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0]], device='cuda')
+    try:
+        nms(boxes, torch.tensor([0.9, 0.8], device='cuda'), 0.5)
+    except (RuntimeError, NotImplementedError) as err:
+        pytest.fail(f'mmcv-full has no CUDA ops ({first_line(err)}): install the CUDA toolkit (nvcc) and rerun '
+                    f'`make env`, which rebuilds mmcv-full with them', pytrace=False)
 
 
 def kept(selection) -> list:
@@ -129,7 +142,7 @@ def run(cmd, env=None, timeout=600) -> subprocess.CompletedProcess:
     ['--dtype', 'fp16', '--scope', 'detector'],
     ['--dtype', 'bf16', '--scope', 'detector', '--compile'],
 ])
-def test_measure_latency_tool_on_cuda(extra, tmp_path):
+def test_measure_latency_tool_on_cuda(extra, tmp_path, mmcv_cuda_ops):
     out = tmp_path / 'latency.json'
     proc = run([sys.executable, 'tools/measure_latency.py', SPARSE_DEMO, '--device', 'cuda', '--img_size', '224',
                 '--batch-size', '2', '--num-warmup', '2', '--num-repeats', '4', '--no-progress',
@@ -159,7 +172,7 @@ def test_benchmark_backbone_on_cuda(tmp_path):
 # Training under mmdet's fp16 with SAA
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.mark.cuda
-def test_fp16_training_step_with_saa(synthetic_coco, tmp_path):
+def test_fp16_training_step_with_saa(synthetic_coco, tmp_path, mmcv_cuda_ops):
     """tools/train.py with ``fp16 = dict(loss_scale=512.)`` and the SAA hook: 4 iterations on one GPU."""
     work_dir = str(tmp_path / 'saa_fp16')
     opts = dict(synthetic_cfg_options(synthetic_coco), **{

@@ -280,3 +280,4 @@ def test_detector_scope_coco_config_detects_with_random_weights(tmp_path):
     data = json.loads(out.read_text())
     assert data['backbone'] == 'SwinTransformer' and data['detections_per_image'] > 0
     assert 'Initialization' not in proc.stdout + proc.stderr and len(proc.stdout.splitlines()) == 3
+    assert 'No pre-trained weights' not in proc.stderr  # random weights are the point: no warning about them

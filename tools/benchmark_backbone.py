@@ -21,7 +21,7 @@ import os
 import statistics
 import sys
 import tempfile
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
 from mmdet.models.backbones import SwinTransformer

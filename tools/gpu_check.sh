@@ -22,7 +22,8 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
   echo "gpu-check: no CUDA GPU visible to PyTorch (torch.cuda.is_available() is False): nothing to check"
   exit 0
 fi
-echo "[gpu-check] $("$PY" -c 'import torch; print(torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)')"
+GPU="$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)')"
+echo "[gpu-check] $GPU"
 
 echo "[gpu-check] 1/2: tests marked cuda"
 "$PY" -m pytest -q -m cuda tests

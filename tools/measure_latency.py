@@ -21,7 +21,6 @@ The last line printed is the latency in milliseconds. Errors in the arguments or
 exit 2; a failed ``--compile`` prints one line and exits 1.
 """
 import argparse
-import ast
 import json
 import logging
 import os
@@ -39,13 +38,11 @@ import torch  # noqa: E402
 from mmcv import Config, DictAction, ProgressBar  # noqa: E402
 
 from mmdet.models import build_backbone, build_detector  # noqa: E402
-from sparsevit.schedule import genes_to_ratios, normalize_pruning_ratios  # noqa: E402
-from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
+from sparsevit.deploy.build import SWIN_BACKBONES, parse_ratios  # noqa: E402
+from sparsevit.utils.config import apply_sparsevit_cfg  # noqa: E402
 from sparsevit.utils.latency import (DTYPES, CompileError, check_dtype, default_protocol,  # noqa: E402
                                      measure_backbone_latency, measure_detector_latency, resolve_device)
 
-#: Dense Swin backbones that the sparse backbone can stand in for (same arguments, same weights).
-SWIN_BACKBONES = ('SwinTransformer', ) + SPARSE_BACKBONES
 #: --scope detector: added to the random RoI classifier's first logit (see :func:`favour_one_class_`).
 FAVOURED_LOGIT = 5.0
 
@@ -101,21 +98,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def parse_ratios(text: str, depths):
-    """Parse ``--pruning-ratios`` text into per-block ratios for ``depths``; ValueError on anything invalid."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ValueError(f'--pruning-ratios {text!r} is neither JSON nor a Python literal; expected a float, '
-                             'a list per stage, a list of per-block lists or a gene dict') from None
-    if isinstance(value, dict):
-        return genes_to_ratios(value, depths)
-    return normalize_pruning_ratios(value, depths)
-
-
 def backbone_cfg(cfg: Config, ratios_text: Optional[str]) -> dict:
     """The backbone config to build, with ``--pruning-ratios`` applied (a dense Swin becomes a sparse one)."""
     if 'model' not in cfg or 'backbone' not in cfg.model:
@@ -145,7 +127,7 @@ def build_model(cfg: Config, bb: dict, scope: str) -> torch.nn.Module:
     if not hasattr(model, 'roi_head'):
         raise ValueError(f'--scope detector needs a two-stage detector with RoI heads (e.g. Mask R-CNN), got '
                          f'{type(model).__name__}')
-    logging.disable(logging.INFO)  # mmcv logs every parameter's initialisation
+    logging.disable(logging.WARNING)  # mmcv logs every parameter's initialisation, mmdet "no pre-trained weights"
     try:
         model.init_weights()  # mmdet's random init of every part (the backbone's pretrained init_cfg was removed)
     finally:
