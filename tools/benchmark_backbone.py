@@ -280,13 +280,21 @@ def format_report(args, table: dict, goal_rows: List[dict], checks: Dict[str, di
                   for (c, reason), rows in errors.items()]
     if checks:
         lines += ['', 'onnx checks (sparsevit.deploy.onnx.check_onnx):']
-        lines += [f'  {row}: {json.dumps(c, default=str)}' for row, c in checks.items()]
+        lines += [f'  {row}: {check_text(c)}' for row, c in checks.items()]
     lines += ['', 'goals:']
     for g in goal_rows:
         state = 'not measured' if g['met'] is None else ('met' if g['met'] else 'NOT met')
         value = '' if g['value'] is None else f': {g["value"]:.3f} (limit {g["limit"]:.2f}; {g["detail"]})'
         lines.append(f'  {g["goal"]}{value} -> {state}')
     return '\n'.join(lines)
+
+
+def check_text(check: dict) -> str:
+    """One line of a ``check_onnx`` result: the worst relative difference against PyTorch and the verdict."""
+    if 'max_rel_diff' not in check:
+        return json.dumps(check, default=str)
+    verdict = 'ok' if check.get('ok') else 'NOT ok'
+    return f"max relative difference {check['max_rel_diff']:.1e} (tolerance {check.get('tolerance', '?')}): {verdict}"
 
 
 def device_label(device: torch.device) -> str:
