@@ -80,7 +80,7 @@ def test_goals_met_and_missed():
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--columns', 'eager-fp16'], 'fp16 needs a CUDA device'),
+    (['--columns', 'eager-fp16'], 'fp16 needs CUDA'),
     (['--columns', 'eager-int8'], "unknown column ['eager-int8']"),
     (['--rows', 'cfg9'], "unknown row ['cfg9']"),
     (['--embed-dims', '50'], 'does not split into 32-dim heads'),

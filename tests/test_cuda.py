@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from sparsevit.datasets.synthetic import synthetic_cfg_options
-from sparsevit.utils.latency import autocast_context, first_line
+from sparsevit.utils.latency import first_line
+from sparsevit.utils.precision import autocast_context
 
 from test_backbone import build_sparse, images
 

@@ -76,7 +76,7 @@ def load_tool():
     (['--num-warmup', '-2'], '--num-warmup'),
     (['--device', 'tpu'], '--device'),
     (['--dtype', 'int8'], '--dtype'),
-    (['--dtype', 'fp16'], '--dtype fp16 needs a CUDA device, the device is cpu; use --dtype bf16 or fp32 on CPU'),
+    (['--dtype', 'fp16'], '--dtype fp16 needs CUDA; the device is cpu (use bf16 or fp32)'),
     (['--scope', 'neck'], '--scope'),
     (['--pruning-ratios', '1.5'], 'allowed range is [0, 1)'),
     (['--pruning-ratios', '[0.1, 0.2]'], 'has 2 stages'),
@@ -151,16 +151,16 @@ def test_parser_defaults_are_the_originals():
 # Precision, compile, detector scope (issue 9)
 # ----------------------------------------------------------------------------------------------------------------
 def test_autocast_context():
-    from sparsevit.utils.latency import autocast_context
+    from sparsevit.utils.precision import autocast_context
     with autocast_context('fp32', 'cpu'):
         assert not torch.is_autocast_enabled('cpu')
     with autocast_context('bf16', torch.device('cpu')):
         assert torch.is_autocast_enabled('cpu') and torch.get_autocast_dtype('cpu') == torch.bfloat16
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     assert not torch.is_autocast_enabled('cpu')
-    with pytest.raises(ValueError, match='fp16 needs a CUDA device'):
+    with pytest.raises(ValueError, match='fp16 needs CUDA'):
         autocast_context('fp16', 'cpu')
-    with pytest.raises(ValueError, match="'int8' is not supported; choose one of fp32, fp16, bf16"):
+    with pytest.raises(ValueError, match='int8: allowed values are fp32, fp16, bf16'):
         autocast_context('int8', 'cpu')
 
 
@@ -174,7 +174,7 @@ def demo_detector():
 
 def test_autocast_context_keeps_mmdets_fp32_parts_in_fp32_and_restores_them():
     from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
-    from sparsevit.utils.latency import autocast_context
+    from sparsevit.utils.precision import autocast_context
     model = demo_detector()
     extractors = [m for m in model.modules() if isinstance(m, BaseRoIExtractor)]
     assert len(extractors) == 2
@@ -184,7 +184,7 @@ def test_autocast_context_keeps_mmdets_fp32_parts_in_fp32_and_restores_them():
     rois = torch.tensor([[0.0, 1.0, 1.0, 40.0, 40.0]])
     with torch.no_grad(), autocast_context('bf16', 'cpu', model):
         assert 'forward' in vars(extractors[0]) and 'get_bboxes' in vars(model.rpn_head)
-        assert 'get_bboxes' in vars(model.roi_head.bbox_head) and 'get_seg_masks' in vars(model.roi_head.mask_head)
+        assert 'get_bboxes' in vars(model.roi_head.bbox_head)
         out = extractors[0](feats, rois)  # mmcv's RoIAlign has no bf16 kernel: it gets fp32
     hook.remove()
     assert seen == [torch.float32] and out.dtype == torch.float32

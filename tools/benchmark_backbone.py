@@ -27,8 +27,9 @@ import torch
 from mmdet.models.backbones import SwinTransformer
 
 from sparsevit.models.backbones import SparseSwinTransformer
-from sparsevit.utils.latency import (DTYPES, CompileError, autocast_context, check_dtype, compile_module,
-                                     first_line, random_images, resolve_device, time_forwards, trimmed_mean)
+from sparsevit.utils.latency import (CompileError, compile_module, first_line, random_images, resolve_device,
+                                     time_forwards, trimmed_mean)
+from sparsevit.utils.precision import DTYPES, autocast_context, resolve_dtype
 
 BASELINE = 'mmdet dense'
 ROWS = {
@@ -90,7 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.columns = ['eager-fp32'] + [c for c in columns if c != 'eager-fp32']  # the baseline's column
     for col in args.columns:
         try:
-            check_dtype(col.split('-')[1], args.device)
+            resolve_dtype(col.split('-')[1], args.device)
         except ValueError as err:
             parser.error(f'--columns {col}: {err}')
     args.rows = [BASELINE] + [r for r in (args.rows or ROWS) if r != BASELINE]

@@ -34,8 +34,7 @@ from sparsevit.deploy.cli import (OneLineParser, fraction, int_at_least, run_rep
 from sparsevit.deploy.precision import compare_selections, record_selections, stage_selection  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
 from sparsevit.utils.latency import resolve_device  # noqa: E402
-
-DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+from sparsevit.utils.precision import resolve_dtype  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='detector config file')
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='detector checkpoint (its backbone weights are used); random weights without it')
-    parser.add_argument('--dtype', choices=tuple(DTYPES), default='bf16',
+    parser.add_argument('--dtype', choices=('bf16', 'fp16'), default='bf16',
                         help='autocast precision compared with fp32: bf16 (CPU and CUDA, default) or fp16 (CUDA)')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='cuda when available unless set (default: auto)')
@@ -105,9 +104,7 @@ def same_input_mismatches(backbone, stage_inputs, dtype) -> int:
 
 def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
-    dtype = DTYPES[args.dtype]
-    if dtype == torch.float16 and device.type != 'cuda':
-        raise ValueError(f'--dtype fp16 needs a CUDA device, the device is {device.type}; use --dtype bf16 on CPU')
+    dtype = resolve_dtype(args.dtype, device)
     cfg = load_config(args.config, args.cfg_options)
     backbone, bb = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
     if is_dense(backbone.pruning_ratios):

@@ -40,8 +40,9 @@ from mmcv import Config, DictAction, ProgressBar  # noqa: E402
 from mmdet.models import build_backbone, build_detector  # noqa: E402
 from sparsevit.deploy.build import SWIN_BACKBONES, parse_ratios  # noqa: E402
 from sparsevit.utils.config import apply_sparsevit_cfg  # noqa: E402
-from sparsevit.utils.latency import (DTYPES, CompileError, check_dtype, default_protocol,  # noqa: E402
-                                     measure_backbone_latency, measure_detector_latency, resolve_device)
+from sparsevit.utils.latency import (CompileError, default_protocol, measure_backbone_latency,  # noqa: E402
+                                     measure_detector_latency, resolve_device)
+from sparsevit.utils.precision import DTYPES, resolve_dtype  # noqa: E402
 
 #: --scope detector: added to the random RoI classifier's first logit (see :func:`favour_one_class_`).
 FAVOURED_LOGIT = 5.0
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
     if not osp.isfile(args.config):
         raise ValueError(f'config file not found: {args.config}')
     device = resolve_device(args.device)
-    check_dtype(args.dtype, device)
+    resolve_dtype(args.dtype, device)
     warmup, repeats, protocol = default_protocol('measure_latency', device, args.num_warmup, args.num_repeats)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -5,19 +5,18 @@ autocast keep the same windows (:func:`stage_selection`). Over a whole forward t
 layers round in bf16/fp16), so a window can change sides only where its score was near the keep boundary:
 :func:`compare_selections` measures how often that happens and how near the boundary the flipped windows were.
 """
-import contextlib
 from typing import Dict, List, Optional, Tuple
 
 import torch
+
+from ..utils.precision import autocast_inference
 
 Selections = List[List[Optional[dict]]]
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     """``torch.autocast`` at ``dtype`` on ``device``'s type, or a no-op for ``None`` (fp32)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
+    return autocast_inference(None, dtype, torch.device(device).type)
 
 
 @torch.no_grad()

@@ -7,19 +7,20 @@ returned so callers can split repeats across ranks and gather them.
 
 Deployment settings shared by the tools (issue 9):
 
-* :func:`autocast_context` — ``--dtype fp32|fp16|bf16`` as ``torch.autocast`` (fp16 on CUDA only). Given a
-  detector, it also runs the parts that mmdet keeps in fp32 under its fp16 (``force_fp32``: RoI extractors, box
-  decoding and NMS, mask pasting) in fp32, since mmcv's RoIAlign and NMS have no bf16 kernels.
+* ``dtype`` — ``--dtype fp32|fp16|bf16`` as ``torch.autocast`` (fp16 on CUDA only), through
+  :func:`sparsevit.utils.precision.autocast_context`, which keeps mmdet's ``force_fp32`` steps of a detector in fp32.
 * :func:`compile_module` — ``--compile``: ``torch.compile(module, fullgraph=True)`` and a first call, with any
   failure turned into one :class:`CompileError` line.
 * :func:`measure_backbone_latency` and :func:`measure_detector_latency` — the two ``--scope`` of the latency tool.
 """
 import contextlib
 import time
-from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from .precision import autocast_context, resolve_dtype
 
 #: (warm-up, timed) forwards per measurement. On CUDA, the only device the original supports, these are the
 #: original's: ``tools/measure_latency.py`` 500 + 500, ``tools/search.py`` 200 + 300 per rank. On CPU (about 2 s
@@ -29,13 +30,6 @@ PROTOCOLS = {
     'measure_latency': dict(cuda=(500, 500), cpu=(5, 20)),
     'search': dict(cuda=(200, 300), cpu=(5, 20)),
 }
-
-#: ``--dtype`` names and the autocast dtype of each (None: plain fp32, no autocast).
-DTYPES: Dict[str, Optional[torch.dtype]] = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-#: Detector methods that mmdet decorates with ``force_fp32`` and that run at test time (box decoding + NMS of the
-#: RPN and RoI heads, mask pasting); :func:`autocast_context` runs them, and the RoI extractors, in fp32.
-FP32_METHODS = ('get_bboxes', 'get_seg_masks')
 
 #: torch.compile recompiles once per pruning configuration, dtype and input shape; a benchmark compiles a dozen
 #: variants of one ``forward``, more than dynamo's default limit (8), past which it would silently run eagerly.
@@ -83,79 +77,6 @@ def resolve_device(device: Optional[str]) -> torch.device:
     if dev.type not in ('cpu', 'cuda'):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     return dev
-
-
-# ---------------------------------------------------------------------------------------------------- precision
-def check_dtype(dtype: str, device) -> Optional[torch.dtype]:
-    """The autocast dtype of ``--dtype`` on ``device`` (None for fp32); ValueError for an unsupported pair.
-
-    fp16 autocast is CUDA only here (CPU fp16 kernels are slow or missing); bf16 works on CPU and CUDA.
-    """
-    if dtype not in DTYPES:
-        raise ValueError(f'--dtype {dtype!r} is not supported; choose one of {", ".join(DTYPES)}')
-    if dtype == 'fp16' and torch.device(device).type != 'cuda':
-        raise ValueError(f'--dtype fp16 needs a CUDA device, the device is {torch.device(device).type}; '
-                         f'use --dtype bf16 or fp32 on CPU')
-    return DTYPES[dtype]
-
-
-def autocast_context(dtype: str, device, model: Optional[torch.nn.Module] = None) -> ContextManager:
-    """The context to run a forward in at ``dtype`` ('fp32', 'fp16' or 'bf16') on ``device``.
-
-    fp32 is a no-op; fp16/bf16 is ``torch.autocast(device.type, dtype)``. With ``model`` (an mmdet detector),
-    the RoI extractors and the methods in :data:`FP32_METHODS` run in fp32 with autocast off while inside the
-    context, as mmdet's own fp16 does with ``force_fp32`` (mmcv's RoIAlign and NMS have no bf16 kernels, and box
-    decoding needs the precision); they are restored on exit.
-
-    Raises:
-        ValueError: for an unknown dtype or fp16 without CUDA (see :func:`check_dtype`).
-    """
-    half = check_dtype(dtype, device)
-    if half is None:
-        return contextlib.nullcontext()
-    return _autocast(torch.device(device).type, half, model)
-
-
-@contextlib.contextmanager
-def _autocast(device_type: str, half: torch.dtype, model: Optional[torch.nn.Module]) -> Iterator[None]:
-    patched = _patch_fp32_parts(model, device_type) if model is not None else []
-    try:
-        with torch.autocast(device_type, dtype=half):
-            yield
-    finally:
-        for module, name in patched:
-            delattr(module, name)  # the class attribute (mmdet's method / forward) shows through again
-
-
-def _patch_fp32_parts(model: torch.nn.Module, device_type: str) -> List[Tuple[torch.nn.Module, str]]:
-    """Shadow the fp32 parts of ``model`` with instance attributes that cast inputs to fp32, autocast off."""
-    from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
-    patched = []
-    for module in model.modules():
-        names = [n for n in FP32_METHODS if callable(getattr(type(module), n, None))]
-        if isinstance(module, BaseRoIExtractor):
-            names.append('forward')
-        for name in names:
-            if name not in vars(module):
-                setattr(module, name, _in_fp32(getattr(module, name), device_type))
-                patched.append((module, name))
-    return patched
-
-
-def _in_fp32(fn: Callable, device_type: str) -> Callable:
-    def run(*args, **kwargs):
-        with torch.autocast(device_type, enabled=False):
-            return fn(*_to_fp32(args), **{k: _to_fp32(v) for k, v in kwargs.items()})
-    return run
-
-
-def _to_fp32(obj):
-    """Floating tensors (also inside lists and tuples) cast to fp32; everything else (configs, metas) unchanged."""
-    if isinstance(obj, torch.Tensor):
-        return obj.float() if obj.is_floating_point() else obj
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_fp32(v) for v in obj)
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------------- compile
@@ -240,7 +161,7 @@ def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, bat
 
     Args:
         progress: called after every forward, warm-up ones included (``num_warmup + num_repeats`` calls).
-        dtype: 'fp32', 'fp16' (CUDA) or 'bf16': the autocast of :func:`autocast_context`.
+        dtype: 'fp32', 'fp16' (CUDA) or 'bf16': the autocast of :func:`~sparsevit.utils.precision.autocast_context`.
         compile: time ``torch.compile(backbone, fullgraph=True)``, compiled before the warm-up
             (:func:`compile_module`; raises :class:`CompileError`).
 
@@ -249,7 +170,7 @@ def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, bat
     """
     _check_settings(img_size, batch_size, num_warmup, num_repeats)
     dev = resolve_device(device)
-    check_dtype(dtype, dev)
+    resolve_dtype(dtype, dev)
     backbone.to(dev)
     backbone.eval()  # not chained: mmdet's SwinTransformer.train() returns None
     x = random_images(batch_size, img_size, dev, seed)
@@ -323,7 +244,7 @@ def measure_detector_latency(model: torch.nn.Module, img_size: int = 672, batch_
 
     Args:
         progress, dtype: as :func:`measure_backbone_latency` (with ``dtype`` the fp32 parts of
-            :func:`autocast_context` stay fp32).
+            :func:`~sparsevit.utils.precision.autocast_context` stay fp32).
         compile: compile the backbone only (:func:`compile_module`); the neck and heads run eagerly (RPN/RoI
             post-processing, NMS and mask pasting are data-dependent).
 
@@ -334,7 +255,7 @@ def measure_detector_latency(model: torch.nn.Module, img_size: int = 672, batch_
     """
     _check_settings(img_size, batch_size, num_warmup, num_repeats)
     dev = resolve_device(device)
-    check_dtype(dtype, dev)
+    resolve_dtype(dtype, dev)
     model.to(dev)
     model.eval()
     imgs, metas = detector_inputs(batch_size, img_size, dev, seed)

@@ -5,11 +5,14 @@ itself keeps in fp32 under its fp16 mode, the methods it marks ``@force_fp32`` (
 ``get_bboxes``, RoI feature extraction, ...), run in fp32 with autocast off: mmcv's NMS and RoIAlign kernels
 take fp32 only, and box coordinates in half precision would lose pixels. Those methods are found by their
 decorator, so any mmdet detector gets mmdet's own list.
+
+Every tool's ``--dtype`` goes through here: :func:`resolve_dtype` validates the name for a device (one-line
+``ValueError``), :func:`autocast_context` is the context by name, :func:`autocast_inference` by torch dtype.
 """
 import contextlib
 import functools
 import types
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, ContextManager, Iterator, List, Optional, Tuple
 
 import torch
 from mmcv.runner import force_fp32
@@ -19,8 +22,8 @@ DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 _FORCE_FP32_CODE = force_fp32()(lambda self: None).__code__  # every @force_fp32 wrapper runs this code
 
 
-def resolve_dtype(name: str, device: str) -> Optional[torch.dtype]:
-    """The autocast dtype of ``--dtype NAME`` on ``device``: None for fp32 (no autocast).
+def resolve_dtype(name: str, device) -> Optional[torch.dtype]:
+    """The autocast dtype of ``--dtype NAME`` on ``device`` (a name or ``torch.device``): None for fp32.
 
     Raises:
         ValueError: one line, for an unknown name, fp16 off CUDA, or half precision on a device other than CPU and
@@ -28,6 +31,7 @@ def resolve_dtype(name: str, device: str) -> Optional[torch.dtype]:
     """
     if name not in DTYPES:
         raise ValueError(f'--dtype {name}: allowed values are {", ".join(DTYPES)}')
+    device = torch.device(device).type
     if name == 'fp32':
         return None
     allowed = ('cuda',) if name == 'fp16' else ('cpu', 'cuda')
@@ -60,17 +64,28 @@ def _in_fp32(method: Callable, device_type: str) -> Callable:
     return run
 
 
+def autocast_context(name: str, device, model: Optional[torch.nn.Module] = None) -> ContextManager:
+    """``--dtype NAME`` on ``device`` as a context (see :func:`autocast_inference`); validated at once.
+
+    Raises:
+        ValueError: as :func:`resolve_dtype`.
+    """
+    device_type = torch.device(device).type
+    return autocast_inference(model, resolve_dtype(name, device_type), device_type)
+
+
 @contextlib.contextmanager
-def autocast_inference(model: torch.nn.Module, dtype: Optional[torch.dtype], device_type: str) -> Iterator[None]:
+def autocast_inference(model: Optional[torch.nn.Module], dtype: Optional[torch.dtype],
+                       device_type: str) -> Iterator[None]:
     """Run the block under ``torch.autocast(device_type, dtype)`` with mmdet's ``@force_fp32`` methods in fp32.
 
-    ``dtype=None`` (fp32) changes nothing. The methods are patched on the module instances for the duration of the
-    block only.
+    ``dtype=None`` (fp32) changes nothing. The methods of ``model`` (None: a bare backbone, nothing to patch) are
+    patched on the module instances for the duration of the block only.
     """
     if dtype is None:
         yield
         return
-    patched = fp32_methods(model)
+    patched = fp32_methods(model) if model is not None else []
     for module, name in patched:
         setattr(module, name, _in_fp32(getattr(module, name), device_type))
     try:
