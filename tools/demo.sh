@@ -132,7 +132,7 @@ log "  search band: [$MIN_MS, $MAX_MS] ms (${MIN_FRAC}x to ${MAX_FRAC}x the dens
 
 step "latency-constrained evolutionary search ($NP processes) -> $SEARCH_DIR"
 SEARCH=(tools/search.py "$SPARSE_CFG" "$SAA_DIR/latest.pth" --max "$MAX_MS" --min "$MIN_MS"
-  --work-dir "$SEARCH_DIR" --iters 3 --population 8 --parents 3 --mutation-prob 0.1 --seed "$SEED"
+  --work-dir "$SEARCH_DIR" --iters 40 --population 8 --parents 3 --mutation-prob 0.1 --seed "$SEED"
   --num-images 50 --img_size "$IMG" --batch-size 4 --num-warmup 3 --num-repeats 10
   --latency-table "$SEARCH_DIR/latency_table.json" --no-progress --cfg-options "${DATA_OPTS[@]}")
 BEST_CFG="$SEARCH_DIR/sparsevit_max${MAX_MS}_min${MIN_MS}.py"

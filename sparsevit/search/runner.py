@@ -15,7 +15,6 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from mmcv import Config
-from mmcv.runner import _load_checkpoint
 from mmcv.utils import import_modules_from_strings
 from mmdet.datasets import build_dataset, replace_ImageToTensor
 from mmdet.models import build_detector
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
 from ..utils import dist
+from ..utils.checkpoint import load_weights
 from ..utils.config import apply_sparsevit_cfg, get_sparse_backbone
 from .budgets import Budgets
 from .evaluator import DetectorEvaluator
@@ -62,28 +62,6 @@ def build_model(cfg: Config, checkpoint: str, device: torch.device):
     ckpt = load_weights(model, checkpoint)
     model.CLASSES = ckpt.get('meta', {}).get('CLASSES', dataset.CLASSES)
     return model.to(device).eval(), dataset
-
-
-def load_weights(model: torch.nn.Module, checkpoint: str) -> dict:
-    """Load a detector checkpoint; ValueError if it cannot be read or lacks weights of the model (a search on
-    partly random weights would be meaningless). Extra weights in the checkpoint are ignored."""
-    try:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as err:  # torch.load raises many types for a bad file
-        raise ValueError(f'cannot read checkpoint {checkpoint}: {type(err).__name__} {err}') from err
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'checkpoint {checkpoint} holds no state_dict')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    try:
-        missing, _ = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatches
-        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
-        raise ValueError(f"checkpoint {checkpoint} does not fit the config's model: {detail}") from err
-    if missing:
-        raise ValueError(f"checkpoint {checkpoint} does not fit the config's model: {len(missing)} weights "
-                         f'missing, e.g. {missing[:3]}')
-    return ckpt
 
 
 def build_evaluator(cfg: Config, model, dataset, args: argparse.Namespace, device: torch.device
