@@ -292,3 +292,14 @@ def test_report_without_random_and_errors(exp, tmp_path, capsys):
     assert exp.main(['report', str(tmp_path / 'nothing')]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if 'error' in line]
     assert len(errors) == 1 and 'run the experiments first' in errors[0]
+
+
+def test_plot_with_tied_rows(exp, tmp_path):
+    """Two budgets can pick the same uniform ratio: equal (latency, mAP) points must not make the plot compare
+    rows."""
+    row = dict(method='uniform', img_size=448, latency_ms=50.0, bbox_mAP=0.5, bbox_mAP_s=0.4)
+    records = [dict(row, name='uniform_b1'), dict(row, name='uniform_b2'),
+               dict(row, method='resolution', name='res1', img_size=384)]
+    path = exp.plot_tradeoff(records, str(tmp_path / 'tradeoff.png'))
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'

@@ -862,8 +862,9 @@ def plot_tradeoff(records: Sequence[dict], path: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, metric, title in zip(axes, ('bbox_mAP', 'bbox_mAP_s'), ('all objects', 'small objects')):
         for method, (colour, marker, line) in styles.items():
-            points = sorted((r['latency_ms'], r[metric], r) for r in records
-                            if r['method'] == method and r[metric] is not None)
+            points = sorted(((r['latency_ms'], r[metric], r) for r in records
+                             if r['method'] == method and r[metric] is not None),
+                            key=lambda p: p[:2])  # two budgets can pick the same row: ties must not compare dicts
             if not points:
                 continue
             ax.plot([p[0] for p in points], [p[1] for p in points], line, marker=marker, color=colour,
