@@ -6,7 +6,6 @@
 * Over a whole forward, bf16 rounding upstream changes the stage inputs, so windows may change sides at near-ties
   only: the agreement of kept windows is high and every flip is close to the keep boundary.
 """
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -20,6 +19,7 @@ from sparsevit.models import SparseSwinTransformer
 from sparsevit.ops import window as W
 
 from test_backbone import build_sparse, images, randomize_
+from tool_loader import load_tool
 
 # block 0 of every stage is pruned, so the whole stage's selection depends on the stage input alone
 STAGE_RATIOS = [[.5, .6], [.3, .5], [.2, .2, .4, .4, .5, .5], [.5, .5]]
@@ -141,13 +141,6 @@ def test_compare_selections_counts_flips_and_gaps():
 # ----------------------------------------------------------------------------------------------------------------
 DEMO = 'configs/demo/mask_rcnn_sparsevit_demo.py'
 TOOL_RATIOS = '[[0.5, 0.5], [0.3, 0.3], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0, 0]]'
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'{name}_tool', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def demo_checkpoint(tmp_path) -> str:

@@ -1,5 +1,4 @@
 """tools/benchmark_backbone.py: a tiny interleaved run (table, ratios, n/a cells, JSON) and the goal logic."""
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -7,17 +6,12 @@ import sys
 
 import pytest
 
+from tool_loader import load_tool
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'benchmark_backbone.py')
 TINY = ['--img_size', '64', '--batch-size', '1', '--embed-dims', '16', '--num-warmup', '0', '--num-repeats', '2',
         '--device', 'cpu']
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_backbone_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(*args) -> subprocess.CompletedProcess:
@@ -59,7 +53,7 @@ def cell(ms):
 
 
 def test_goals_met_and_missed():
-    tool = load_tool()
+    tool = load_tool('benchmark_backbone')
     table = {
         'mmdet dense': {'eager-fp32': cell(100.0)},
         'dense': {'eager-fp32': cell(80.0), 'eager-bf16': cell(45.0), 'compiled-fp32': cell(78.0),

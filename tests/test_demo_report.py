@@ -1,22 +1,13 @@
 """tools/demo_report.py (the demo's results table): reads the latency --json files and tools/test.py's eval json."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_report():
-    spec = importlib.util.spec_from_file_location('demo_report_tool', osp.join(ROOT, 'tools', 'demo_report.py'))
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
-    return report
+from tool_loader import load_tool
 
 
 def test_demo_report_reads_latency_and_eval_json(tmp_path, capsys):
-    report = load_report()
+    report = load_tool('demo_report')
     dense_dir, sparse_dir = tmp_path / 'dense', tmp_path / 'sparse'
     for d, bbox in ((dense_dir, 0.61), (sparse_dir, 0.58)):
         d.mkdir()
@@ -48,7 +39,7 @@ def test_demo_report_reads_latency_and_eval_json(tmp_path, capsys):
 
 
 def test_demo_report_puts_bf16_map_next_to_fp32(tmp_path, capsys):
-    report = load_report()
+    report = load_tool('demo_report')
     evals = {}
     for name, bbox, dtype in (('dense', 0.61, None), ('sparse', 0.58, None), ('bf16', 0.575, 'bf16'),
                               ('fp32_again', 0.5, 'fp32')):

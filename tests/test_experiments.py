@@ -1,7 +1,6 @@
 """tools/experiments.py (`make experiments`) at tiny scale: settings, the resolution picker and uniform matcher, the
 config options it passes to the tools, the back-to-back latency driver, the step runner's reuse rules, and the
 table/plot builder on fake results. (The dataset variant is tested in test_synthetic_data.py.)"""
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -9,15 +8,14 @@ import sys
 
 import pytest
 
+from tool_loader import load_tool
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
 def exp():
-    spec = importlib.util.spec_from_file_location('experiments_tool', osp.join(ROOT, 'tools', 'experiments.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('experiments')
 
 
 # ----------------------------------------------------------------------------------------------------------------

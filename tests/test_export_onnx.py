@@ -3,7 +3,6 @@
 Tiny model (embed 16), small padded inputs; both torch exporters (TorchScript-based, the default, and
 ``torch.export``-based) on one configuration each, the default one on dense and sparse configurations.
 """
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -16,6 +15,7 @@ pytest.importorskip('onnx')
 from sparsevit.deploy.onnx import check_onnx, export_backbone, ort_latency  # noqa: E402
 
 from test_backbone import build_sparse, images  # noqa: E402
+from tool_loader import load_tool  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MIXED = [[.4, .5], [0, .4], [.2, .2, .4, .4, .7, .7], [0, .5]]  # dense and pruned blocks, pruned shifted blocks
@@ -100,16 +100,9 @@ def test_export_rejects_what_cannot_be_exported(tmp_path):
 DEMO = osp.join(ROOT, 'configs/demo/mask_rcnn_sparsevit_demo.py')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('export_onnx_tool', osp.join(ROOT, 'tools', 'export_onnx.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tool_exports_checks_and_times(tmp_path, capsys):
     out, js = tmp_path / 'demo.onnx', tmp_path / 'result.json'
-    rc = load_tool().main([DEMO, '--out', str(out), '--img_size', '96', '--batch-size', '1', '--pruning-ratios',
+    rc = load_tool('export_onnx').main([DEMO, '--out', str(out), '--img_size', '96', '--batch-size', '1', '--pruning-ratios',
                            '[[0.5, 0.5], [0.3, 0.3], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0, 0]]', '--num-warmup', '1',
                            '--num-repeats', '2', '--json', str(js)])
     printed = capsys.readouterr().out
@@ -132,7 +125,7 @@ def test_tool_exports_checks_and_times(tmp_path, capsys):
 def test_tool_bad_input_one_line(argv, fragment, tmp_path, capsys):
     argv = [a.replace('{tmp}', str(tmp_path)) for a in argv]
     try:
-        rc = load_tool().main([DEMO, *argv])
+        rc = load_tool('export_onnx').main([DEMO, *argv])
     except SystemExit as exit_:  # argparse errors
         rc = exit_.code
     err = capsys.readouterr().err.strip()

@@ -1,7 +1,6 @@
 """tools/measure_latency.py: runs on CPU with tiny repeats, writes --json, and bad arguments fail on one line.
 
 Also the latency protocols, ``--dtype`` / ``autocast_context``, ``--compile`` and ``--scope detector``."""
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -10,6 +9,8 @@ import sys
 
 import pytest
 import torch
+
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'measure_latency.py')
@@ -61,13 +62,6 @@ def test_top_level_ratios_gene_dict_and_dense_swin(tmp_path):
     assert json.loads(out.read_text())['pruning_ratios'][0] == [0.2, 0.2]
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('measure_latency_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('args, expect', [
     (['--img_size', '0'], '--img_size'),
     (['--img_size', 'big'], '--img_size'),
@@ -87,7 +81,7 @@ def load_tool():
     (['--cfg-options', 'model.backbone.type=ResNet', '--pruning-ratios', '0.1'], 'pruning_ratios is set'),
 ])
 def test_bad_arguments_one_error_line(capsys, args, expect):
-    tool = load_tool()
+    tool = load_tool('measure_latency')
     argv = [SPARSE_CFG, '--num-repeats', '1', '--num-warmup', '0', '--img_size', '32', '--device', 'cpu', *args]
     try:
         code = tool.main(argv)
@@ -141,7 +135,7 @@ def test_cpu_default_is_the_short_protocol_with_progress_and_eta(tmp_path):
 
 
 def test_parser_defaults_are_the_originals():
-    args = load_tool().parse_args([SPARSE_CFG])
+    args = load_tool('measure_latency').parse_args([SPARSE_CFG])
     assert (args.img_size, args.batch_size, args.scope, args.dtype, args.compile) == (672, 4, 'backbone', 'fp32',
                                                                                      False)
     assert args.num_warmup is None and args.num_repeats is None  # -> the device's protocol
@@ -216,7 +210,7 @@ def test_compile_failure_exits_1_with_one_line(monkeypatch, capsys):
         raise latency.CompileError('torch.compile(fullgraph=True) of SparseViT failed: Unsupported: graph break')
 
     monkeypatch.setattr(latency, 'compile_module', fail)
-    code = load_tool().main([SPARSE_CFG, '--compile', '--device', 'cpu', '--img_size', '32', '--batch-size', '1',
+    code = load_tool('measure_latency').main([SPARSE_CFG, '--compile', '--device', 'cpu', '--img_size', '32', '--batch-size', '1',
                              '--num-warmup', '0', '--num-repeats', '1', '--no-progress'])
     err = capsys.readouterr().err
     assert code == 1 and error_lines_of(err) == [
@@ -240,7 +234,7 @@ def test_bf16_and_compiled_backbone(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(torch, 'compile', compile_eager)
     out = tmp_path / 'bf16.json'
     ratios = '[[0.5, 0.5], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]]'
-    code = load_tool().main([SPARSE_CFG, *FAST, '--dtype', 'bf16', '--compile', '--pruning-ratios', ratios,
+    code = load_tool('measure_latency').main([SPARSE_CFG, *FAST, '--dtype', 'bf16', '--compile', '--pruning-ratios', ratios,
                              '--json', str(out), '--no-progress'])
     stdout = capsys.readouterr().out
     assert code == 0 and calls == [dict(fullgraph=True)]

@@ -1,7 +1,6 @@
 """tools/train.py, tools/test.py, tools/dist_train.sh and tools/dist_test.sh on the synthetic data, CPU only."""
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -15,6 +14,8 @@ import pytest
 import torch
 
 from sparsevit.datasets.synthetic import synthetic_cfg_options
+
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DENSE_DEMO = 'configs/demo/mask_rcnn_swin_demo.py'
@@ -33,14 +34,6 @@ def tool_env() -> dict:
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
     env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     return env
-
-
-def load_tool(name: str):
-    """tools/NAME.py as a module (its main(argv) runs in this process)."""
-    spec = importlib.util.spec_from_file_location(f'{name}_tool', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(cmd: list) -> subprocess.CompletedProcess:

@@ -1,5 +1,4 @@
 """tools/visualize_sparsity.py: token masks match what the backbone computes; the tool writes the PNG."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -9,16 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from tool_loader import load_tool
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'visualize_sparsity.py')
 SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('visualize_sparsity_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_backbone():
@@ -32,7 +26,7 @@ def tiny_backbone():
 @pytest.mark.parametrize('block', [0, 1])  # regular and shifted (rolled) windows
 def test_kept_token_mask_is_exactly_what_the_block_computed(block):
     """Tokens a pruned block changed == the tool's mask of its kept windows (with shift, padding)."""
-    tool = load_tool()
+    tool = load_tool('visualize_sparsity')
     backbone = tiny_backbone()
     x = torch.randn(2, 3, 100, 116)  # 25x29 tokens at stage 0: padded to 28x35, 4x5 windows
     nhwc, _ = backbone.patch_embed(x)
@@ -57,7 +51,7 @@ def test_kept_token_mask_is_exactly_what_the_block_computed(block):
 
 
 def test_stage_panel_and_dimming():
-    tool = load_tool()
+    tool = load_tool('visualize_sparsity')
     rec = lambda keep, shift: dict(keep=torch.tensor([keep]), grid=(2, 2), shift=shift, hw=(14, 14), stride=4)
     assert tool.stage_panel([None, None], [0, 0], 7) is None
     panel = tool.stage_panel([rec([0, 3], 0), rec([0], 3), rec([3], 0)], [0.5, 0.7, 0.7], 7)
@@ -95,7 +89,7 @@ def test_tool_writes_png(tmp_path, synthetic_coco):
 
 
 def test_bad_paths_in_process(capsys, tmp_path, synthetic_coco):
-    tool = load_tool()
+    tool = load_tool('visualize_sparsity')
     image = osp.join(synthetic_coco, 'val', '000000.png')
     for argv, expect in (([SPARSE_CFG, str(tmp_path / 'no.pth'), image], 'checkpoint file not found'),
                          ([SPARSE_CFG, str(tmp_path / 'no.png')], 'image file not found'),

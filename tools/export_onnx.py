@@ -29,7 +29,7 @@ import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
 from sparsevit.deploy.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
-from sparsevit.utils.latency import time_forwards, trimmed_mean  # noqa: E402
+from sparsevit.utils.latency import trimmed_mean, warm_then_time  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,9 +71,7 @@ def dense_path(path: str) -> str:
 
 def torch_latency(backbone, x: torch.Tensor, num_warmup: int, num_repeats: int) -> float:
     with torch.inference_mode():
-        for _ in range(num_warmup):
-            backbone(x)
-        return trimmed_mean(time_forwards(lambda: backbone(x), num_repeats, x.device))
+        return trimmed_mean(warm_then_time(lambda: backbone(x), num_warmup, num_repeats, x.device))
 
 
 def run(args: argparse.Namespace) -> dict:

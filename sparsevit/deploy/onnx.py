@@ -8,14 +8,13 @@ run a model.
 """
 import os
 import os.path as osp
-import time
 import warnings
 from typing import Dict, List
 
 import numpy as np
 import torch
 
-from ..utils.latency import trimmed_mean
+from ..utils.latency import trimmed_mean, warm_then_time
 
 #: Largest relative difference (max |ort - torch| / max |torch| per output) accepted by :func:`check_onnx` in fp32.
 ONNX_TOLERANCE = 1e-4
@@ -128,11 +127,4 @@ def ort_latency(path: str, x: torch.Tensor, num_warmup: int = 5, num_repeats: in
         raise ValueError(f'num_warmup must be >= 0 and num_repeats > 0, got {num_warmup} and {num_repeats}')
     session = _session(path)
     feed = {session.get_inputs()[0].name: x.detach().cpu().float().numpy()}
-    for _ in range(num_warmup):
-        session.run(None, feed)
-    times = []
-    for _ in range(num_repeats):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return trimmed_mean(times)
+    return trimmed_mean(warm_then_time(lambda: session.run(None, feed), num_warmup, num_repeats, torch.device('cpu')))

@@ -10,7 +10,7 @@ Instead of ``pad -> roll -> partition`` (three copies of the feature map) every 
 in, and writes them back with ``index_copy_``. Only 1-D indices are used, never N x C-expanded ones.
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -152,25 +152,21 @@ def flat_window_index(order: torch.Tensor, k: int, num_windows: int) -> torch.Te
     return (base + order[:, :k]).reshape(-1)  # [B*k]
 
 
-def split_plain_first(flat_idx: torch.Tensor, boundary: torch.Tensor, num_windows: int,
-                      num_plain: Optional[int] = None) -> Tuple[torch.Tensor, int]:
-    """Reorder flat window indices so windows without a shift mask come first.
+def split_plain_first(flat_idx: torch.Tensor, boundary: torch.Tensor, num_windows: int) -> Tuple[torch.Tensor, int]:
+    """Reorder flat window indices so windows without a shift mask come first (eager mode: counting them reads a
+    value back from the device; :func:`plain_first_windows` does all windows of a batch from the grid alone).
 
     Args:
         flat_idx: ``[K]`` flat window indices.
         boundary: ``[nW]`` bool, True where the shifted-window mask is not all zero.
         num_windows: ``nW``.
-        num_plain: the number of mask-free windows in ``flat_idx`` when the caller knows it (e.g. all windows of a
-            batch); otherwise it is counted, which reads a value back from the device (a host sync).
 
     Returns:
         (reordered ``[K]`` indices, number of leading mask-free windows).
     """
     is_b = boundary[flat_idx % num_windows]  # [K]
     perm = torch.argsort(is_b.to(torch.int8), stable=True)
-    if num_plain is None:
-        num_plain = int(flat_idx.numel() - int(is_b.sum()))
-    return flat_idx[perm], num_plain
+    return flat_idx[perm], int(flat_idx.numel() - int(is_b.sum()))
 
 
 def token_rows(flat_idx: torch.Tensor, token_index: torch.Tensor, num_windows: int, tokens_per_image: int):

@@ -134,6 +134,17 @@ def time_forwards(fn: Callable[[], object], num_repeats: int, device: torch.devi
     return times
 
 
+def warm_then_time(fn: Callable[[], object], num_warmup: int, num_repeats: int, device: torch.device,
+                   progress: Optional[Callable[[int], None]] = None) -> List[float]:
+    """``num_warmup`` untimed calls of ``fn``, then :func:`time_forwards`; ``progress(i)`` after every call, the
+    warm-up ones included (``num_warmup + num_repeats`` calls)."""
+    for i in range(num_warmup):
+        fn()
+        if progress is not None:
+            progress(i)
+    return time_forwards(fn, num_repeats, device, None if progress is None else (lambda i: progress(num_warmup + i)))
+
+
 def _sync(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -176,12 +187,7 @@ def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, bat
     x = random_images(batch_size, img_size, dev, seed)
     fn = compile_module(backbone, x, dtype) if compile else backbone
     with torch.inference_mode(), autocast_context(dtype, dev):
-        for i in range(num_warmup):
-            fn(x)
-            if progress is not None:
-                progress(i)
-        times = time_forwards(lambda: fn(x), num_repeats, dev,
-                              None if progress is None else (lambda i: progress(num_warmup + i)))
+        times = warm_then_time(lambda: fn(x), num_warmup, num_repeats, dev, progress)
     return dict(latency_ms=trimmed_mean(times), times_ms=times, img_size=img_size, batch_size=batch_size,
                 device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats, dtype=dtype, compiled=compile)
 
@@ -272,18 +278,12 @@ def measure_detector_latency(model: torch.nn.Module, img_size: int = 672, batch_
             def forward():
                 outputs[:] = model(img=[imgs], img_metas=[metas], return_loss=False, rescale=True)
 
-            for i in range(num_warmup):
-                forward()
-                if progress is not None:
-                    progress(i)
-            for times_of_part in spans.values():
-                times_of_part.clear()  # keep the timed runs only
-            times = time_forwards(forward, num_repeats, dev,
-                                  None if progress is None else (lambda i: progress(num_warmup + i)))
+            times = warm_then_time(forward, num_warmup, num_repeats, dev, progress)
     finally:
         model.backbone = eager_backbone
     latency = trimmed_mean(times)
-    part_ms = {f'{name}_ms': trimmed_mean(spans[name]) for name in parts}
+    # one backbone and one neck call per test forward: the warm-up forwards' spans come first
+    part_ms = {f'{name}_ms': trimmed_mean(spans[name][num_warmup:]) for name in parts}
     return dict(latency_ms=latency, times_ms=times, **part_ms, backbone_share=part_ms['backbone_ms'] / latency,
                 detections_per_image=count_detections(outputs), img_size=img_size, batch_size=batch_size,
                 input_shape=list(imgs.shape), device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats,
