@@ -4,11 +4,16 @@
 demo's image size), generated once per test session; returns its data root (a ``str``). Point a demo config at it
 with ``sparsevit.datasets.synthetic.synthetic_cfg_options(root)``.
 
+``cost_clock``: a deterministic clock for the latency code: ``cost_clock(backbone, speed=1.0)`` makes the
+``perf_counter`` of the latency measurement and of the latency table advance by the work ``backbone`` does
+(:class:`CostClock`), ``speed`` times (1.5: a machine 1.5x slower; change ``clock.speed`` at any time).
+
 Tests marked ``@pytest.mark.cuda`` need a CUDA GPU: they are skipped (with the reason) when torch sees none, and
 ``pytest -m cuda`` (``make gpu-check``) runs only them.
 """
 import os.path as osp
 import sys
+import types
 
 import pytest
 
@@ -25,6 +30,49 @@ def synthetic_coco(tmp_path_factory) -> str:
     from sparsevit.datasets.synthetic import generate_synthetic_coco
     root = tmp_path_factory.mktemp('synthetic_coco')
     return generate_synthetic_coco(str(root), **SYNTHETIC_TINY)['root']
+
+
+class CostClock:
+    """A fake ``perf_counter`` that advances by the work a SparseViT backbone does: a cost per token and channel
+    entering every block (hooked at the block's first norm, which sees only the kept windows), plus fixed costs for
+    the patch embedding (``overhead`` seconds: a forward's fixed cost) and each output norm; all times ``speed``.
+    One clock can serve several backbones (:meth:`attach`)."""
+
+    def __init__(self, speed: float = 1.0, overhead: float = 3e-3):
+        self.now, self.speed, self.overhead = 0.0, speed, overhead
+
+    def attach(self, backbone) -> 'CostClock':
+        for stage in backbone.stages:
+            for block in stage.blocks:
+                block.norm1.register_forward_hook(lambda mod, inp, out: self.advance(1e-6 * inp[0].numel()))
+        backbone.patch_embed.register_forward_hook(lambda *_: self.advance(self.overhead))
+        for i in backbone.out_indices:
+            getattr(backbone, f'norm{i}').register_forward_hook(lambda *_: self.advance(1e-3))
+        return self
+
+    def advance(self, seconds: float) -> None:
+        self.now += self.speed * seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def cost_clock(monkeypatch):
+    """``cost_clock(backbone=None, speed=1.0) -> CostClock``, installed as the clock of ``sparsevit.utils.latency``
+    (every full-forward measurement) and ``sparsevit.search.latency_table`` (the stage clock of a table build)."""
+    import sparsevit.search.latency_table as table_mod
+    import sparsevit.utils.latency as latency_mod
+
+    def install(backbone=None, speed: float = 1.0) -> CostClock:
+        clock = CostClock(speed)
+        if backbone is not None:
+            clock.attach(backbone)
+        fake = types.SimpleNamespace(perf_counter=clock)
+        monkeypatch.setattr(latency_mod, 'time', fake)
+        monkeypatch.setattr(table_mod, 'time', fake)
+        return clock
+    return install
 
 
 def pytest_configure(config):

@@ -135,7 +135,15 @@ def test_ratios_option_and_searched_config(exp, tmp_path):
     assert exp.sparsity_text(ratios) == '0.3 / 0 / 0.1 0.2 0.4 / 0.5'
     assert exp.sparsity_text(None) == exp.sparsity_text([[0.0, 0.0]]) == 'dense'
     assert exp.sparsity_text([[0.4, 0.4], [0.4, 0.4]]) == 'uniform 0.4'
-    assert exp.budget_text(41.26) == '41.3'
+    assert exp.budget_text(0.71234) == '0.712x'
+    from sparsevit.search.budgets import Limit
+    assert Limit.parse(exp.budget_text(0.71234)) == Limit(0.712, True, '0.712x')  # tools/search.py takes it
+    # the budgets are fractions of the full size's dense latency timed in the same run: a machine 1.5x slower
+    # gives the same budgets
+    dense = {448: 200.0, 416: 170.0, 384: 150.0}
+    slow = {r: 1.5 * ms for r, ms in dense.items()}
+    assert exp.budget_fractions(dense, 448, [416, 384]) == pytest.approx([0.85, 0.75])
+    assert exp.budget_fractions(slow, 448, [416, 384]) == pytest.approx([0.85, 0.75])
 
 
 # ----------------------------------------------------------------------------------------------------------------

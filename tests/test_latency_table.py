@@ -3,13 +3,11 @@ deterministic clock, sharding, a real (CPU-timed) build, calibration, JSON round
 No timing assertions."""
 import json
 import random
-import types
 from collections import Counter
 
 import pytest
 import torch
 
-import sparsevit.search.latency_table as table_mod
 import sparsevit.utils.latency as latency_mod
 from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
 from sparsevit.schedule import dense_genes, gene_names, genes_key, genes_to_ratios, sample_genes, sparsest_genes
@@ -41,39 +39,11 @@ def measure(backbone, num_warmup: int, num_repeats: int) -> float:
     return latency_mod.measure_backbone_latency(backbone, IMG, BATCH, num_warmup, num_repeats, 'cpu')['latency_ms']
 
 
-class CostClock:
-    """A fake ``perf_counter`` that advances by the work the backbone does: a cost per token and channel entering
-    every block (hooked at the block's first norm, which sees only the kept windows), plus fixed costs for the patch
-    embedding and each output norm."""
-
-    def __init__(self, backbone: SparseSwinTransformer):
-        self.now = 0.0
-        for stage in backbone.stages:
-            for block in stage.blocks:
-                block.norm1.register_forward_hook(lambda mod, inp, out: self.advance(1e-6 * inp[0].numel()))
-        backbone.patch_embed.register_forward_hook(lambda *_: self.advance(3e-3))
-        for i in range(len(DEPTHS)):
-            getattr(backbone, f'norm{i}').register_forward_hook(lambda *_: self.advance(1e-3))
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_stage_entries_cover_the_space():
     assert len(stage_entries((2, 2, 6, 2))) == 9 + 9 + 165 + 9  # Swin-T: 192 measurements
     entries = stage_entries(DEPTHS, (0.0, 0.5))
     assert entries == [(0, (0.0,)), (0, (0.5,)), (1, (0.0,)), (1, (0.5,)), (2, (0.0, 0.0)), (2, (0.0, 0.5)),
                        (2, (0.5, 0.5)), (3, (0.0,)), (3, (0.5,))]
-
-
-def use_clock(monkeypatch, clock) -> None:
-    """The fake clock for the table's stage timing and for the full-forward measurement alike."""
-    fake = types.SimpleNamespace(perf_counter=clock)
-    monkeypatch.setattr(latency_mod, 'time', fake)
-    monkeypatch.setattr(table_mod, 'time', fake)
 
 
 def test_schedule_covers_every_entry_in_ever_different_company():
@@ -89,9 +59,9 @@ def test_schedule_covers_every_entry_in_ever_different_company():
     assert forward_schedule(DEPTHS, (0.0, 0.5), 1, seed=3) == forward_schedule(DEPTHS, (0.0, 0.5), 1, seed=3)
 
 
-def test_prediction_is_exact_under_an_additive_cost(monkeypatch):
+def test_prediction_is_exact_under_an_additive_cost(cost_clock):
     backbone = tiny_backbone()
-    use_clock(monkeypatch, CostClock(backbone))
+    cost_clock(backbone)
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_rounds=1, device='cpu')
     assert table.fixed_ms == pytest.approx(3.0 + 4 * 1.0)
     assert table.meta['method'] == 'in-context' and table.meta['forwards'] == 45  # stage 2: C(10, 2) entries
@@ -114,9 +84,9 @@ def test_stage_times_inside_a_forward_add_up_to_the_forward():
     assert 'forward_stage' not in vars(backbone), 'the wrapper is removed'
 
 
-def test_sharded_build_equals_single_build(monkeypatch):
+def test_sharded_build_equals_single_build(cost_clock):
     backbone = tiny_backbone()
-    use_clock(monkeypatch, CostClock(backbone))
+    cost_clock(backbone)
     single = build_latency_table(backbone, IMG, BATCH, 0, 2, 'cpu', choices=(0.0, 0.4, 0.8))
     shard1 = {}
 
@@ -177,9 +147,9 @@ def test_real_build_round_trip_and_stale_rejection(tmp_path):
         LatencyTable.load(str(tmp_path / 'old.json'))
 
 
-def test_calibration_fits_offset_and_scale_from_spread_configurations(monkeypatch):
+def test_calibration_fits_offset_and_scale_from_spread_configurations(cost_clock):
     backbone = tiny_backbone()
-    use_clock(monkeypatch, CostClock(backbone))
+    cost_clock(backbone)
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_rounds=1, device='cpu')
     measured = []
 

@@ -402,7 +402,19 @@ def test_bad_arguments_fail_with_one_line(demo, capsys):
     one_error_line(capsys.readouterr().err, "invalid choice: 'proposal'")
     with pytest.raises(SystemExit):
         main([DEMO, ckpt, '--budgets', '33', 'fast'])
-    one_error_line(capsys.readouterr().err, "invalid Milliseconds value: 'fast'")
+    one_error_line(capsys.readouterr().err, "argument --budgets: bad latency 'fast': give milliseconds (e.g. 42) or "
+                   'a fraction of the dense latency in (0, 1] with a trailing x (e.g. 0.85x)')
+    for bad in ('0x', '1.2x', 'abcx'):
+        with pytest.raises(SystemExit):
+            main([DEMO, ckpt, '--max', bad])
+        one_error_line(capsys.readouterr().err, f"argument --max: bad latency '{bad}'")
+    for extra, message in [
+            (['--max', '0.85x', '--min', '40'], '--max and --min mix fractions of the dense latency (x) with '
+                                                'milliseconds'),
+            (['--max', '0.5x', '--min', '0.6x'], '--min 0.6x is above --max 0.5x'),
+            (['--budgets', '0.7x', '0.6x'], '--budgets must be strictly ascending, got 0.7x before 0.6x')]:
+        assert main([DEMO, ckpt, *extra]) == 1, extra
+        one_error_line(capsys.readouterr().err, message)
 
 
 def test_infeasible_band_stale_table_and_bad_checkpoint_fail_with_one_line(dist_run, demo, capsys, tmp_path):
@@ -440,3 +452,150 @@ def test_infeasible_band_under_dist_run_fails_with_one_line(dist_run, demo):
                       launcher=(TORCHPACK, 'dist-run', '-np', '2'))
     assert result.returncode != 0
     one_error_line(result.stdout + result.stderr, 'is above the dense model')
+
+
+def test_relative_band_is_resolved_against_the_searchs_own_dense_latency(dist_run, demo, tmp_path, capsys,
+                                                                        monkeypatch):
+    """``--max 1x --min Fx``: the band is the fractions times the dense latency the table predicts; the outputs are
+    named with the fractions as typed and record both forms; ``--resume`` accepts the same fractions."""
+    from tools.search import main
+    work, _ = dist_run
+    options, ckpt = demo
+    dense, sparsest = table_range(work)
+    low = f'{min(0.95, sparsest / dense + 0.1):.3f}x'
+    common = [DEMO, ckpt, '--max', '1x', '--min', low, '--latency-table', osp.join(work, 'table.json'), '--iters',
+              '6', '--num-images', '1', '--work-dir', str(tmp_path), *FAST, *options]
+    monkeypatch.chdir(ROOT)
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    low_ms = float(low[:-1]) * dense
+    band_text = f'band [{low}, 1x] of dense {dense:.2f} ms = [{low_ms:.4g}, {dense:.4g}] ms'
+    assert f'[search] {band_text}; dense {dense:.2f} ms' in out
+    tag = f'max1x_min{low}'
+    history = read_jsonl(osp.join(tmp_path, f'search_{tag}_history.jsonl'))
+    assert len(history) == 6
+    assert all(low_ms <= r['latency'] <= dense for r in history if r['feasible'])
+    summary = json.load(open(osp.join(tmp_path, f'search_{tag}_summary.json')))
+    band = summary['band']
+    assert band['relative'] and band['dense_ms'] == pytest.approx(dense) and band['sparsest_ms'] == \
+        pytest.approx(sparsest)
+    assert band['min'] == dict(text=low, fraction=float(low[:-1]), ms=pytest.approx(low_ms))
+    assert band['budgets'] == [dict(text='1x', fraction=1.0, ms=pytest.approx(dense))]
+    state = json.load(open(osp.join(tmp_path, f'search_{tag}_state.json')))
+    assert state['settings']['relative_budgets'] == dict(budgets=['1x'], min=low)
+    assert state['settings']['budgets'] == [pytest.approx(dense)] and state['band'] == band
+    log = open(osp.join(tmp_path, f'search_{tag}.txt')).read()
+    assert f'--max 1x --min {low}' in log and f'# {band_text}' in log
+    config = open(osp.join(tmp_path, f'sparsevit_{tag}.py')).read()
+    assert f'({band_text}, batch 1 at 112x112)' in config
+    assert main([*common, '--resume']) == 0
+    assert 'resumed: replaying 6 recorded steps' in capsys.readouterr().out
+    assert main([*common[:3], '0.98x', *common[4:], '--resume']) == 1  # other fractions: another search
+    one_error_line(capsys.readouterr().err, 'no search state')  # named by the fractions: not this one's files
+
+
+def test_relative_budgets_name_the_configs_and_the_front(dist_run, demo, tmp_path, capsys, monkeypatch):
+    from tools.search import main
+    work, _ = dist_run
+    options, ckpt = demo
+    dense, sparsest = table_range(work)
+    first = sparsest / dense + 0.5 * (1 - sparsest / dense)
+    budgets = [f'{first:.3f}x', '1x']
+    monkeypatch.chdir(ROOT)
+    assert main([DEMO, ckpt, '--budgets', *budgets, '--latency-table', osp.join(work, 'table.json'), '--iters', '8',
+                 '--num-images', '1', '--work-dir', str(tmp_path), *FAST, '--parents', '4', *options]) == 0
+    front = json.load(open(tmp_path / 'front.json'))['budgets']
+    assert [row['name'] for row in front] == budgets and [row['fraction'] for row in front] == [float(budgets[0][:-1]),
+                                                                                               1.0]
+    assert [row['budget'] for row in front] == [pytest.approx(float(budgets[0][:-1]) * dense), pytest.approx(dense)]
+    md = open(tmp_path / 'front.md').read()
+    assert md.startswith('| budget (of dense) | band |')
+    assert f'| 1x | ({budgets[0]}, 1x] = (' in md
+    for row in front:
+        if row['config_file']:
+            assert osp.basename(row['config_file']) == f"sparsevit_max{row['name']}.py"
+            assert osp.isfile(row['config_file'])
+    assert f'search_budgets{budgets[0]}_1x_summary.json' in os.listdir(tmp_path)
+
+
+#: sparsest / dense backbone latency of the demo model as its search saw it (2-core CPU, 224x224, batch 4), and the
+#: demo's input size
+DEMO_SPARSEST_FRACTION = 11.96 / 50.54
+DEMO_IMG = 224
+
+
+def demo_fractions():
+    """The demo's band (tools/demo.sh): its default fractions, checked to be passed to the search as fractions."""
+    script = open(osp.join(ROOT, 'tools', 'demo.sh')).read()
+    assert '--max "${MAX_FRAC}x" --min "${MIN_FRAC}x"' in script, 'the demo must search with a relative band'
+    high = re.search(r'MAX_FRAC="\$\{DEMO_MAX_FRAC:-([0-9.]+)\}"', script).group(1)
+    low = re.search(r'MIN_FRAC="\$\{DEMO_MIN_FRAC:-([0-9.]+)\}"', script).group(1)
+    return high, low
+
+
+@pytest.mark.parametrize('speed', [1.5, 1 / 1.5])
+def test_demo_band_and_search_survive_a_change_of_machine_speed(speed, demo, tmp_path, capsys, monkeypatch,
+                                                                 cost_clock):
+    """The demo's band and search steps on a deterministic cost clock, the machine ``speed`` times slower during the
+    search than when the band was chosen: the relative band finds configurations either way. The band measured
+    in milliseconds the way the demo did before (the dense backbone timed in another process, then fractions of
+    it passed as ms) falls off the search's range on a machine 1.5x faster (the failure of a fresh `make demo`)."""
+    import sparsevit.search.runner as runner
+    from sparsevit.deploy.build import build_sparse_backbone, load_config
+    from sparsevit.utils.latency import measure_backbone_latency
+    from tools.search import main
+    options, ckpt = demo
+    high, low = demo_fractions()
+    clock = cost_clock()
+    real_backbone = runner.get_sparse_backbone
+
+    def clocked_backbone(model):  # the search's backbone runs on the cost clock
+        backbone = real_backbone(model)
+        clock.attach(backbone)
+        return backbone
+
+    monkeypatch.setattr(runner, 'get_sparse_backbone', clocked_backbone)
+    # step "band" (as the demo did before): the dense SparseViT backbone timed at today's speed
+    backbone, _ = build_sparse_backbone(load_config(osp.join(ROOT, DEMO)), ckpt)
+    clock.attach(backbone)
+
+    def latency(ratio=0.0):
+        backbone.set_pruning_ratios([[ratio] * d for d in backbone.depths])
+        return measure_backbone_latency(backbone, DEMO_IMG, 1, 0, 2, 'cpu')['latency_ms']
+    # a fixed cost per forward that gives the clock the demo's measured sparsest / dense ratio (11.96 / 50.54 ms on
+    # a 2-core CPU: a forward's overhead does not shrink with the windows)
+    clock.overhead = 0.0
+    dense, sparsest = latency(), latency(0.8)
+    clock.overhead = 1e-3 * (sparsest - DEMO_SPARSEST_FRACTION * dense) / (DEMO_SPARSEST_FRACTION - 1)
+    dense_then = latency()
+    clock.speed = speed  # the machine changes speed between the two steps
+    monkeypatch.chdir(ROOT)
+    common = [DEMO, ckpt, '--latency-table', '', '--iters', '20', '--num-images', '1', *FAST, '--img_size',
+              str(DEMO_IMG), *options]
+
+    def search(name, band):
+        work = tmp_path / f'{name}_{speed:.2f}'
+        args = list(common)
+        args[3] = str(work / 'latency_table.json')
+        code = main([*args, *band, '--work-dir', str(work)])
+        return code, capsys.readouterr(), work
+
+    code, out, work = search('relative', ['--max', f'{high}x', '--min', f'{low}x'])
+    assert code == 0, out.err[-2000:]
+    summary = json.load(open(work / f'search_max{high}x_min{low}x_summary.json'))
+    dense_now = summary['band']['dense_ms']
+    assert dense_now == pytest.approx(speed * dense_then, rel=0.05)  # the table's dense prediction, at search time
+    assert summary['band']['budgets'][0]['ms'] == pytest.approx(float(high) * dense_now)
+    assert float(low) * dense_now <= summary['best']['latency'] <= float(high) * dense_now
+    assert osp.isfile(work / f'sparsevit_max{high}x_min{low}x.py')
+
+    absolute = ['--max', f'{float(high) * dense_then:.3f}', '--min', f'{float(low) * dense_then:.3f}']
+    code, out, work = search('absolute', absolute)
+    if speed > 1:  # band chosen on a faster machine: the ms band finds configurations the demo did not ask for
+        assert code == 0, out.err[-2000:]
+        best = json.load(open(work / f'search_max{absolute[1]}_min{absolute[3]}_summary.json'))['best']
+        assert best['latency'] < float(low) * dense_now
+    else:  # band chosen under load, search on a faster machine: most of the band lies above dense
+        assert code == 1
+        one_error_line(out.err, 'the search found no configuration inside the latency band', 'above',
+                       'as fractions of the dense latency: --max 1.27x --min 0.9x (above 1x is slower than dense)')

@@ -4,7 +4,6 @@
         --row dense CONFIG EVAL LATENCY_JSON[,LATENCY_JSON...] --row sparse CONFIG EVAL LATENCY_JSON[,...] \
         [--bf16 NAME EVAL [--precision-check JSON]] [--markdown results.md] [--json results.json] \
         [--wall-time SECONDS]
-    python tools/demo_report.py --band MAX_FRAC MIN_FRAC LATENCY_JSON [LATENCY_JSON ...]
 
 ``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
 (its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``;
@@ -14,8 +13,6 @@ reference of the latency ratios and of the accuracy checks (the first row should
 ``--bf16 NAME EVAL`` adds the bbox/mask mAP of row NAME's model evaluated with ``tools/test.py --dtype bf16`` next
 to its fp32 mAP; ``--precision-check`` adds the fraction of kept windows that agree between fp32 and bf16
 (the ``--json`` of ``tools/check_precision.py``).
-
-``--band`` prints the search's latency band ``MAX_MS MIN_MS``: the fractions of the median latency of the files.
 """
 import argparse
 import glob
@@ -53,9 +50,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--row', nargs=4, action='append', metavar=('NAME', 'CONFIG', 'EVAL', 'LATENCY_JSON'),
                         help='one table row; the first is the reference (dense); LATENCY_JSON may be a '
                         'comma-separated list (median used)')
-    parser.add_argument('--band', nargs=2, type=float, metavar=('MAX_FRAC', 'MIN_FRAC'),
-                        help='print "MAX_MS MIN_MS": these fractions of the median latency of the files given')
-    parser.add_argument('files', nargs='*', help='latency JSON files (with --band)')
     parser.add_argument('--bf16', nargs=2, metavar=('NAME', 'EVAL'), default=None,
                         help="row NAME's model evaluated in bf16 (tools/test.py --dtype bf16): its eval json or dir")
     parser.add_argument('--precision-check', default=None, metavar='JSON',
@@ -64,10 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--json', default=None, help='also write the rows and checks to this JSON file')
     parser.add_argument('--wall-time', type=float, default=None, help='the pipeline wall time in seconds')
     args = parser.parse_args(argv)
-    if args.band is None and not args.row:
-        parser.error('give --row (the table) or --band with latency files')
-    if args.band is not None and not args.files:
-        parser.error('--band needs at least one latency JSON file')
+    if not args.row:
+        parser.error('give at least one --row (the first is the dense reference)')
     if args.precision_check is not None and args.bf16 is None:
         parser.error('--precision-check needs --bf16 NAME EVAL')
     if args.bf16 is not None and args.row and args.bf16[0] not in [r[0] for r in args.row]:
@@ -109,14 +101,6 @@ def median_latency(paths: Sequence[str]) -> Tuple[float, dict]:
     """Median ``latency_ms`` over the measurement files and the first file's content."""
     runs = [load_json(p) for p in paths]
     return float(statistics.median(r['latency_ms'] for r in runs)), runs[0]
-
-
-def band(max_frac: float, min_frac: float, paths: Sequence[str]) -> str:
-    """``'MAX_MS MIN_MS'``, one decimal: the fractions of the median dense latency."""
-    if not 0 < min_frac <= max_frac:
-        raise ValueError(f'--band needs 0 < MIN_FRAC <= MAX_FRAC, got {max_frac:g} {min_frac:g}')
-    ms, _ = median_latency(paths)
-    return f'{max_frac * ms:.1f} {min_frac * ms:.1f}'
 
 
 def load_metric(eval_path: str) -> dict:
@@ -241,7 +225,7 @@ def report(args: argparse.Namespace) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        print(band(*args.band, args.files) if args.band is not None else report(args))
+        print(report(args))
     except (ValueError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'demo_report.py: error: {message}', file=sys.stderr)

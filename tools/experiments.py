@@ -20,7 +20,9 @@ Schedule (fairness: every model compared got the same training after the dense t
 (``--dense-epochs``); the dense backbone timed at the full size and at every multiple of 32 down to half of it,
 and the sparsest configuration, to pick the sizes; then, each for ``--adapt-epochs`` with one schedule
 (``configs/experiments/mask_rcnn_swin_finetune_small_objects.py``): Sparsity-Aware Adaptation, a dense finetune at
-the full size and a dense finetune at each picked size; the picked sizes timed again (the budgets); one
+the full size and a dense finetune at each picked size; the picked sizes and the full size timed again, the
+budgets being each picked size's latency as a fraction of the full size's (``--budgets 0.712x ...``: the search
+resolves them against its own dense latency, so the machine's speed at search time cannot unmatch them); one
 multi-budget search on the SAA weights, scored on the held-out ``search`` split; every backbone timed back to back
 in one process (interleaved rounds, median); tools/test.py on the val split for every row; ``results.md``,
 ``results.json`` and ``tradeoff.png``. Sparse models are evaluated straight from the SAA weights (no
@@ -235,9 +237,17 @@ def match_uniform(target_ms: float, uniform_ms: Mapping[float, float]) -> float:
     return min(sorted(uniform_ms), key=lambda r: abs(uniform_ms[r] - target_ms))
 
 
-def budget_text(ms: float) -> str:
-    """A budget as given to tools/search.py (and in its output names): one decimal."""
-    return f'{ms:.1f}'
+def budget_text(fraction: float) -> str:
+    """A budget as given to tools/search.py (and in its output names): a fraction of the dense latency, three
+    decimals and the ``x`` that marks it relative (e.g. ``0.712x``)."""
+    return f'{fraction:.3f}x'
+
+
+def budget_fractions(dense_ms: Mapping[int, float], full: int, sizes: Sequence[int]) -> List[float]:
+    """Each picked size's dense latency as a fraction of the full size's, timed in the same run: the search's
+    relative budgets (it resolves them against the dense latency it predicts itself, so a change of machine speed
+    between this measurement and the search cannot move them)."""
+    return [dense_ms[r] / dense_ms[full] for r in sizes]
 
 
 def schedule_options(epochs: int) -> List[str]:
@@ -396,7 +406,7 @@ def planned_runs(st: Settings, sizes: Optional[Sequence[int]] = None) -> List[Tu
             ('train_saa', train(st.adapt_epochs, s, c['saa'])),
             ('finetune_full', train(st.adapt_epochs, s))]
     runs += [(f'finetune_res{i + 1}', train(st.adapt_epochs, r)) for i, r in enumerate(sizes)]
-    runs += [('latency_budgets', latency(sizes)), ('search', search), ('latency', latency([s, *sizes, *[s] * (2 * k + len(UNIFORM_RATIOS))]))]
+    runs += [('latency_budgets', latency([s, *sizes])), ('search', search), ('latency', latency([s, *sizes, *[s] * (2 * k + len(UNIFORM_RATIOS))]))]
     runs += [('test_dense', test(s))] + [(f'test_res{i + 1}', test(r)) for i, r in enumerate(sizes)]
     runs += [('test_saa_dense', test(s))]
     for method in ('sparsevit', 'random', 'uniform', 'nosaa'):
@@ -621,23 +631,29 @@ class Pipeline:
         return sizes
 
     def budgets(self, sizes: List[int]) -> List[float]:
-        """The search's budgets: the dense latency of each picked size, timed again right before the search (the
-        search times its own latency table minutes later; the machine's speed may have drifted since the plan)."""
-        results = self.latency('latency_budgets', 'latency of the picked sizes (the budgets)',
-                               [self.entry(f'dense{r}', r, pad_before_norm=False) for r in sizes],
+        """The search's budgets as fractions of the dense SparseViT backbone at the full size: the dense latency of
+        each picked size over the full size's, both timed interleaved right before the search. The search resolves
+        the fractions against the dense latency of its own table, so a machine that runs faster or slower than
+        during this measurement (a shared machine drifts by 10 % and more) leaves the budgets matched."""
+        s = self.st.img_size
+        entries = [self.entry(f'dense{s}', s)] + [self.entry(f'dense{r}', r, pad_before_norm=False) for r in sizes]
+        results = self.latency('latency_budgets', 'latency of the full and the picked sizes (the budgets)', entries,
                                self.out('latency_budgets.json'))
-        budgets = [results[f'dense{r}']['latency_ms'] for r in sizes]  # budget i: the latency of size i
-        self.runner.log('  budgets ' + ', '.join(f'{budget_text(b)} ms ({r} px)' for r, b in zip(sizes, budgets)))
-        return budgets
+        dense = {int(n[len('dense'):]): r['latency_ms'] for n, r in results.items()}
+        fractions = budget_fractions(dense, s, sizes)  # budget i: the latency of size i, relative to dense
+        self.runner.log('  budgets ' + ', '.join(f'{budget_text(f)} ({dense[r]:.1f} of {dense[s]:.1f} ms, {r} px)'
+                                                 for r, f in zip(sizes, fractions)))
+        return fractions
 
     def search(self, budgets: List[float]) -> Dict[int, list]:
         """The multi-budget search on the held-out split: budget index (that of its size) -> the best
-        configuration's ratios. tools/search.py takes the budgets ascending; budget i is the interval up to
-        ``budgets[i]`` from the next lower budget."""
+        configuration's ratios. tools/search.py takes the budgets (fractions of dense) ascending; budget i is the
+        interval up to ``budgets[i]`` from the next lower budget."""
         st, work = self.st, self.dirs['search']
         texts = [budget_text(b) for b in budgets]
         cmd = self.search_command([
-            SPARSE_CFG, self.ckpt(self.dirs['saa']), '--budgets', *sorted(texts, key=float), '--work-dir', work,
+            SPARSE_CFG, self.ckpt(self.dirs['saa']), '--budgets', *sorted(texts, key=lambda t: float(t[:-1])),
+            '--work-dir', work,
             '--iters', str(st.search_steps), '--population', str(st.population), '--parents', str(st.parents),
             '--seed', str(st.seed), '--img_size', str(st.img_size), '--batch-size', str(st.latency_batch),
             '--num-warmup', str(st.latency_warmup), '--num-repeats', str(st.latency_repeats), '--latency-table',
@@ -648,15 +664,15 @@ class Pipeline:
             if osp.isdir(work):
                 shutil.rmtree(work)  # a fresh search: no stale state, table or configs
             run_logged(cmd, log, r'\[search\] .*(latency table:|best|budget)')
-        self.runner.step('search', f'multi-budget search, budgets {" ".join(texts)} ms, {st.search_steps} steps '
-                         '(scored on the search split)', cmd, action)
+        self.runner.step('search', f'multi-budget search, budgets {" ".join(texts)} of dense, {st.search_steps} '
+                         'steps (scored on the search split)', cmd, action)
         configs = {}
         for i, t in enumerate(texts):
             path = osp.join(work, f'sparsevit_max{t}.py')
             if osp.isfile(path):
                 configs[i] = read_pruning_ratios(path)
             else:
-                self.runner.log(f'  no configuration found for budget {texts[i]} ms ({path} missing): its rows are '
+                self.runner.log(f'  no configuration found for budget {texts[i]} ({path} missing): its rows are '
                                 'skipped')
                 for method in ('sparsevit', 'random', 'uniform', 'nosaa'):
                     self.runner.drop(f'test_{method}_b{i + 1}')
@@ -740,8 +756,11 @@ class Pipeline:
         uniform_ms = {u: latency[f'uniform{u:g}']['latency_ms'] for u in UNIFORM_RATIOS}
         uniform = {i: match_uniform(latency[f'sparsevit_b{i + 1}']['latency_ms'], uniform_ms) for i in configs}
         rows = self.rows(sizes, configs, uniform)
+        front = _read_json(osp.join(self.dirs['search'], 'front.json'))['budgets']  # as the search resolved them
+        budgets_ms = [next((row['budget'] for row in front if row['name'] == budget_text(f)), None) for f in budgets]
         _write_json(self.out('rows.json'), dict(rows=[dataclasses.asdict(r) for r in rows],
-                                                 settings=dataclasses.asdict(st), sizes=sizes, budgets_ms=budgets))
+                                                 settings=dataclasses.asdict(st), sizes=sizes, budgets_ms=budgets_ms,
+                                                 budget_fractions=budgets))
         for row in rows:
             self.test(row)
         wall = None if self.runner.reused else time.time() - self.runner.start  # a partial run's time means nothing

@@ -3,12 +3,15 @@
     torchpack dist-run -np 8 python tools/search.py configs/sparsevit/mask_rcnn_sparsevit.py \\
         mask_rcnn_sparsevit_saa.pth --max 42 --min 37
     torchpack dist-run -np 8 python tools/search.py ... --budgets 33 36 39 42   # every budget in one run
+    torchpack dist-run -np 8 python tools/search.py ... --max 0.85x --min 0.6x  # fractions of dense
 
 also with ``-np 1`` or as plain ``python tools/search.py ...`` (one process), on GPUs (nccl) or CPU (gloo).
 Finds the configuration (one pruning ratio per W-MSA/SW-MSA block pair) with the best bbox mAP (x100) among those
 whose backbone latency (batch ``--batch-size`` at ``--img_size``) lies in ``[--min, --max]`` ms; with
-``--budgets``, the best of each budget (latency in ``(previous budget, budget]``, the first from ``--min``). Every
-rank runs the same seeded search in lockstep; the test images of each candidate are sharded over the ranks.
+``--budgets``, the best of each budget (latency in ``(previous budget, budget]``, the first from ``--min``). A
+limit typed with a trailing ``x`` (``--max 0.85x --min 0.6x``, ``--budgets 0.65x 0.72x``) is a fraction of the
+dense configuration's latency as the search itself measures or predicts it, so the band follows the machine's
+speed; a plain number is milliseconds, as in the original. Every rank runs the same seeded search in lockstep; the test images of each candidate are sharded over the ranks.
 
 ``--strategy original`` (default) is the original algorithm, ``--iters`` counting its steps (one sampled candidate
 each, cached and infeasible ones included); ``--strategy elitist`` keeps the top parents across generations and
@@ -36,20 +39,20 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV will release
 
 from mmcv import DictAction  # noqa: E402
 
+from sparsevit.search.budgets import Budgets, Limit  # noqa: E402
 from sparsevit.search.evolution import STRATEGIES  # noqa: E402
 from sparsevit.search.runner import PROG, run_search  # noqa: E402
 from sparsevit.utils import dist  # noqa: E402
 from sparsevit.utils.latency import resolve_device  # noqa: E402
 
 
-class Milliseconds(float):
-    """A latency argument that remembers how it was typed: the outputs are named with it, as the original's
-    (``--max 42 --min 37`` -> ``search_max42_min37.txt``)."""
-
-    def __new__(cls, text: str) -> 'Milliseconds':
-        value = super().__new__(cls, text)
-        value.text = text.strip()
-        return value
+def latency_limit(text: str) -> Limit:
+    """``42`` (ms) or ``0.85x`` (a fraction of the dense latency), kept as typed: the outputs are named with it, as
+    the original's (``--max 42 --min 37`` -> ``search_max42_min37.txt``)."""
+    try:
+        return Limit.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -63,12 +66,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description='Latency-constrained evolutionary search of SparseViT sparsity.')
     p.add_argument('config', help='search config, e.g. configs/sparsevit/mask_rcnn_sparsevit.py')
     p.add_argument('checkpoint', help='the Sparsity-Aware Adaptation checkpoint')
-    p.add_argument('--max', type=Milliseconds, default=None, help='upper end of the latency band (ms)')
-    p.add_argument('--min', type=Milliseconds, default=Milliseconds('0'),
-                   help='lower end of the latency band, or of the first budget (ms, default: 0)')
-    p.add_argument('--budgets', type=Milliseconds, nargs='+', default=None, metavar='MS',
-                   help='instead of --max: ascending latency budgets (ms), all searched in one run; budget i accepts '
-                   '(budget i-1, budget i], the first [--min, budget 0]')
+    p.add_argument('--max', type=latency_limit, default=None,
+                   help='upper end of the latency band: ms (42, as the original) or a fraction of the dense '
+                   "configuration's latency as the search measures or predicts it (0.85x)")
+    p.add_argument('--min', type=latency_limit, default=Limit.parse('0'),
+                   help='lower end of the latency band, or of the first budget (ms or a fraction such as 0.6x, in '
+                   'the form of --max/--budgets; default: 0)')
+    p.add_argument('--budgets', type=latency_limit, nargs='+', default=None, metavar='LIMIT',
+                   help='instead of --max: ascending latency budgets (ms, or fractions of dense such as 0.65x 0.72x),'
+                   ' all searched in one run; budget i accepts (budget i-1, budget i], the first [--min, budget 0]')
     p.add_argument('--work-dir', default='work_dirs/', help='output directory (default: work_dirs/)')
     p.add_argument('--strategy', choices=STRATEGIES, default='original',
                    help='original: the original algorithm (default); elitist: parents survive, duplicates redrawn')
@@ -119,24 +125,10 @@ def check_latency_args(args: argparse.Namespace) -> None:
     if (args.max is None) == (args.budgets is None):
         raise ValueError('give --max (one latency band [--min, --max]) or --budgets (several), not '
                          + ('both' if args.budgets else 'neither'))
-    if args.min < 0:
-        raise ValueError(f'--min must be >= 0 ms, got {args.min:g}')
     if args.budgets is None:
-        if not args.max > 0:
-            raise ValueError(f'--max must be a positive latency in ms, got {args.max:g}')
-        if not args.min <= args.max:
-            raise ValueError(f'--min {args.min:g} is above --max {args.max:g}; the band needs min <= max')
+        Budgets.from_limits([args.max], args.min, band=True)
         return
-    edges = args.budgets
-    bad = [b for b in edges if not b > 0]
-    if bad:
-        raise ValueError(f'--budgets must be positive latencies in ms, got {bad[0]:g}')
-    for a, b in zip(edges, edges[1:]):
-        if not a < b:
-            raise ValueError(f'--budgets must be strictly ascending, got {a:g} before {b:g}')
-    if not args.min < edges[0]:
-        raise ValueError(f'--min {args.min:g} is not below the first budget {edges[0]:g}; the first budget '
-                         f'accepts [--min, {edges[0]:g}] ms')
+    Budgets.from_limits(args.budgets, args.min)
     if args.strategy != 'original':
         raise ValueError('--budgets needs --strategy original (the elitist strategy searches one band)')
 

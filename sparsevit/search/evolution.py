@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, crossover_genes, dense_genes, genes_key,
                         mutate_genes, mutate_genes_from_sample, sample_genes, sparsest_genes)
-from .budgets import Budgets
+from .budgets import Budgets, infeasible_message
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class SearchBase:
         self.cache: Dict[str, dict] = {}
         self.bests: List[Optional[dict]] = [None] * len(budgets)
         self.targets: List[int] = list(range(len(budgets)))  # budgets that take turns (see check_band)
+        self.reference: Optional[Tuple[float, float]] = None  # (dense, sparsest) ms, set by check_band
         self._replay: List[dict] = []
         self._limit: Optional[int] = None
 
@@ -95,11 +96,17 @@ class SearchBase:
         """Whether ``latency`` falls in a budget (single band: ``min <= latency <= max``)."""
         return self.budgets.index(latency) is not None
 
-    def check_band(self) -> Tuple[float, float]:
+    def check_band(self, dense: Optional[float] = None, sparsest: Optional[float] = None) -> Tuple[float, float]:
         """Check the budgets against the slowest (dense) and fastest (sparsest) configurations first.
 
-        Budgets that no configuration can meet (their band outside ``[sparsest, dense]``) are left out of the
-        turns of a multi-budget search (:attr:`targets`); call it before :meth:`run` (and before resuming).
+        Relative budgets (fractions of the dense latency) are resolved here, against the dense latency as
+        ``latency_fn`` gives it: :attr:`budgets` becomes the budgets in milliseconds. Budgets that no configuration
+        can meet (their band outside ``[sparsest, dense]``) are left out of the turns of a multi-budget search
+        (:attr:`targets`); call it before :meth:`run` (and before resuming).
+
+        Args:
+            dense, sparsest: the two latencies when already known (a resumed search passes those it saw first, so
+                that its budgets and turns are the interrupted run's); measured with ``latency_fn`` when None.
 
         Returns:
             (dense latency, sparsest latency) in ms.
@@ -108,25 +115,49 @@ class SearchBase:
             InfeasibleBandError: if no budget can be met: the band lies above the dense or below the sparsest
                 latency.
         """
-        dense = float(self.latency_fn(dense_genes(self.depths)))
-        sparsest = float(self.latency_fn(sparsest_genes(self.depths, self.choices)))
+        if dense is None:
+            dense = self.latency_fn(dense_genes(self.depths))
+        if sparsest is None:
+            sparsest = self.latency_fn(sparsest_genes(self.depths, self.choices))
+        dense, sparsest = float(dense), float(sparsest)
+        if not self.budgets.resolved:
+            self.budgets = self.budgets.resolve(dense)
+        self.reference = (dense, sparsest)
         b = self.budgets
         if len(b) == 1:
-            band = f'[{b.min:g}, {b.max:g}] ms'
+            band = b.describe()[len('band '):]
             if b.min > dense:
                 raise InfeasibleBandError(f'latency band {band} is above the dense model ({dense:.2f} ms), the '
                                           f'slowest configuration: lower --min below {dense:.2f}')
             if b.max < sparsest:
+                fix = f'{sparsest / dense:.3g}x' if b.relative else f'{sparsest:.2f}'
                 raise InfeasibleBandError(f'latency band {band} is below the sparsest configuration ({sparsest:.2f} '
-                                          f'ms), the fastest one: raise --max above {sparsest:.2f}')
+                                          f'ms), the fastest one: raise --max above {fix}')
         else:
             reachable = b.reachable(dense, sparsest)
             if not any(reachable):
+                typed, low = b.texts()
+                unit = '' if b.relative else ' ms'
                 raise InfeasibleBandError(
-                    f"no budget is reachable: budgets {' '.join(f'{e:g}' for e in b.edges)} ms (from --min "
-                    f'{b.min:g}) lie outside [{sparsest:.2f}, {dense:.2f}] ms, the sparsest and dense latencies')
+                    f"no budget is reachable: budgets {' '.join(typed)}{unit} (from --min {low}) lie outside "
+                    f'[{sparsest:.2f}, {dense:.2f}] ms, the sparsest and dense latencies'
+                    + (f' ([{sparsest / dense:.3g}x, 1x])' if b.relative else ''))
             self.targets = [i for i, ok in enumerate(reachable) if ok]
         return dense, sparsest
+
+    def outside(self) -> Tuple[int, int]:
+        """Steps whose latency fell (below, above) the budgets (cached steps included)."""
+        below = sum(1 for r in self.history if not r['feasible'] and r['latency'] < self.budgets.min)
+        above = sum(1 for r in self.history if not r['feasible'] and r['latency'] > self.budgets.max)
+        return below, above
+
+    def require_feasible(self, source: str = 'latency_fn') -> None:
+        """Raise :class:`InfeasibleBandError` with the numbers needed to act when no step was feasible."""
+        if any(b is not None for b in self.bests):
+            return
+        dense, sparsest = self.reference if self.reference is not None else self.check_band()
+        raise InfeasibleBandError(infeasible_message(self.budgets, self.steps, dense, sparsest, *self.outside(),
+                                                     source))
 
     # ------------------------------------------------------------------------------------------------ search
     def run(self, steps: int, on_step: Optional[Callable[['SearchBase'], None]] = None) -> Optional[dict]:
@@ -220,8 +251,12 @@ class SearchBase:
     # ------------------------------------------------------------------------------------------------ state
     def settings(self) -> dict:
         """Everything that must match for a saved history to be resumed."""
-        return dict(strategy=self.strategy, depths=list(self.depths), choices=list(self.choices),
-                    budgets=list(self.budgets.edges), min_latency=self.budgets.min, seed=self.seed)
+        out = dict(strategy=self.strategy, depths=list(self.depths), choices=list(self.choices),
+                   budgets=list(self.budgets.edges), min_latency=self.budgets.min, seed=self.seed)
+        if self.budgets.relative:  # the milliseconds above are resolved from these and the dense latency
+            typed, low = self.budgets.texts()
+            out['relative_budgets'] = dict(budgets=typed, min=low)
+        return out
 
     def state_dict(self) -> dict:
         """A JSON-serialisable summary of the progress: settings, steps, bests (the records live in the history)."""
@@ -392,7 +427,7 @@ class ElitistSearcher(SearchBase):
             self.population.append(record)
         if not self.population:
             raise InfeasibleBandError(
-                f'no configuration with latency in [{self.budgets.min:g}, {self.budgets.max:g}] ms found in {draws} '
+                f'no configuration with latency in the {self.budgets.describe()} found in {draws} '
                 f'random draws ({self.steps} distinct configurations measured): widen the band')
         if len(self.population) < self.population_size:
             logger.warning('only %d of %d feasible configurations found for the initial population (band too '

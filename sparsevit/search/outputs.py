@@ -1,6 +1,8 @@
 """Files of a search run under ``--work-dir`` (written by rank 0).
 
-For ``--max 42 --min 37`` (tag ``max42_min37``; ``--budgets 33 36 39 42`` gives ``budgets33_36_39_42``):
+For ``--max 42 --min 37`` (tag ``max42_min37``; ``--budgets 33 36 39 42`` gives ``budgets33_36_39_42``; limits
+relative to the dense latency keep their ``x``: ``--max 0.85x --min 0.6x`` gives ``max0.85x_min0.6x``, so a
+fraction is never mistaken for milliseconds):
 
 * ``search_{tag}.txt`` — the original's log: the reference points (dense, uniform 0.5), then every time the best
   changes, the step, metric and latency, then the configuration in ``backbone.stages.0 : 0.3`` lines;
@@ -138,7 +140,9 @@ class SearchFiles:
         """``front.json`` (the rows as given) and ``front.md`` (budget, latency, metric, config) of a multi-budget
         search; a row without a candidate (``latency`` None) is an unmet budget."""
         _write_json(self.front_json, dict(metric=metric_name, budgets=list(rows)))
-        lines = [f'| budget (ms) | band | latency (ms) | measured (ms) | {metric_name} | genes per stage | config |',
+        relative = any(str(row.get('name', '')).endswith('x') for row in rows)
+        budget = 'budget (of dense)' if relative else 'budget (ms)'
+        lines = [f'| {budget} | band | latency (ms) | measured (ms) | {metric_name} | genes per stage | config |',
                  '|---|---|---|---|---|---|---|']
         for row in rows:
             name = row.get('name') or f"{row['budget']:g}"
@@ -209,7 +213,8 @@ def genes_per_stage_text(genes: Mapping[str, float]) -> str:
     return ' / '.join(', '.join(v) for v in stages.values())
 
 
-def _tag(value: Union[str, float]) -> str:
+def _tag(value) -> str:
+    """A limit as typed (a :class:`~.budgets.Limit` or a string), else the number formatted."""
     return value if isinstance(value, str) else getattr(value, 'text', None) or f'{value:g}'
 
 

@@ -11,7 +11,7 @@ dense configuration and of uniform 0.5 are measured and logged before the search
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmcv import Config
@@ -25,7 +25,7 @@ from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
 from ..utils import dist
 from ..utils.checkpoint import load_weights
 from ..utils.config import apply_sparsevit_cfg, get_sparse_backbone
-from .budgets import Budgets
+from .budgets import Budgets, Limit
 from .evaluator import DetectorEvaluator
 from .evolution import EvolutionSearcher, SearchBase, make_searcher
 from .latency_table import LatencyTable
@@ -77,21 +77,25 @@ def build_evaluator(cfg: Config, model, dataset, args: argparse.Namespace, devic
 
 # ---------------------------------------------------------------------------------------------------- search
 def make_budgets(args: argparse.Namespace) -> Budgets:
-    """``--budgets`` (with ``--min``) or the band ``[--min, --max]``."""
-    return Budgets(args.budgets if args.budgets else [args.max], args.min)
+    """``--budgets`` (with ``--min``) or the band ``[--min, --max]``, in milliseconds or as fractions of the dense
+    latency (resolved by the searcher's :meth:`~.evolution.SearchBase.check_band`)."""
+    if args.budgets:
+        return Budgets.from_limits(args.budgets, args.min)
+    return Budgets.from_limits([args.max], args.min, band=True)
 
 
 def files_for(args: argparse.Namespace) -> SearchFiles:
+    low = Limit.parse(args.min)
     if args.budgets:
-        return SearchFiles(args.work_dir, budgets_tag(args.budgets, args.min if args.min > 0 else None))
-    return SearchFiles(args.work_dir, band_tag(args.max, args.min))
+        return SearchFiles(args.work_dir, budgets_tag(args.budgets, low if low.value > 0 else None))
+    return SearchFiles(args.work_dir, band_tag(args.max, low))
 
 
 class Recorder:
     """The searcher's callback: history, the log of best changes, progress bar (files on rank 0)."""
 
-    def __init__(self, files: SearchFiles, metric_name: str, budgets: Budgets, bar: tqdm):
-        self.files, self.metric_name, self.budgets, self.bar = files, metric_name, budgets, bar
+    def __init__(self, files: SearchFiles, metric_name: str, bar: tqdm):
+        self.files, self.metric_name, self.bar = files, metric_name, bar
         self.searcher: Optional[SearchBase] = None
 
     def on_record(self, record: dict, replayed: bool, new_best: bool) -> None:
@@ -100,7 +104,8 @@ class Recorder:
             return
         self.files.append_record(record)
         if new_best:
-            label = self.budgets.label(record['budget']) if len(self.budgets) > 1 else ''
+            budgets = self.searcher.budgets
+            label = budgets.label(record['budget']) if len(budgets) > 1 else ''
             self.files.log_best(record, self.metric_name, label)
         found = [b['metric'] for b in self.searcher.bests if b is not None]
         self.bar.set_postfix(best=f'{max(found):.2f}' if found else '-', evaluated=len(self.searcher.cache))
@@ -119,9 +124,8 @@ def _calibration(table: Optional[LatencyTable]) -> Optional[dict]:
     return None if cal is None else dict(offset_ms=cal['offset_ms'], scale=cal['scale'])
 
 
-def restore(searcher: SearchBase, files: SearchFiles, settings: dict, log) -> dict:
-    """Read the saved state and history (rank 0 reads, every rank receives), check the settings, and give the
-    history to the searcher to replay; returns the state."""
+def read_saved(files: SearchFiles) -> Tuple[dict, List[dict]]:
+    """The saved state and history of ``--resume`` (rank 0 reads, every rank receives)."""
     saved = None
     if dist.is_master():
         try:
@@ -131,6 +135,19 @@ def restore(searcher: SearchBase, files: SearchFiles, settings: dict, log) -> di
     saved = dist.broadcast_object(saved)
     if isinstance(saved, str):
         raise ValueError(saved)
+    return saved
+
+
+def saved_reference(saved: Optional[Tuple[dict, List[dict]]]) -> Tuple[Optional[float], Optional[float]]:
+    """(dense, sparsest) ms that the interrupted search saw (None, None: a fresh search, or a state written before
+    they were saved): a resumed search resolves relative budgets and picks turns with the same values."""
+    ref = (saved[0].get('reference_ms') or {}) if saved else {}
+    return ref.get('dense'), ref.get('sparsest')
+
+
+def restore(searcher: SearchBase, saved: Tuple[dict, List[dict]], settings: dict, log) -> dict:
+    """Check the saved settings against this search's and give the history to the searcher to replay; returns the
+    state."""
     state, history = saved
     mine = dict(settings, **{f'search.{k}': v for k, v in searcher.settings().items()})
     theirs = dict(state.get('tool', {}), **{f'search.{k}': v for k, v in state.get('settings', {}).items()})
@@ -175,6 +192,7 @@ def run_search(args: argparse.Namespace) -> dict:
     measurer = Measurer(backbone, args, device)
     measure = Meter(measurer)
     log(f'latency: {protocol}')
+    saved = read_saved(files) if args.resume else None
     if args.latency_table and not osp.isfile(args.latency_table):  # unreachable budgets fail before the build
         precheck_band(backbone.depths, measure, budgets)
     table = load_or_build_table(backbone, args, device, measurer, log) if args.latency_table else None
@@ -183,29 +201,30 @@ def run_search(args: argparse.Namespace) -> dict:
     score, metric_name = Meter(evaluator), f'{args.eval[0]}_mAP'
     bar = tqdm(total=args.iters, desc='search', unit='step', file=sys.stderr,
                disable=args.no_progress or not dist.is_master())
-    recorder = Recorder(files, metric_name, budgets, bar)
+    recorder = Recorder(files, metric_name, bar)
     searcher = make_searcher(args.strategy, backbone.depths, latency, score, budgets, args.population, args.parents,
                              args.mutation_prob, seed=args.seed, max_retries=args.max_retries,
                              on_record=recorder.on_record)
     recorder.searcher = searcher
-    dense_ms, sparsest_ms = searcher.check_band()
+    dense_ms, sparsest_ms = searcher.check_band(*saved_reference(saved))  # resolves relative budgets
     settings = tool_settings(args, table)
-    describe_start(args, budgets, settings, dense_ms, sparsest_ms, evaluator.num_images, log)
+    describe_start(args, searcher.budgets, settings, dense_ms, sparsest_ms, evaluator.num_images, log)
+    band = dict(searcher.budgets.to_dict(), sparsest_ms=sparsest_ms)
+    reference_ms = dict(dense=dense_ms, sparsest=sparsest_ms)
     if args.resume:
-        refs = restore(searcher, files, settings, log)['references']
+        refs = restore(searcher, saved, settings, log)['references']
     else:
         refs = references(searcher.depths, latency, score, metric_name, log)
         if dist.is_master():
-            files.start(header(args, settings, protocol, metric_name, dense_ms, sparsest_ms, refs))
-            files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=False))
+            files.start(header(args, searcher.budgets, settings, protocol, metric_name, dense_ms, sparsest_ms, refs))
+            files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=False,
+                                   reference_ms=reference_ms, band=band))
     searcher.run(args.iters)
     bar.close()
-    if all(b is None for b in searcher.bests):
-        raise ValueError(f'the search found no configuration inside the latency budget(s) in {searcher.steps} '
-                         f'steps; widen the band or run more --iters')
+    searcher.require_feasible(settings['latency'])
     if dist.is_master():
         files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=True,
-                               progress=searcher.state_dict()))
+                               reference_ms=reference_ms, band=band, progress=searcher.state_dict()))
     costs = dict(latency=latency, measure=measure, score=score, measure_many=Meter(measurer.many))
     return finish(args, files, searcher, table, costs, metric_name, refs, protocol, log)
 
@@ -213,9 +232,7 @@ def run_search(args: argparse.Namespace) -> dict:
 def describe_start(args, budgets: Budgets, settings: dict, dense_ms: float, sparsest_ms: float, num_images: int,
                    log) -> None:
     """The first lines of the output: budgets, latency range and source, processes, strategy; unmet budgets."""
-    where = (f'band [{budgets.min:g}, {budgets.max:g}] ms' if len(budgets) == 1 else
-             'budgets ' + ', '.join(budgets.label(i) for i in range(len(budgets))))
-    log(f"{where}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms ({settings['latency']}); "
+    log(f"{budgets.describe()}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms ({settings['latency']}); "
         f'{dist.world_size()} process(es); scoring {num_images} images; strategy {args.strategy}, '
         f'{args.iters} steps')
     for i, ok in enumerate(budgets.reachable(dense_ms, sparsest_ms) if len(budgets) > 1 else []):
@@ -224,12 +241,14 @@ def describe_start(args, budgets: Budgets, settings: dict, dense_ms: float, spar
                 f'it takes no turns and will stay empty')
 
 
-def header(args, settings: dict, protocol: str, metric_name: str, dense_ms: float, sparsest_ms: float,
-           refs: List[dict]) -> str:
-    """The log's first lines: the command, latency source and protocol, reference points."""
-    where = (f'--budgets {" ".join(_typed(b) for b in args.budgets)} --min {_typed(args.min)}' if args.budgets
-             else f'--max {_typed(args.max)} --min {_typed(args.min)}')
+def header(args, budgets: Budgets, settings: dict, protocol: str, metric_name: str, dense_ms: float,
+           sparsest_ms: float, refs: List[dict]) -> str:
+    """The log's first lines: the command, the budgets (as typed and in ms), latency source and protocol,
+    reference points."""
+    typed, low = budgets.texts()
+    where = f'--budgets {" ".join(typed)} --min {low}' if args.budgets else f'--max {typed[0]} --min {low}'
     lines = [f'{PROG} {args.config} {args.checkpoint} {where} --strategy {args.strategy} --iters {args.iters}',
+             budgets.describe(),
              f"latency: {settings['latency']} ({protocol}); dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms",
              f'metric: {metric_name} (x100)']
     lines += [f"reference {r['name']}: latency {r['latency']:.2f} ms | {metric_name} {r['metric']:.2f}" for r in refs]
@@ -255,6 +274,7 @@ def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, t
         cached_steps=sum(r['cached'] for r in searcher.history),
         infeasible_steps=sum(not r['feasible'] for r in searcher.history), world_size=dist.world_size(),
         latency='table' if table else 'measured', latency_protocol=protocol, references=refs,
+        band=dict(searcher.budgets.to_dict(), sparsest_ms=searcher.reference[1]),
         cost_s={**{f'{k}_per_call': m.mean() for k, m in costs.items()},
                 **{f'{k}_calls': m.calls for k, m in costs.items()}},
         table_check=check)
@@ -263,7 +283,7 @@ def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, t
         confirmed = measured[genes_key(best['config'])]
         summary.update(best=best, measured_latency_ms=confirmed, measured_in_band=searcher.feasible(confirmed))
     else:
-        summary['budgets'] = front_rows(args, files, searcher, measured)
+        summary['budgets'] = front_rows(files, searcher, measured)
     if dist.is_master():
         files.write_summary(summary)
         write_results(args, files, searcher, summary, measured, metric_name)
@@ -271,16 +291,19 @@ def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, t
     return summary
 
 
-def front_rows(args, files: SearchFiles, searcher: SearchBase, measured: Dict[str, float]) -> List[dict]:
-    """Per budget: its band, best (or None), measured latency and config file."""
-    rows = []
-    for i, (edge, best) in enumerate(zip(args.budgets, searcher.bests)):
-        row = dict(budget=float(edge), name=_typed(edge), band=searcher.budgets.label(i), latency=None,
-                   measured_ms=None, metric=None, config=None, step=None, config_file=None)
+def front_rows(files: SearchFiles, searcher: SearchBase, measured: Dict[str, float]) -> List[dict]:
+    """Per budget: its band (ms, and the fraction of the dense latency), best (or None), measured latency and
+    config file."""
+    rows, budgets = [], searcher.budgets
+    fractions = budgets.fractions
+    for i, (name, edge, best) in enumerate(zip(budgets.texts()[0], budgets.edges, searcher.bests)):
+        row = dict(budget=edge, name=name, fraction=None if fractions is None else fractions[i],
+                   band=budgets.label(i), latency=None, measured_ms=None, metric=None, config=None, step=None,
+                   config_file=None)
         if best is not None:
             row.update(latency=best['latency'], measured_ms=measured[genes_key(best['config'])],
                        metric=best['metric'], config=best['config'], step=best['step'],
-                       config_file=files.budget_config(edge), extra=best['extra'])
+                       config_file=files.budget_config(name), extra=best['extra'])
         rows.append(row)
     return rows
 
@@ -294,7 +317,7 @@ def write_results(args, files: SearchFiles, searcher: SearchBase, summary: dict,
         files.log_line(f"final best: step {best['step']} | {metric_name} {best['metric']:.2f} | latency "
                        f"{best['latency']:.2f} ms, measured {confirmed:.2f} ms")
         comment = (f"Found by tools/search.py: {metric_name} {best['metric']:.2f}, backbone latency {confirmed:.2f} ms "
-                   f'measured (band [{args.min:g}, {args.max:g}] ms, {shape}).\n'
+                   f'measured ({searcher.budgets.describe()}, {shape}).\n'
                    'Search log (genes: one ratio per W-MSA/SW-MSA block pair):')
         files.write_config(files.best_config, best['config'], searcher.depths, args.config, args.checkpoint, comment)
     else:
@@ -351,11 +374,6 @@ def report(summary: dict, files: SearchFiles, searcher: SearchBase, log) -> None
         paths += [row['config_file'] for row in summary['budgets'] if row['config_file']]
     for path in paths:
         log(f'wrote {path}')
-
-
-def _typed(latency) -> str:
-    """A latency as the user typed it (``tools/search.py`` keeps the text), else formatted."""
-    return getattr(latency, 'text', None) or f'{latency:g}'
 
 
 def _ms(seconds: Optional[float]) -> str:
