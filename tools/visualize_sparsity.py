@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmcv import Config, DictAction  # noqa: E402
 
+from sparsevit.analysis.kept_windows import kept_token_mask  # noqa: E402
 from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
 
 DIM = 0.25  # brightness of a token that every pruned block of its stage skipped
@@ -53,22 +54,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------------------------------------------
 # Selections -> token masks (pure numpy)
 # ----------------------------------------------------------------------------------------------------------------
-def kept_token_mask(record: dict, window_size: int, image_index: int = 0) -> np.ndarray:
-    """Boolean ``(H, W)`` token mask of one block's kept windows, in the unshifted, unpadded token map.
-
-    ``record['keep']`` indexes the row-major window grid of the padded map, rolled by ``-shift`` for shifted
-    blocks; window ``i`` of the rolled map covers tokens ``i + shift`` of the original map, hence the roll back.
-    """
-    nwh, nww = record['grid']
-    keep = np.zeros(nwh * nww, dtype=bool)
-    keep[np.asarray(record['keep'][image_index])] = True
-    mask = keep.reshape(nwh, nww).repeat(window_size, 0).repeat(window_size, 1)  # [Hp, Wp], rolled
-    if record['shift']:
-        mask = np.roll(mask, (record['shift'], record['shift']), axis=(0, 1))
-    h, w = record['hw']
-    return mask[:h, :w]
-
-
 def stage_panel(records: Sequence[Optional[dict]], ratios: Sequence[float], window_size: int,
                 image_index: int = 0) -> Optional[dict]:
     """Summary of one stage's selections, or None when the stage prunes nothing.
