@@ -1,5 +1,6 @@
 """The synthetic COCO dataset: valid COCO, masks inside boxes, deterministic, idempotent; the demo configs; the
-small-objects variant of the experiments (sizes, counts, clusters, background) and the held-out search split."""
+small-objects variant of the experiments (sizes, counts, clusters, background), the held-out search split and the
+'scene' style (its image statistics: tests/test_synthetic_premise.py)."""
 import filecmp
 import hashlib
 import json
@@ -42,9 +43,17 @@ def test_valid_coco(synthetic_coco, split):
         assert w > 10 and h > 10 and x >= 0 and y >= 0 and x + w <= 224 and y + h <= 224
 
 
-def test_masks_inside_boxes_and_areas_match(synthetic_coco):
+@pytest.fixture(scope='module')
+def scene_coco(tmp_path_factory) -> str:
+    """Data root of a tiny dataset of the 'scene' style (textured objects, distractors), as ``synthetic_coco``."""
+    root = tmp_path_factory.mktemp('scene_coco')
+    return generate_synthetic_coco(str(root), num_train=8, num_val=4, img_size=224, seed=0, style='scene')['root']
+
+
+@pytest.mark.parametrize('dataset', ['synthetic_coco', 'scene_coco'])
+def test_masks_inside_boxes_and_areas_match(dataset, request):
     from pycocotools.coco import COCO
-    coco = COCO(osp.join(synthetic_coco, 'annotations', 'instances_train.json'))
+    coco = COCO(osp.join(request.getfixturevalue(dataset), 'annotations', 'instances_train.json'))
     for ann in coco.anns.values():
         mask = coco.annToMask(ann).astype(bool)
         ys, xs = np.nonzero(mask)
@@ -54,9 +63,10 @@ def test_masks_inside_boxes_and_areas_match(synthetic_coco):
         assert abs(mask.sum() - ann['area']) <= 0.1 * ann['area']  # rasterised mask ~ polygon area
 
 
-def test_objects_do_not_overlap(synthetic_coco):
+@pytest.mark.parametrize('dataset', ['synthetic_coco', 'scene_coco'])
+def test_objects_do_not_overlap(dataset, request):
     from pycocotools.coco import COCO
-    coco = COCO(osp.join(synthetic_coco, 'annotations', 'instances_val.json'))
+    coco = COCO(osp.join(request.getfixturevalue(dataset), 'annotations', 'instances_val.json'))
     for img_id in coco.imgs:
         masks = [coco.annToMask(a) for a in coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))]
         assert np.stack(masks).sum(0).max() == 1  # each pixel in at most one object mask
@@ -92,7 +102,7 @@ def test_idempotent_and_repairs_incomplete(tmp_path):
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(num_train=0), 'num_train'), (dict(num_val=-1), 'num_val'), (dict(img_size=16), 'img_size'),
-    (dict(num_train=2.5), 'num_train')])
+    (dict(num_train=2.5), 'num_train'), (dict(style='photo'), 'style'), (dict(style=None), 'style')])
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_synthetic_coco(str(tmp_path), **kwargs)
@@ -134,6 +144,14 @@ def test_cli(tmp_path):
     assert bad.returncode == 2
     errors = [line for line in bad.stderr.splitlines() if 'error' in line]
     assert len(errors) == 1 and 'img_size' in errors[0]
+    scene = subprocess.run(cmd + ['--style', 'scene'], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert scene.returncode == 0 and 'generated' in scene.stdout.splitlines()[-1]  # the other style: regenerated
+    assert load(str(out), 'val')['info']['style'] == 'scene'
+    from tools.make_synthetic_data import parse_args
+    assert parse_args(['--style', 'scene']).style == 'scene' and parse_args([]).style == 'flat'
+    with pytest.raises(SystemExit) as exc:
+        parse_args(['--style', 'photo'])
+    assert exc.value.code == 2
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -159,10 +177,10 @@ def test_demo_dataset_unchanged(tmp_path):
     info = generate_synthetic_coco(str(tmp_path / 'd'), num_train=3, num_val=2, img_size=96, seed=0)
     assert digest(info['root']) == DEMO_DIGEST
     explicit = generate_synthetic_coco(str(tmp_path / 'e'), num_train=3, num_val=2, img_size=96, seed=0,
-                                       layout=Layout(), num_search=0)
+                                       layout=Layout(), num_search=0, style='flat')
     assert digest(explicit['root']) == DEMO_DIGEST and 'search' not in explicit
     assert set(load(info['root'], 'val')['info']) == {'description', 'version', 'seed', 'img_size', 'num_images',
-                                                      'split'}  # no layout keys for the demo
+                                                      'split'}  # no layout or style keys for the demo
 
 
 @pytest.fixture(scope='module')
@@ -271,3 +289,45 @@ def test_bad_layout(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_synthetic_coco(str(tmp_path), num_train=1, num_val=1, img_size=64, **kwargs)
     assert DEMO_LAYOUT == Layout()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The 'scene' style: deterministic, its own dataset (the style is in the key), other pixels, the same geometry
+# ----------------------------------------------------------------------------------------------------------------
+def test_scene_style_deterministic_and_keyed(tmp_path):
+    kw = dict(num_train=3, num_val=2, img_size=96, seed=0, style='scene')
+    a = generate_synthetic_coco(str(tmp_path / 'a'), **kw)
+    b = generate_synthetic_coco(str(tmp_path / 'b'), **kw)
+    assert digest(a['root']) == digest(b['root']) != DEMO_DIGEST
+    info = load(a['root'], 'val')['info']
+    assert info['style'] == 'scene' and set(info) == {'description', 'version', 'seed', 'img_size', 'num_images',
+                                                      'split', 'style'}
+    assert not generate_synthetic_coco(a['root'], **kw)['generated']  # reused
+    flat = dict(kw, style='flat')
+    assert generate_synthetic_coco(a['root'], **flat)['generated']  # a scene dataset is not the demo's
+    assert digest(a['root']) == DEMO_DIGEST and 'style' not in load(a['root'], 'train')['info']
+    assert not generate_synthetic_coco(a['root'], **flat)['generated']
+    assert generate_synthetic_coco(a['root'], **kw)['generated'] and digest(a['root']) == digest(b['root'])
+
+
+def test_other_parameters_are_not_reused(tmp_path):
+    """A dataset written with a non-default layout is not taken for the demo's (extra info keys mismatch too)."""
+    root = str(tmp_path / 'o')
+    other = Layout(rel_size=(0.1, 0.2), num_objects=(2, 4))
+    assert generate_synthetic_coco(root, num_train=2, num_val=1, img_size=64, layout=other)['generated']
+    assert generate_synthetic_coco(root, num_train=2, num_val=1, img_size=64)['generated']
+    assert 'num_objects' not in load(root, 'train')['info']
+
+
+def test_scene_style_small_objects_keeps_the_layout(tmp_path):
+    """The style changes pixels only: the objects' sizes, counts and clusters follow the layout as in 'flat'."""
+    layout = SMALL_OBJECTS['layout']
+    scene = generate_synthetic_coco(str(tmp_path / 's'), num_train=6, num_val=1, img_size=224, seed=0,
+                                    layout=layout, style='scene')
+    data = load(scene['root'], 'train')
+    assert data['info']['style'] == 'scene' and data['info']['rel_size'] == [0.04, 0.12]
+    counts = [len(v) for v in discs(data).values()]
+    assert len(counts) == 6 and min(counts) >= layout.num_objects[0] and max(counts) <= layout.num_objects[1]
+    for objects in discs(data).values():
+        for _, _, r in objects:
+            assert layout.rel_size[0] * 224 / 2 - 0.1 <= r <= layout.rel_size[1] * 224 / 2 + 0.1

@@ -1,6 +1,7 @@
 """Write the synthetic COCO-format shapes dataset used by the demo configs (reused when already complete).
 
     python tools/make_synthetic_data.py [--out data/sparsevit_demo] [--num-train 400] [--num-val 100]
+                                        [--style flat|scene]
 """
 import argparse
 import logging
@@ -11,7 +12,7 @@ import warnings
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-from sparsevit.datasets.synthetic import generate_synthetic_coco  # noqa: E402
+from sparsevit.datasets.synthetic import STYLES, generate_synthetic_coco  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, default=100, help='validation images (default: 100)')
     parser.add_argument('--img-size', type=int, default=224, help='image side in pixels (default: 224)')
     parser.add_argument('--seed', type=int, default=0, help='generator seed (default: 0)')
+    parser.add_argument('--style', choices=STYLES, default='flat',
+                        help="appearance: 'flat' (the demo's images) or 'scene' (textured objects on smooth "
+                        "background with textured distractors) (default: flat)")
     return parser.parse_args(argv)
 
 
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         info = generate_synthetic_coco(args.out, num_train=args.num_train, num_val=args.num_val,
-                                       img_size=args.img_size, seed=args.seed)
+                                       img_size=args.img_size, seed=args.seed, style=args.style)
     except (ValueError, OSError) as err:
         print(f'make_synthetic_data.py: error: {err}', file=sys.stderr)
         return 2
