@@ -77,3 +77,48 @@ def test_demo_report_puts_bf16_map_next_to_fp32(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report.main(rows + ['--precision-check', str(check)])
     assert '--precision-check needs --bf16' in capsys.readouterr().err
+
+
+def test_demo_report_gives_both_latency_ratios_and_the_kept_windows(tmp_path, capsys):
+    """``--own-dense`` divides by our dense backbone too (the pruning's own gain); ``--kept-windows`` adds the
+    analysis of tools/analyze_windows.py."""
+    report = load_tool('demo_report')
+    rows = []
+    for name, ms, bbox, ratios in (('mmdet', 64.0, 0.70, None), ('ours', 56.0, 0.69, None),
+                                   ('sparse', 42.0, 0.68, [[0.5, 0.5], [0.0, 0.0], [0.2] * 6, [0.0, 0.0]])):
+        d = tmp_path / name
+        d.mkdir()
+        (d / 'eval_20260101_000000.json').write_text(json.dumps(dict(metric=dict(bbox_mAP=bbox, segm_mAP=0.5))))
+        lat = tmp_path / f'{name}.json'
+        lat.write_text(json.dumps(dict(latency_ms=ms, img_size=224, batch_size=4, device='cpu',
+                                       pruning_ratios=ratios)))
+        rows += ['--row', name, f'{name}.py', str(d), str(lat)]
+    stage = dict(stage=0, stride=4, input='patch embedding after its LayerNorm',
+                 input_magnitude=dict(object=0.5, background=0.8, ratio=0.625, object_tokens=10,
+                                      background_tokens=20),
+                 regular=dict(block=0, prune_ratio=0.5, windows=16, kept_windows=8, kept_fraction=0.5,
+                              object_window_fraction=0.25,
+                              l2=dict(recall=0.2, precision=0.125, recall_by_size=dict(small=0.1, medium=0.3,
+                                                                                      large=None)),
+                              random=dict(recall=0.5, recall_std=0.05, precision=0.25, precision_std=0.02,
+                                          recall_by_size=dict(small=0.5, medium=0.5, large=None), seeds=3),
+                              chance=dict(recall=0.5, precision=0.25)),
+                 shifted=None)
+    analysis = dict(num_images=40, split='val', num_objects=90, random_seeds=[0, 1, 2],
+                    settings=[dict(name='uniform 0.5', pruning_ratios=None, stages=[stage])])
+    kept = tmp_path / 'kept.json'
+    kept.write_text(json.dumps(analysis))
+    out_json = tmp_path / 'r.json'
+    assert report.main(rows + ['--own-dense', 'ours', '--kept-windows', 'SAA weights', str(kept),
+                               '--json', str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert '| latency (ms) | vs mmdet | vs ours | bbox mAP |' in out
+    assert '| ours | ours.py | dense | 224x224 | 56.00 | 0.875 | 1.000 | 0.690 |' in out
+    assert '| sparse | sparse.py | 0.5 / 0 / 0.2 0.2 0.2 / 0 | 224x224 | 42.00 | 0.656 | 0.750 | 0.680 |' in out
+    assert '## Kept windows' in out and '### SAA weights' in out and '40 val images, 90 objects' in out
+    assert '| uniform 0.5 | 0 | 0 (regular) | 8 / 16 | 0.200 |' in out
+    saved = json.loads(out_json.read_text())
+    assert saved['own_dense'] == 'ours' and saved['kept_windows']['SAA weights']['num_objects'] == 90
+    with pytest.raises(SystemExit):
+        report.main(rows + ['--own-dense', 'nope'])
+    assert "--own-dense 'nope' names no --row" in capsys.readouterr().err

@@ -2,17 +2,20 @@
 
     python tools/demo_report.py \
         --row dense CONFIG EVAL LATENCY_JSON[,LATENCY_JSON...] --row sparse CONFIG EVAL LATENCY_JSON[,...] \
-        [--bf16 NAME EVAL [--precision-check JSON]] [--markdown results.md] [--json results.json] \
-        [--wall-time SECONDS]
+        [--own-dense NAME] [--bf16 NAME EVAL [--precision-check JSON]] [--kept-windows LABEL JSON ...] \
+        [--markdown results.md] [--json results.json] [--wall-time SECONDS]
 
 ``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
 (its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``;
 with several (repeated measurements on a shared machine) their median latency is used. The first row is the
-reference of the latency ratios and of the accuracy checks (the first row should be dense).
+reference of the latency ratios and of the accuracy checks (the first row should be dense: mmdet's Swin).
+``--own-dense NAME`` names the row of our backbone at zero sparsity: a second ratio column divides by it, giving
+the pruning's own gain (the paper's claim) apart from the implementation's (our dense backbone vs mmdet's).
 
 ``--bf16 NAME EVAL`` adds the bbox/mask mAP of row NAME's model evaluated with ``tools/test.py --dtype bf16`` next
 to its fp32 mAP; ``--precision-check`` adds the fraction of kept windows that agree between fp32 and bf16
-(the ``--json`` of ``tools/check_precision.py``).
+(the ``--json`` of ``tools/check_precision.py``). ``--kept-windows LABEL JSON`` adds the kept-window analysis of
+``tools/analyze_windows.py`` (its ``--json``) under the title LABEL; repeatable.
 """
 import argparse
 import glob
@@ -50,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--row', nargs=4, action='append', metavar=('NAME', 'CONFIG', 'EVAL', 'LATENCY_JSON'),
                         help='one table row; the first is the reference (dense); LATENCY_JSON may be a '
                         'comma-separated list (median used)')
+    parser.add_argument('--own-dense', default=None, metavar='NAME',
+                        help='the row of our backbone at zero sparsity: adds the ratio to it (the pruning\'s gain)')
+    parser.add_argument('--kept-windows', nargs=2, action='append', default=[], metavar=('LABEL', 'JSON'),
+                        help='a kept-window analysis (tools/analyze_windows.py --json) to include, titled LABEL')
     parser.add_argument('--bf16', nargs=2, metavar=('NAME', 'EVAL'), default=None,
                         help="row NAME's model evaluated in bf16 (tools/test.py --dtype bf16): its eval json or dir")
     parser.add_argument('--precision-check', default=None, metavar='JSON',
@@ -62,8 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('give at least one --row (the first is the dense reference)')
     if args.precision_check is not None and args.bf16 is None:
         parser.error('--precision-check needs --bf16 NAME EVAL')
-    if args.bf16 is not None and args.row and args.bf16[0] not in [r[0] for r in args.row]:
-        parser.error(f"--bf16 {args.bf16[0]!r} names no --row (rows: {', '.join(r[0] for r in args.row)})")
+    for flag, name in (('--bf16', args.bf16[0] if args.bf16 else None), ('--own-dense', args.own_dense)):
+        if name is not None and name not in [r[0] for r in args.row]:
+            parser.error(f"{flag} {name!r} names no --row (rows: {', '.join(r[0] for r in args.row)})")
     return args
 
 
@@ -184,16 +192,31 @@ def checks(rows: List[dict], precision: Optional[dict] = None) -> List[dict]:
     return out
 
 
-def table(rows: List[dict]) -> str:
-    """Markdown table like the README's: config, sparsity, resolution, latency, bbox mAP, mask mAP."""
+def table(rows: List[dict], own_dense: Optional[str] = None) -> str:
+    """Markdown table like the README's: config, sparsity, resolution, latency, its ratio to the first row (and to
+    the ``own_dense`` row), bbox mAP, mask mAP."""
     ref = rows[0]['latency_ms']
+    own = next((r['latency_ms'] for r in rows if r['name'] == own_dense), None)
+    first = 'vs ' + (rows[0]['name'] if own is not None else 'dense')
+    extra = f' vs {own_dense} |' if own is not None else ''
     lines = ['| model | config | sparsity configuration (genes per stage) | resolution | latency (ms) | '
-             'vs dense | bbox mAP | mask mAP |', '|---|---|---|---|---|---|---|---|']
+             f'{first} |{extra} bbox mAP | mask mAP |', '|---|---|---|---|---|---|' + ('---|' if own else '')
+             + '---|---|']
     for r in rows:
         res = f"{r['img_size']}x{r['img_size']}" if r['img_size'] else '?'
+        ratio = f" {r['latency_ms'] / own:.3f} |" if own is not None else ''
         lines.append(f"| {r['name']} | {r['config']} | {r['sparsity']} | {res} | {r['latency_ms']:.2f} | "
-                     f"{r['latency_ms'] / ref:.3f} | {r['bbox_mAP']:.3f} | {r['segm_mAP']:.3f} |")
+                     f"{r['latency_ms'] / ref:.3f} |{ratio} {r['bbox_mAP']:.3f} | {r['segm_mAP']:.3f} |")
     return '\n'.join(lines)
+
+
+def kept_windows_text(label: str, analysis: dict) -> str:
+    """A kept-window analysis (``tools/analyze_windows.py --json``) as a titled markdown section."""
+    from sparsevit.analysis.kept_windows import format_markdown
+    return (f"### {label}\n\n{analysis['num_images']} {analysis['split']} images, {analysis['num_objects']} objects; "
+            f"recall: object pixels in kept windows / object pixels; precision: kept windows holding an object / "
+            f"kept windows; random: mean (± std) over {len(analysis['random_seeds'])} selection seeds.\n\n"
+            + format_markdown(analysis))
 
 
 def report(args: argparse.Namespace) -> str:
@@ -201,7 +224,7 @@ def report(args: argparse.Namespace) -> str:
     precision = precision_rows(rows, args.bf16, args.precision_check) if args.bf16 else None
     results = checks(rows, precision)
     first = rows[0]
-    text = [table(rows), '',
+    text = [table(rows, args.own_dense), '',
             f"Latency: backbone only, batch {first['batch_size']}, random input, trimmed mean (25 % dropped each "
             f"side), device {first['device']}, median of {len(first['latency_runs_ms'])} interleaved "
             f"measurement(s). mAP: COCO mAP@[.5:.95] on the synthetic val split."]
@@ -210,6 +233,10 @@ def report(args: argparse.Namespace) -> str:
     if precision is not None:
         text += ['', precision_text(precision)]
     text += [''] + [f"- [{'x' if c['ok'] else ' '}] {c['check']} ({c['value']:g})" for c in results]
+    kept = {label: load_json(path) for label, path in args.kept_windows}
+    if kept:
+        text += ['', '## Kept windows'] + [part for label, a in kept.items() for part in ('', kept_windows_text(label,
+                                                                                                            a))]
     markdown = '\n'.join(text)
     if args.markdown:
         os.makedirs(osp.dirname(osp.abspath(args.markdown)), exist_ok=True)
@@ -218,7 +245,8 @@ def report(args: argparse.Namespace) -> str:
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(rows=rows, precision=precision, checks=results, wall_time_s=args.wall_time), f, indent=2)
+            json.dump(dict(rows=rows, own_dense=args.own_dense, precision=precision, checks=results,
+                           kept_windows=kept, wall_time_s=args.wall_time), f, indent=2)
     return markdown
 
 
