@@ -481,6 +481,10 @@ def test_relative_band_is_resolved_against_the_searchs_own_dense_latency(dist_ru
         pytest.approx(sparsest)
     assert band['min'] == dict(text=low, fraction=float(low[:-1]), ms=pytest.approx(low_ms))
     assert band['budgets'] == [dict(text='1x', fraction=1.0, ms=pytest.approx(dense))]
+    measured_dense = summary['table_check']['rows'][0]['measured_ms']  # checked as fractions of dense measured now
+    assert summary['measured_fraction'] == pytest.approx(summary['measured_latency_ms'] / measured_dense)
+    assert summary['measured_in_band'] == (float(low[:-1]) <= summary['measured_fraction'] <= 1.0)
+    assert f"{summary['measured_fraction']:.3g}x of dense measured now" in out
     state = json.load(open(osp.join(tmp_path, f'search_{tag}_state.json')))
     assert state['settings']['relative_budgets'] == dict(budgets=['1x'], min=low)
     assert state['settings']['budgets'] == [pytest.approx(dense)] and state['band'] == band

@@ -258,16 +258,25 @@ def header(args, budgets: Budgets, settings: dict, protocol: str, metric_name: s
 # ---------------------------------------------------------------------------------------------------- results
 def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, table: Optional[LatencyTable],
            costs: Dict[str, Meter], metric_name: str, refs: List[dict], protocol: str, log) -> dict:
-    """Confirm the best(s) by real measurements, check the table, write the summary, plot, configs (and front)."""
+    """Confirm the best(s) by real measurements, check the table, write the summary, plot, configs (and front).
+
+    A relative band is checked as fractions: each best's measured latency over the dense configuration's, measured
+    in the same interleaved run, against the typed fractions (a machine running at another speed than during the
+    search does not move a configuration out of the band).
+    """
     bests = list({genes_key(b['config']): b['config'] for b in searcher.bests if b is not None}.values())
+    dense = dense_genes(searcher.depths)
     check = None
     if table is not None:  # the bests are measured with the check's configurations, interleaved
-        fixed = [dense_genes(searcher.depths), sparsest_genes(searcher.depths, searcher.choices)] + bests
+        fixed = [dense, sparsest_genes(searcher.depths, searcher.choices)] + bests
         configs = check_configs(fixed, searcher.history, args.check_configs, args.seed)
         check = check_table(table, costs['measure_many'], configs, {})
         measured = {genes_key(row['config']): row['measured_ms'] for row in check['rows']}
     else:
-        measured = dict(zip([genes_key(g) for g in bests], costs['measure_many'](bests)))
+        confirm = ([dense] if searcher.budgets.relative else []) + bests
+        measured = dict(zip([genes_key(g) for g in confirm], costs['measure_many'](confirm)))
+    # relative band: measured latencies at the search's speed (the dense latency it resolved the band with)
+    scale = searcher.reference[0] / measured[genes_key(dense)] if searcher.budgets.relative else 1.0
     summary = dict(
         strategy=args.strategy, metric=metric_name, steps=searcher.steps, evaluated=len(searcher.cache),
         scored=sum(r['feasible'] for r in searcher.cache.values()),
@@ -281,9 +290,17 @@ def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, t
     if len(searcher.budgets) == 1:
         best = searcher.best
         confirmed = measured[genes_key(best['config'])]
-        summary.update(best=best, measured_latency_ms=confirmed, measured_in_band=searcher.feasible(confirmed))
+        summary.update(best=best, measured_latency_ms=confirmed,
+                       measured_in_band=searcher.feasible(scale * confirmed))
+        if searcher.budgets.relative:
+            summary['measured_fraction'] = confirmed / measured[genes_key(dense)]
     else:
         summary['budgets'] = front_rows(files, searcher, measured)
+        for row in summary['budgets']:
+            if row['measured_ms'] is not None:
+                row['measured_in_budgets'] = searcher.budgets.index(scale * row['measured_ms']) is not None
+                if searcher.budgets.relative:
+                    row['measured_fraction'] = row['measured_ms'] / measured[genes_key(dense)]
     if dist.is_master():
         files.write_summary(summary)
         write_results(args, files, searcher, summary, measured, metric_name)
@@ -343,16 +360,20 @@ def report(summary: dict, files: SearchFiles, searcher: SearchBase, log) -> None
         f"{summary['cached_steps']} cached steps, {summary['infeasible_steps']} infeasible steps")
     if 'best' in summary:
         best = summary['best']
+        fraction = (f" = {summary['measured_fraction']:.3g}x of dense measured now" if 'measured_fraction' in summary
+                    else '')
         log(f"best {metric} {best['metric']:.2f} at {best['latency']:.2f} ms ({summary['latency']}), "
-            f"{summary['measured_latency_ms']:.2f} ms measured now"
+            f"{summary['measured_latency_ms']:.2f} ms measured now{fraction}"
             + ('' if summary['measured_in_band'] else ' (OUTSIDE the band: widen it or rebuild the table)'))
     for row in summary.get('budgets', []):
         if row['latency'] is None:
             log(f"best in budget {row['band']}: none found")
         else:
-            inside = searcher.budgets.index(row['measured_ms']) is not None
+            inside = row['measured_in_budgets']
             log(f"best in budget {row['band']}: {metric} {row['metric']:.2f} at {row['latency']:.2f} ms, "
-                f"{row['measured_ms']:.2f} ms measured now" + ('' if inside else ' (outside the budgets)'))
+                f"{row['measured_ms']:.2f} ms measured now"
+                + (f" = {row['measured_fraction']:.3g}x of dense measured now" if 'measured_fraction' in row else '')
+                + ('' if inside else ' (outside the budgets)'))
     check = summary['table_check']
     for row in check['rows'] if check else []:
         log(f"table check: predicted {row['predicted_ms']:.2f} ms, measured {row['measured_ms']:.2f} ms, error "
