@@ -32,6 +32,17 @@ def synthetic_coco(tmp_path_factory) -> str:
     return generate_synthetic_coco(str(root), **SYNTHETIC_TINY)['root']
 
 
+@pytest.fixture
+def one_cpu_thread():
+    """One CPU thread for the test (restored after): several OpenMP threads on a shared 2-core machine make every
+    forward erratic. Use as ``pytestmark = pytest.mark.usefixtures('one_cpu_thread')``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class CostClock:
     """A fake ``perf_counter`` that advances by the work a SparseViT backbone does: a cost per token and channel
     entering every block (hooked at the block's first norm, which sees only the kept windows), plus fixed costs for

@@ -19,12 +19,7 @@ DEMO = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
 H, W = 200, 312  # stage 0: 50x78 tokens, padded to 56x84: an 8x12 window grid (padding at every stage)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_cpu_thread')
 
 
 def randomize_layer_norms(module: torch.nn.Module, seed: int) -> None:

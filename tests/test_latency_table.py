@@ -19,13 +19,7 @@ DEPTHS = (2, 2, 4, 2)
 IMG, BATCH = 112, 1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: several OpenMP threads on a shared 2-core machine make every forward erratic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_cpu_thread')
 
 
 def tiny_backbone(embed_dims: int = 16) -> SparseSwinTransformer:
