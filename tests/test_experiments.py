@@ -10,6 +10,10 @@ import pytest
 
 from tool_loader import load_tool
 
+from sparsevit.experiments.files import write_json
+from sparsevit.experiments.report import COMPARISONS, plot_tradeoff
+from sparsevit.experiments.settings import Settings
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -45,6 +49,7 @@ def test_cli_dry_run_and_bad_knob(tmp_path):
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
     assert lines[-1].startswith('estimated total: about') and any('train_dense' in line for line in lines)
+    assert any('train_width0.75' in line for line in lines) and any('test_random_b2_s2' in line for line in lines)
     bad = subprocess.run([sys.executable, tool, 'run', '--dry-run'], capture_output=True, text=True, cwd=ROOT,
                          timeout=120, env={'EXPERIMENTS_IMG_SIZE': '100', 'PATH': '/usr/bin:/bin'})
     errors = [line for line in bad.stderr.splitlines() if 'error' in line]
@@ -52,19 +57,24 @@ def test_cli_dry_run_and_bad_knob(tmp_path):
 
 
 def test_planned_runs(exp):
+    from sparsevit.experiments.plan import CALIBRATION, nominal_sizes
     st = exp.Settings()
     multi = exp.planned_runs(st)
     names = [n for n, _ in multi]
-    assert len(names) == len(set(names)) == 29 and names[0] == 'data' and names[-1] == 'report'
+    # 41 runs (was 29): + 2 width trainings and their tests, + 2 seeds more per random row, + 2 kept-window analyses
+    assert len(names) == len(set(names)) == 41 and names[0] == 'data' and names[-1] == 'report'
     assert names.index('train_dense') < names.index('latency_plan') < names.index('train_saa') < names.index('search')
     assert names.index('search') < names.index('latency') < names.index('test_dense')
-    assert sum(n.startswith('test_') for n in names) == 2 + 5 * st.budgets
-    assert len(exp.planned_runs(exp.Settings(budgets=2, parents=4))) == len(names) - 6
+    assert names.index('train_width0.5') < names.index('search') and names.index('test_width0.5') < names.index(
+        'windows_saa') < names.index('report')
+    # per budget: resolution, searched, random x seeds, uniform, no SAA (was 5: one random row)
+    assert sum(n.startswith('test_') for n in names) == 2 + (4 + st.random_seeds) * st.budgets + 2
+    assert len(exp.planned_runs(exp.Settings(budgets=2, parents=4))) == len(names) - 8  # was - 6
     seconds = dict(multi)
     bigger = dict(exp.planned_runs(exp.Settings(num_train=2 * st.num_train)))
-    assert bigger['train_dense'] > 1.9 * seconds['train_dense'] - exp.CALIBRATION['start_s']
+    assert bigger['train_dense'] > 1.9 * seconds['train_dense'] - CALIBRATION['start_s']
     assert seconds['finetune_res1'] < seconds['finetune_full']  # smaller inputs cost less
-    assert exp.nominal_sizes(st) == [384, 352, 320]
+    assert nominal_sizes(st) == [384, 352, 320]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -233,79 +243,156 @@ def test_run_logged_failure_keeps_the_log(exp, tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------------------------
 # Report on fake results
 # ----------------------------------------------------------------------------------------------------------------
-def fake_run(exp, root, with_random=True):
-    """rows.json, latency.json and eval dirs as a finished run leaves them, with made-up numbers."""
+FAKE_IMAGES, FAKE_OBJECTS = 40, 5  # the fake val split: 200 small objects of one class
+
+
+def fake_ground_truth(path: str) -> list:
+    """A COCO val file of FAKE_IMAGES images with FAKE_OBJECTS 20x20 px objects each; returns the boxes."""
+    images, anns = [], []
+    for i in range(FAKE_IMAGES):
+        images.append(dict(id=i + 1, file_name=f'{i}.png', width=448, height=448))
+        for j in range(FAKE_OBJECTS):
+            box = [20.0 + 80 * j, 30.0 + 9 * i, 20.0, 20.0]
+            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=1, bbox=box, area=400.0, iscrowd=0))
+    write_json(path, dict(images=images, annotations=anns, categories=[dict(id=1, name='circle')]))
+    return anns
+
+
+def fake_detections(anns: list, fraction: float) -> list:
+    """Perfect boxes of the objects whose fixed pseudo-random rank is below ``fraction`` (nested sets: a model
+    with a higher fraction detects a superset), so the bbox mAP is about ``fraction``."""
+    return [dict(image_id=a['image_id'], category_id=1, bbox=a['bbox'], score=0.9) for a in anns
+            if (a['id'] * 0.6180339887) % 1.0 < fraction]
+
+
+def fake_kept_windows() -> dict:
+    """A kept-window analysis result of one setting and stage, in the shape analyze_dataset returns."""
+    entry = dict(block=0, kept_windows=8, windows=16, chance=dict(recall=0.5, precision=0.3),
+                 l2=dict(recall=0.9, precision=0.6, recall_by_size=dict(small=0.9, medium=None, large=None)),
+                 random=dict(recall=0.5, recall_std=0.05, precision=0.3, precision_std=0.02))
+    stage = dict(stage=0, input='patch embedding after its LayerNorm', regular=entry, shifted=None,
+                 input_magnitude=dict(object=1.2, background=0.8, ratio=1.5))
+    return dict(num_images=40, num_objects=300, random_seeds=[0, 1, 2], settings=[dict(name='uniform 0.5',
+                                                                                        stages=[stage])])
+
+
+def fake_run(root, with_random=True, with_detections=True):
+    """rows.json, latency.json, eval dirs (eval json and detections) and a kept-window analysis as a finished run
+    leaves them, with made-up numbers."""
     ratios = [[0.2, 0.2], [0.3, 0.3], [0.3, 0.3, 0.4, 0.4, 0.5, 0.5], [0.0, 0.0]]
     rows, latency, evals = [], {}, {}
 
-    def add(name, method, size, r, key, ms, budget, bbox, small):
+    def add(name, method, size, r, key, ms, budget, bbox, small, gmacs=1.0, **extra):
         rows.append(dict(name=name, method=method, img_size=size, pruning_ratios=r, config='c.py', checkpoint='w',
-                         weights='SAA' if method in ('sparsevit', 'random', 'uniform') else 'dense + finetune',
-                         latency_key=key, budget=budget, options=[]))
-        latency.setdefault(key, dict(latency_ms=ms, runs_ms=[ms, ms + 1, ms - 1]))
+                         weights=extra.get('weights') or ('SAA' if method in ('sparsevit', 'random', 'uniform')
+                                                          else 'dense + finetune'),
+                         latency_key=key, budget=budget, options=[], group=extra.get('group', name),
+                         seed=extra.get('seed'), width=extra.get('width')))
+        latency.setdefault(key, dict(latency_ms=ms, runs_ms=[ms, ms + 1, ms - 1], gmacs=gmacs))
         evals[name] = dict(bbox_mAP=bbox, segm_mAP=bbox - 0.05, bbox_mAP_s=small, bbox_mAP_m=bbox + 0.1,
                            segm_mAP_s=small, segm_mAP_m=-1.0)
 
-    add('dense', 'resolution', 448, None, 'dense448', 100.0, None, 0.60, 0.50)
+    add('dense', 'resolution', 448, None, 'dense448', 100.0, None, 0.60, 0.50, 2.13)
     add('saa_dense', 'sparsevit', 448, None, 'dense448', 100.0, None, 0.61, 0.51)
+    matches = {}
     for i, (size, ms, res_bbox, sv_bbox) in enumerate(((384, 80.0, 0.55, 0.59), (352, 70.0, 0.50, 0.56),
                                                        (320, 60.0, 0.45, 0.44))):
-        add(f'res{i + 1}', 'resolution', size, None, f'dense{size}', ms, i, res_bbox, res_bbox - 0.1)
-        add(f'sparsevit_b{i + 1}', 'sparsevit', 448, ratios, f'sparsevit_b{i + 1}', ms - 2, i, sv_bbox, sv_bbox - 0.05)
+        b, key = f'_b{i + 1}', f'cand_b{i + 1}_r0'
+        add(f'res{i + 1}', 'resolution', size, None, f'dense{size}', ms, i, res_bbox, res_bbox - 0.1, 1.6 - 0.3 * i)
+        add(f'sparsevit{b}', 'sparsevit', 448, ratios, key, ms - 2, i, sv_bbox, sv_bbox - 0.05, 1.5 - 0.3 * i)
         if with_random:
-            add(f'random_b{i + 1}', 'random', 448, ratios, f'random_b{i + 1}', ms - 2.5, i, sv_bbox - 0.2, 0.1)
-        add(f'uniform_b{i + 1}', 'uniform', 448, [[0.4] * d for d in (2, 2, 6, 2)], f'uniform0.4', ms, i,
+            for seed in range(3):
+                add(f'random{b}_s{seed}', 'random', 448, ratios, f'random_b{i + 1}_r0', ms - 2.5, i,
+                    sv_bbox - 0.21 + 0.01 * seed, 0.1, 1.5 - 0.3 * i, group=f'random{b}', seed=seed)
+        add(f'uniform{b}', 'uniform', 448, [[0.4] * d for d in (2, 2, 6, 2)], 'uniform0.4', ms, i,
             sv_bbox - 0.01, sv_bbox - 0.1)
-        add(f'nosaa_b{i + 1}', 'no_saa', 448, ratios, f'sparsevit_b{i + 1}', ms - 2, i, sv_bbox - 0.3, 0.05)
-    settings = dict(vars(exp.Settings()))
-    exp._write_json(osp.join(root, 'rows.json'), dict(rows=rows, settings=settings, sizes=[384, 352, 320],
-                                                       budgets_ms=[60.0, 70.0, 80.0]))
-    exp._write_json(osp.join(root, 'latency.json'), dict(results=latency, batch_size=4, warmup=3, repeats=10,
-                                                          rounds=3, threads=2, torch='2.x', seconds=1.0))
+        add(f'nosaa{b}', 'no_saa', 448, ratios, key, ms - 2, i, sv_bbox - 0.3, 0.05)
+        matches[str(i)] = dict(baseline=f'dense{size}', baseline_ms=ms, picked=key, rank=0, gap=(ms - 2) / ms - 1,
+                               matched=i < 2, candidates=[
+                                   dict(name=key, rank=0, metric=0.5, predicted_ms=ms, measured_ms=ms - 2,
+                                        gap=(ms - 2) / ms - 1, pruning_ratios=ratios),
+                                   dict(name=f'cand_b{i + 1}_r1', rank=1, metric=0.45, predicted_ms=ms - 1,
+                                        measured_ms=ms - 9, gap=(ms - 9) / ms - 1, pruning_ratios=ratios)])
+    for w, ms, bbox, gmacs in ((0.75, 74.0, 0.52, 1.24), (0.5, 57.0, 0.40, 0.58)):
+        add(f'width{w:g}', 'width', 448, None, f'width{w:g}', ms, None, bbox, bbox - 0.05, gmacs, width=w,
+            weights='dense, from scratch, 8 epochs')
+    settings = dict(vars(Settings()))
+    val_ann = osp.join(root, 'annotations', 'instances_val.json')
+    anns = fake_ground_truth(val_ann)
+    write_json(osp.join(root, 'rows.json'), dict(rows=rows, settings=settings, sizes=[384, 352, 320],
+                                                 budgets_ms=[60.0, 70.0, 80.0], val_ann=val_ann, matches=matches))
+    write_json(osp.join(root, 'latency.json'), dict(results=latency, batch_size=4, warmup=3, repeats=10,
+                                                    rounds=3, threads=2, torch='2.x', seconds=1.0))
     for name, metric in evals.items():
         if name != 'nosaa_b3':  # one evaluation missing: its row is left out
-            exp._write_json(osp.join(root, 'eval', name, 'eval_20260101_000000.json'), dict(metric=metric))
+            write_json(osp.join(root, 'eval', name, 'eval_20260101_000000.json'), dict(metric=metric))
+            if with_detections:
+                with open(osp.join(root, 'eval', name, 'results.bbox.json'), 'w') as f:
+                    json.dump(fake_detections(anns, metric['bbox_mAP']), f)
+    write_json(osp.join(root, 'windows_saa.json'), fake_kept_windows())
 
 
 def test_report_on_fake_results(exp, tmp_path):
     root = str(tmp_path)
-    fake_run(exp, root)
+    fake_run(root)
     text = exp.write_report(root, wall_time_s=3000)
-    for title, *_ in exp.COMPARISONS:
+    for title, *_ in COMPARISONS:
         assert f'## {title}' in text
-    assert ('SparseViT (searched, L2, SAA) ahead of dense, lower resolution at 2/3 budgets; bbox mAP difference: '
-            'budget 1 (78.0 vs 80.0 ms): +0.040 (small +0.090)') in text
-    assert 'ahead of random windows (searched ratios) at 3/3 budgets' in text
-    assert 'ahead of searched ratios, no SAA at 2/2 budgets' in text  # nosaa_b3 has no evaluation
-    row = ('| SparseViT (searched, L2, SAA) (budget 2) | SAA | 448 | 0.2 / 0.3 / 0.3 0.4 0.5 / 0 | 68.0 | 0.68 | '
-           '0.560 | 0.510 | 0.510 | 0.660 |')
+    # deliberately changed (was "ahead ... at 2/3 budgets"): budget 3 is 3.3 % faster than its baseline, so it is
+    # not matched and left out; the verdicts count intervals (ahead / within noise / behind)
+    assert ('SparseViT (searched, L2, SAA) vs dense, lower resolution: ahead at 2, within noise at 0, behind at 0 of '
+            '2 budgets at matched latency') in text
+    assert 'not matched (more than 3% apart in latency), left out: budget 3' in text
+    assert 'budget 1 (78.0 vs 80.0 ms, -2.5%; 1.50 vs 1.60 GMACs): +0.040 [+0.' in text
+    assert 'vs random windows (searched ratios): ahead at 3, within noise at 0, behind at 0 of 3 budgets (same ' \
+           'ratios)' in text
+    assert 'vs searched ratios, no SAA: ahead at 2, within noise at 0, behind at 0 of 2 budgets' in text  # nosaa_b3
+    assert 'vs uniform ratio (SAA): ahead at 0, within noise at 1, behind at 0 of 1 budgets' in text  # +0.01
+    assert 'vs dense, reduced width: ahead at 1, within noise at 0, behind at 0 of 1 widths at matched latency' in text
+    assert 'left out: x0.75 vs budget 1' in text  # 74 ms vs the closest SparseViT row at 78 ms: +5.4 %
+    # deliberately changed: the table has the spread of the rounds and the GMACs (was: no such columns)
+    row = ('| SparseViT (searched, L2, SAA) (budget 2) | SAA | 448 | 0.2 / 0.3 / 0.3 0.4 0.5 / 0 | 68.0 | 3% | 0.68 | '
+           '1.20 | 0.560 | 0.510 | 0.510 | 0.660 |')
     assert row in text and 'Wall time of the run: 50.0 min.' in text
+    assert '| random windows (searched ratios) (budget 1, mean of 3 seeds) | SAA |' in text
+    assert '| dense, reduced width x0.5 | dense, from scratch, 8 epochs | 448 | dense | 57.0 |' in text
+    assert '| 3 | 60.0 | rank 0 | 0.500 | 60.0 | 58.0 | -3.3% | yes, not matched |' in text  # the matching table
+    assert '## Kept windows' in text and '### SAA weights' in text and '| uniform 0.5 | 0 | 0 (regular) |' in text
     assert open(osp.join(root, 'results.md')).read() == text
     result = json.load(open(osp.join(root, 'results.json')))
-    assert result['missing'] == ['nosaa_b3'] and len(result['rows']) == 16
+    assert result['missing'] == ['nosaa_b3'] and len(result['rows']) == 18  # 16 + 2 widths; 3 x 3 seeds: 3 rows
     dense = next(r for r in result['rows'] if r['name'] == 'dense')
     assert dense['latency_runs_ms'] == [100.0, 101.0, 99.0] and dense['segm_mAP_m'] is None  # COCO's -1: no object
-    assert set(result['verdicts']) == {c[0] for c in exp.COMPARISONS}
+    assert dense['latency_spread'] == pytest.approx(0.02) and not dense['spread_flag'] and dense['gmacs'] == 2.13
+    random1 = next(r for r in result['rows'] if r['name'] == 'random_b1')
+    assert random1['bbox_mAP'] == pytest.approx(0.39) and random1['seeds'] == [0, 1, 2]
+    assert random1['evals'] == ['random_b1_s0', 'random_b1_s1', 'random_b1_s2']
+    assert set(result['verdicts']) == {c[0] for c in COMPARISONS}
+    pair = next(p for p in result['pairs'] if p['comparison'] == 'Sparsity vs resolution' and p['budget'] == 0)
+    assert pair['match'] == 'matched' and pair['verdict'] == 'ahead' and 0 < pair['low'] < 0.04 < pair['high']
+    assert result['bootstrap']['images'] == FAKE_IMAGES and set(result['kept_windows']) == {'SAA weights'}
     with open(osp.join(root, 'tradeoff.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert exp.main(['report', root]) == 0
 
 
 def test_report_without_random_and_errors(exp, tmp_path, capsys):
-    fake_run(exp, str(tmp_path), with_random=False)
+    fake_run(str(tmp_path), with_random=False, with_detections=False)
     text = exp.write_report(str(tmp_path))
     assert '## Window selection' not in text and '## Non-uniform vs uniform sparsity' in text
+    assert 'ahead at 2/2 budgets at matched latency (by the point difference: no per-image detections' in text
     assert exp.main(['report', str(tmp_path / 'nothing')]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if 'error' in line]
     assert len(errors) == 1 and 'run the experiments first' in errors[0]
 
 
-def test_plot_with_tied_rows(exp, tmp_path):
+def test_plot_with_tied_rows(tmp_path):
     """Two budgets can pick the same uniform ratio: equal (latency, mAP) points must not make the plot compare
     rows."""
-    row = dict(method='uniform', img_size=448, latency_ms=50.0, bbox_mAP=0.5, bbox_mAP_s=0.4)
+    row = dict(method='uniform', img_size=448, latency_ms=50.0, gmacs=1.0, bbox_mAP=0.5, bbox_mAP_s=0.4)
     records = [dict(row, name='uniform_b1'), dict(row, name='uniform_b2'),
-               dict(row, method='resolution', name='res1', img_size=384)]
-    path = exp.plot_tradeoff(records, str(tmp_path / 'tradeoff.png'))
+               dict(row, method='resolution', name='res1', img_size=384),
+               dict(row, method='width', name='width0.5', width=0.5, gmacs=None)]
+    path = plot_tradeoff(records, str(tmp_path / 'tradeoff.png'))
     with open(path, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make experiments`: SparseViT's comparisons at matched latency on the small-objects synthetic dataset
-# (sparsity vs resolution, L2 vs random windows, non-uniform vs uniform, with vs without SAA), one command on a
-# laptop-class CPU. The pipeline is tools/experiments.py (`run`); this wrapper sets up the environment as
-# tools/demo.sh does and passes its arguments on (e.g. `bash tools/experiments.sh --dry-run`).
+# (sparsity vs resolution, sparsity vs width, L2 vs random windows, non-uniform vs uniform, with vs without SAA;
+# bootstrap intervals over the val images; the kept-window analysis), one command on a laptop-class CPU (the
+# estimate, printed first, is about 72 minutes on 2 cores). The pipeline is tools/experiments.py (`run`); this
+# wrapper sets up the environment as tools/demo.sh does and passes its arguments on (e.g. `bash
+# tools/experiments.sh --dry-run`).
 #
 # Outputs under work_dirs/experiments/: results.md, results.json, tradeoff.png, plus each step's work dir, logs/
-# and done/ (reuse markers). Knobs: EXPERIMENTS_* (see `python tools/experiments.py run --help`);
+# and done/ (reuse markers). EXPERIMENTS_STYLE=flat uses the data of earlier runs (flat shapes). Knobs: EXPERIMENTS_* (see `python tools/experiments.py run --help`);
 # EXPERIMENTS_FORCE=1 redoes everything.
 set -euo pipefail
 

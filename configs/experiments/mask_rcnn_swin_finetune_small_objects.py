@@ -12,8 +12,8 @@ custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)
 
 optimizer = dict(lr=2e-4)
 lr_config = dict(
-    _delete_=True, policy='step', warmup='linear', warmup_iters=20, warmup_ratio=0.1, step=[2])
-runner = dict(type='EpochBasedRunner', max_epochs=3)
-evaluation = dict(interval=3, metric=['bbox', 'segm'])
+    _delete_=True, policy='step', warmup='linear', warmup_iters=20, warmup_ratio=0.1, step=[1])
+runner = dict(type='EpochBasedRunner', max_epochs=2)
+evaluation = dict(interval=2, metric=['bbox', 'segm'])
 
 load_from = 'work_dirs/experiments/mask_rcnn_swin_small_objects/latest.pth'

@@ -4,6 +4,9 @@
 # side, some clustered). The demo's trained weights are for the 224 px large-object data, so the experiments train
 # their own. Differences from the demo config: the 448 px input, anchors one octave smaller (16-256 px instead of
 # 32-512 px: the objects are 14-54 px), at most 50 detections an image (instead of 100), and the schedule.
+# The reduced-width baselines are this config from scratch with narrower stages (sparsevit.experiments.width:
+# `model.backbone.embed_dims=24 model.neck.in_channels=[24,48,96,192]` for x0.75, the heads unchanged) for
+# EXPERIMENTS_DENSE_EPOCHS + EXPERIMENTS_ADAPT_EPOCHS epochs.
 #
 # python tools/train.py configs/experiments/mask_rcnn_swin_small_objects.py \
 #     --work-dir work_dirs/experiments/mask_rcnn_swin_small_objects
@@ -57,7 +60,8 @@ model = dict(
     test_cfg=dict(rcnn=dict(max_per_img=50)))  # at most 12 objects an image: 50 detections keep the recall
 
 # From scratch, as the demo: AdamW 1e-3, linear warm-up, one step; EXPERIMENTS_DENSE_EPOCHS overrides max_epochs
-# (tools/experiments.py moves the step to the last epoch).
-lr_config = dict(policy='step', warmup='linear', warmup_iters=100, warmup_ratio=0.01, step=[7])
-runner = dict(type='EpochBasedRunner', max_epochs=8)
-evaluation = dict(interval=8, metric=['bbox', 'segm'])
+# (tools/experiments.py moves the step to the last epoch). 50 warm-up iterations (the demo: 100): the default
+# 150 images make 38 iterations an epoch, 228 in 6 epochs.
+lr_config = dict(policy='step', warmup='linear', warmup_iters=50, warmup_ratio=0.01, step=[5])
+runner = dict(type='EpochBasedRunner', max_epochs=6)
+evaluation = dict(interval=6, metric=['bbox', 'segm'])

@@ -1,0 +1,15 @@
+"""The pieces of ``make experiments`` (``tools/experiments.py``) that are plain functions on plain data.
+
+The tool runs the steps (data, trainings, latency runs, search, tests, analyses) as subprocesses and wires these
+modules; each is testable with constructed inputs in milliseconds (``tests/test_experiments*.py``):
+
+* :mod:`.settings` — the ``EXPERIMENTS_*`` settings (one dataclass, one flag and one variable per field);
+* :mod:`.plan` — the runs of a pipeline in order and the time estimate printed before anything runs;
+* :mod:`.matching` — matched latency by construction: a budget's best search candidates, and the pick of the
+  best one within ±3 % of its baseline's measured latency (else "not matched");
+* :mod:`.width` — the reduced-width dense baselines (embed dims x 0.75, x 0.5) as config options;
+* :mod:`.noise` — latency spread across rounds, and paired bootstrap intervals of mAP differences over val images
+  for table rows (a row may average several evaluations, e.g. random-window seeds);
+* :mod:`.report` — the records, comparisons, verdicts, ``results.md`` / ``results.json`` and ``tradeoff.png``;
+* :mod:`.files` — atomic JSON files (every step's output).
+"""

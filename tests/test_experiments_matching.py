@@ -1,0 +1,77 @@
+"""Matched latency by construction (sparsevit.experiments.matching): a budget's best candidates from a search
+history, and the pick of the best one within 3 % of its baseline's measured latency."""
+import pytest
+
+from sparsevit.experiments.matching import (MATCH_TOLERANCE, Candidate, budget_candidates, candidate_name,
+                                            is_matched, latency_gap, nearest, pick_matched)
+from sparsevit.schedule import gene_names, genes_to_ratios
+
+DEPTHS = (2, 2, 6, 2)
+
+
+def genes(value: float, first: float = 0.0) -> dict:
+    """A configuration: the first gene ``first``, every other ``value``."""
+    names = gene_names(DEPTHS)
+    return {n: (first if i == 0 else value) for i, n in enumerate(names)}
+
+
+def record(step, budget, metric, config, latency=50.0, feasible=True, cached=False):
+    return dict(step=step, origin='random', cached=cached, feasible=feasible, budget=budget, latency=latency,
+                metric=metric, config=config, extra={})
+
+
+def test_budget_candidates_order_dedupe_and_budget_indices():
+    # the experiments' budgets by size (descending fractions); the search sorted them ascending: its budget 0 is
+    # the experiments' budget 2, its budget 2 the experiments' budget 0
+    fractions = [0.8, 0.7, 0.5]
+    history = [record(0, 2, 0.40, genes(0.1)),
+               record(1, 2, 0.45, genes(0.2)),
+               record(2, 2, 0.45, genes(0.3)),  # ties 0.45: the later step ranks first (the search's own rule)
+               record(3, 2, 0.40, genes(0.1), cached=True),  # drawn again: counts once, its last step
+               record(4, None, None, genes(0.0), latency=99.0, feasible=False),  # infeasible: never a candidate
+               record(5, 0, 0.30, genes(0.8)),
+               record(6, 2, 0.20, genes(0.4))]
+    out = budget_candidates(history, fractions, DEPTHS, per_budget=3)
+    assert set(out) == {0, 2}  # the experiments' budget 1 got no feasible record
+    best = out[0]
+    assert [c.metric for c in best] == [0.45, 0.45, 0.40] and [c.step for c in best] == [2, 1, 3]
+    assert [c.rank for c in best] == [0, 1, 2] and [c.name for c in best] == ['cand_b1_r0', 'cand_b1_r1',
+                                                                               'cand_b1_r2']
+    assert best[0].pruning_ratios == genes_to_ratios(genes(0.3), DEPTHS) and best[0].budget == 0
+    assert [c.name for c in out[2]] == ['cand_b3_r0'] and out[2][0].predicted_ms == 50.0
+    assert len(budget_candidates(history, fractions, DEPTHS, per_budget=1)[0]) == 1
+    assert budget_candidates([], fractions, DEPTHS, 5) == {}
+    assert candidate_name(1, 3, 'random') == 'random_b2_r3'
+
+
+def candidates(n: int, budget: int = 0):
+    return [Candidate(candidate_name(budget, r), budget, r, 0.5 - 0.01 * r, 100.0, r, [[0.0]]) for r in range(n)]
+
+
+def test_pick_matched_within_tolerance_or_not_matched():
+    cands = candidates(3)
+    # rank 0 is 5 % off, rank 1 2 % off, rank 2 1 % off: the best within 3 % is rank 1 (not the closest)
+    pick = pick_matched(cands, {'cand_b1_r0': 105.0, 'cand_b1_r1': 98.0, 'cand_b1_r2': 101.0}, 100.0)
+    assert (pick.name, pick.rank, pick.matched) == ('cand_b1_r1', 1, True) and pick.gap == pytest.approx(-0.02)
+    # nothing within 3 %: the closest (rank 2, 4 % slower), not matched
+    pick = pick_matched(cands, {'cand_b1_r0': 90.0, 'cand_b1_r1': 95.0, 'cand_b1_r2': 104.0}, 100.0)
+    assert (pick.name, pick.matched) == ('cand_b1_r2', False) and pick.gap == pytest.approx(0.04)
+    # one candidate 5 % off: "not matched"
+    pick = pick_matched(cands[:1], {'cand_b1_r0': 105.0}, 100.0)
+    assert not pick.matched and pick.gap == pytest.approx(0.05)
+    # equally close: the better rank
+    pick = pick_matched(cands[:2], {'cand_b1_r0': 95.0, 'cand_b1_r1': 105.0}, 100.0)
+    assert pick.rank == 0 and not pick.matched
+    assert pick_matched([], {}, 100.0) is None
+    assert pick_matched(cands[:1], {'cand_b1_r0': 103.0}, 100.0).matched  # exactly 3 %: matched
+    assert pick_matched(cands[:1], {'cand_b1_r0': 97.0}, 100.0, tolerance=0.02).matched is False
+
+
+def test_gap_and_nearest():
+    assert MATCH_TOLERANCE == 0.03
+    assert latency_gap(98.0, 100.0) == pytest.approx(-0.02) and latency_gap(100.0, 100.0) == 0.0
+    assert is_matched(0.03) and is_matched(-0.03) and not is_matched(0.031)
+    assert nearest(74.0, {'b1': 78.0, 'b2': 68.0, 'b3': 58.0}) == 'b1'
+    assert nearest(63.0, {'b2': 68.0, 'b3': 58.0}) == 'b2'  # a tie: the first name
+    assert nearest(10.0, {}) is None
+

@@ -1,0 +1,45 @@
+"""The settings and the plan of `make experiments` (sparsevit.experiments.settings, .plan): the new knobs, the
+runs they add, and the printed estimate of the defaults (under 75 minutes on 2 cores)."""
+import pytest
+
+from sparsevit.experiments.plan import budget_tests, planned_runs, width_runs
+from sparsevit.experiments.settings import ExperimentError, Settings, settings_from
+
+
+def test_new_settings_and_their_checks():
+    st = settings_from({})
+    assert (st.style, st.num_val, st.random_seeds, st.match_candidates, st.latency_rounds) == ('scene', 300, 3, 5, 5)
+    assert st.width_factors == (0.75, 0.5) and st.window_images == 40
+    st = settings_from({'EXPERIMENTS_STYLE': 'flat', 'EXPERIMENTS_WIDTHS': 'none', 'EXPERIMENTS_RANDOM_SEEDS': '1'})
+    assert (st.style, st.width_factors, st.random_seeds) == ('flat', (), 1)
+    for env, match in (({'EXPERIMENTS_STYLE': 'photo'}, 'EXPERIMENTS_STYLE'),
+                       ({'EXPERIMENTS_WIDTHS': '0.75 2'}, r'EXPERIMENTS_WIDTHS.*in \(0, 1\)'),
+                       ({'EXPERIMENTS_RANDOM_SEEDS': '0'}, 'RANDOM_SEEDS'),
+                       ({'EXPERIMENTS_MATCH_CANDIDATES': '0'}, 'MATCH_CANDIDATES'),
+                       ({'EXPERIMENTS_WINDOW_IMAGES': '0'}, 'WINDOW_IMAGES')):
+        with pytest.raises(ExperimentError, match=match):
+            settings_from(env)
+
+
+def test_default_estimate_fits_75_minutes():
+    runs = planned_runs(Settings())
+    total = sum(s for _, s in runs)
+    assert 60 * 60 < total < 75 * 60
+    seconds = dict(runs)
+    # the width baselines train dense + adapt epochs from scratch; the narrower, the cheaper an epoch
+    assert seconds['train_width0.5'] < seconds['train_width0.75']
+    assert seconds['test_random_b1_s2'] == seconds['test_dense']  # every test is on the same val images
+    more = dict(planned_runs(Settings(latency_rounds=10)))
+    assert more['latency'] > 1.9 * seconds['latency'] - 10
+
+
+def test_runs_follow_the_knobs():
+    st = Settings()
+    assert budget_tests(st, 1) == ['test_sparsevit_b2', 'test_random_b2_s0', 'test_random_b2_s1',
+                                   'test_random_b2_s2', 'test_uniform_b2', 'test_nosaa_b2']
+    assert width_runs(st) == [('train_width0.75', 'test_width0.75'), ('train_width0.5', 'test_width0.5')]
+    base = [n for n, _ in planned_runs(st)]
+    assert len([n for n, _ in planned_runs(Settings(widths='none'))]) == len(base) - 4
+    one_seed = [n for n, _ in planned_runs(Settings(random_seeds=1))]
+    assert len(one_seed) == len(base) - 2 * st.budgets and 'test_random_b1_s0' in one_seed
+    assert {'windows_saa', 'windows_dense'} <= set(base)
