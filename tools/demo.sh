@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The whole SparseViT pipeline on the embedded synthetic shapes dataset (`make demo` calls this after setting up
-# the environment): synthetic data -> dense training -> Sparsity-Aware Adaptation -> latency-constrained
-# evolutionary search -> finetune of the found configuration -> test (the sparse model in fp32 and in bf16, and
-# fp32 vs bf16 kept windows with tools/check_precision.py), then the README-style table (config, latency, bbox mAP,
-# mask mAP), the bf16 mAP next to fp32 and the picture of the kept windows. About 20 minutes on 2 CPU cores.
+# the environment): synthetic data -> dense training -> Sparsity-Aware Adaptation -> which windows L2 selection
+# keeps (tools/analyze_windows.py on the dense and the SAA weights) -> latency-constrained evolutionary search ->
+# finetune of the found configuration -> test (the sparse model in fp32 and in bf16, and fp32 vs bf16 kept windows
+# with tools/check_precision.py), then the README-style table (config, latency vs mmdet's Swin and vs our dense
+# backbone, bbox mAP, mask mAP), the bf16 mAP next to fp32, the kept-window tables and the picture of the kept
+# windows. About 20 minutes on 2 CPU cores.
 #
 # Everything goes under work_dirs/demo/ in mmdet's layout (one work dir per config: logs, checkpoints,
 # eval_*.json; the sparse model's bf16 evaluation in its bf16/), plus latency/*.json, search/, precision_bf16.json,
-# sparsity.png, results.md, results.json and logs/ (each step's console output). A step whose outputs exist is
+# kept_windows_{dense,saa}.{json,md}, sparsity.png, results.md, results.json and logs/ (each step's console output). A step whose outputs exist is
 # skipped; DEMO_FORCE=1 (or removing work_dirs/demo) redoes all.
 #
-# Environment knobs: DEMO_DIR (work_dirs/demo), DEMO_DATA (data/sparsevit_demo), DEMO_NP (2: search processes),
+# Environment knobs: DEMO_DIR (work_dirs/demo), DEMO_DATA (data/sparsevit_demo), DEMO_STYLE (flat: flat-filled
+# shapes on a noisy background, the demo's data so far; scene: textured objects on smooth backgrounds with
+# distractors, the image statistics L2 window selection presumes, harder for this model: see the README's demo
+# section), DEMO_NP (2: search processes),
 # DEMO_SEED (0), DEMO_MAX_FRAC / DEMO_MIN_FRAC (0.85 / 0.6: the search's latency band as fractions of the dense
 # SparseViT backbone's latency as the search itself predicts it: `--max 0.85x --min 0.6x`, so a change of machine
 # speed before or during the search cannot move the band off the search space), DEMO_LATENCY_ROUNDS (3:
@@ -27,6 +32,7 @@ OUT="${DEMO_DIR:-work_dirs/demo}"
 DATA="${DEMO_DATA:-data/sparsevit_demo}"
 NP="${DEMO_NP:-2}"
 SEED="${DEMO_SEED:-0}"
+STYLE="${DEMO_STYLE:-flat}"
 MAX_FRAC="${DEMO_MAX_FRAC:-0.85}"
 MIN_FRAC="${DEMO_MIN_FRAC:-0.6}"
 FORCE="${DEMO_FORCE:-0}"
@@ -41,7 +47,7 @@ SEARCH_DIR="$OUT/search"
 LOGS="$OUT/logs"
 START=$(date +%s)
 STEP=0
-NSTEPS=10
+NSTEPS=11
 
 log() { echo "[demo $(date +%T)] $*"; }
 die() { echo "[demo] error: $*" >&2; exit 1; }
@@ -97,6 +103,13 @@ runs() { local files=("$OUT/latency/$1"_r*.json); local IFS=,; echo "${files[*]}
 
 mkdir -p "$OUT" "$LOGS" "$OUT/latency"
 : > "$OUT/timings.txt"
+# outputs of another data style are not reused (a work dir without the marker predates the styles: flat)
+PREVIOUS_STYLE="$(cat "$OUT/style.txt" 2>/dev/null || { [ -e "$DENSE_DIR/latest.pth" ] && echo flat; } || true)"
+if [ -n "$PREVIOUS_STYLE" ] && [ "$PREVIOUS_STYLE" != "$STYLE" ]; then
+  log "$OUT holds results on $PREVIOUS_STYLE data: every step is redone for $STYLE data"
+  FORCE=1
+fi
+echo "$STYLE" > "$OUT/style.txt"
 command -v "$PY" >/dev/null 2>&1 || die "no python: run 'make demo' (it creates .venv) or set PYTHON"
 "$PY" -c 'import sparsevit, mmdet, mmcv.ops' 2>/dev/null \
   || die "the environment is not ready (import sparsevit, mmdet, mmcv.ops failed): run 'bash tools/setup_env.sh'"
@@ -104,8 +117,8 @@ if [ "$(id -u)" = 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # mpirun (torchpack dist-run) as root
 fi
 
-step "synthetic data -> $DATA"
-run data "$PY" tools/make_synthetic_data.py --out "$DATA" --seed "$SEED"
+step "synthetic data ($STYLE style) -> $DATA"
+run data "$PY" tools/make_synthetic_data.py --out "$DATA" --seed "$SEED" --style "$STYLE"
 # --cfg-options pointing the demo configs at $DATA (one place defines them: sparsevit.datasets.synthetic)
 read -r -a DATA_OPTS <<< "$("$PY" -W ignore -c "import sys
 from sparsevit.datasets.synthetic import synthetic_cfg_options
@@ -123,6 +136,16 @@ if fresh "$SAA_DIR/latest.pth"; then
   run train_saa "$PY" tools/train.py "$SAA_CFG" --work-dir "$SAA_DIR" --seed "$SEED" --no-validate \
     --cfg-options "${DATA_OPTS[@]}" load_from="$DENSE_DIR/latest.pth"
 fi
+
+step "which windows L2 selection keeps: dense and SAA weights, uniform 0.5 and 0.7 -> $OUT/kept_windows_*.json"
+for kind in dense saa; do
+  ckpt_dir="$DENSE_DIR"; [ "$kind" = saa ] && ckpt_dir="$SAA_DIR"
+  if fresh "$OUT/kept_windows_$kind.json"; then
+    run "kept_windows_$kind" "$PY" tools/analyze_windows.py "$SPARSE_CFG" "$ckpt_dir/latest.pth" --split val \
+      --ratios 0.5 0.7 --num-images 40 --random-seeds 3 --json "$OUT/kept_windows_$kind.json" \
+      --markdown "$OUT/kept_windows_$kind.md" --cfg-options "${DATA_OPTS[@]}"
+  fi
+done
 
 step "latency-constrained evolutionary search ($NP processes, band ${MIN_FRAC}x to ${MAX_FRAC}x the dense backbone) -> $SEARCH_DIR"
 SEARCH=(tools/search.py "$SPARSE_CFG" "$SAA_DIR/latest.pth" --max "${MAX_FRAC}x" --min "${MIN_FRAC}x"
@@ -192,6 +215,9 @@ WALL=(--wall-time "$(( $(date +%s) - START ))")
   --row "dense Swin (mmdet)" "$DENSE_CFG" "$DENSE_DIR" "$(runs swin_dense)" \
   --row "SparseViT SAA, dense" "$SPARSE_CFG" "$SAA_DIR" "$(runs sparsevit_dense)" \
   --row "SparseViT searched + finetuned" "$BEST_CFG" "$FT_DIR" "$(runs "$BEST_NAME")" \
+  --own-dense "SparseViT SAA, dense" \
   --bf16 "SparseViT searched + finetuned" "$FT_DIR/bf16" ${PRECISION[@]+"${PRECISION[@]}"} \
+  --kept-windows "SAA weights (L2 selection as the search and the sparse model use it)" "$OUT/kept_windows_saa.json" \
+  --kept-windows "dense weights" "$OUT/kept_windows_dense.json" \
   --markdown "$OUT/results.md" --json "$OUT/results.json" ${WALL[@]+"${WALL[@]}"}
 log "done in $(( ($(date +%s) - START) / 60 )) min: $OUT/results.md, $OUT/sparsity.png, per-step seconds in $OUT/timings.txt"
