@@ -2,8 +2,8 @@
 history, and the pick of the best one within 3 % of its baseline's measured latency."""
 import pytest
 
-from sparsevit.experiments.matching import (MATCH_TOLERANCE, Candidate, budget_candidates, candidate_name,
-                                            is_matched, latency_gap, nearest, pick_matched)
+from sparsevit.experiments.matching import (EDGE_OFFSETS, MATCH_TOLERANCE, Candidate, budget_candidates,
+                                            candidate_name, is_matched, latency_gap, nearest, pick_matched)
 from sparsevit.schedule import gene_names, genes_to_ratios
 
 DEPTHS = (2, 2, 6, 2)
@@ -44,6 +44,32 @@ def test_budget_candidates_order_dedupe_and_budget_indices():
     assert candidate_name(1, 3, 'random') == 'random_b2_r3'
 
 
+def test_candidates_around_the_budget_edge_from_the_whole_history():
+    # experiments' budgets 0.8 and 0.5 of dense; the search's edges (its ms) 80 and 50; its budget 1 is our 0
+    fractions, edges = [0.8, 0.5], [80.0, 50.0]
+    history = [record(0, 1, 0.60, genes(0.1), latency=66.0),  # the budget's best, 17 % below its edge
+               record(1, 1, 0.40, genes(0.2), latency=80.0),  # at the edge (bin 0)
+               record(2, 1, 0.50, genes(0.3), latency=79.5),  # at the edge, better: bin 0's pick
+               record(3, 1, 0.45, genes(0.4), latency=76.5),  # -4.4 %: bin -4 %
+               record(4, None, 0.70, genes(0.5), latency=83.0, feasible=False),  # scored, above every budget: +4 %
+               record(5, 0, 0.30, genes(0.6), latency=73.0),  # the other budget's, -8.75 %: bin -8 %
+               record(6, 1, 0.55, genes(0.7), latency=70.0),  # -12.5 %: bin -12 %
+               record(7, None, None, genes(0.8), latency=95.0, feasible=False),  # not scored: never a candidate
+               record(8, 0, 0.35, genes(0.9), latency=50.5)]
+    out = budget_candidates(history, fractions, DEPTHS, per_budget=6, edges_ms=edges)
+    assert [c.step for c in out[0]] == [0, 2, 3, 4, 5, 6] and [c.rank for c in out[0]] == list(range(6))
+    assert out[0][0].metric == 0.60 and out[0][3].predicted_ms == 83.0
+    assert len(budget_candidates(history, fractions, DEPTHS, per_budget=3, edges_ms=edges)[0]) == 3
+    # budget 1 (edge 50): its own best is the only record near 50 ms, then nothing within the outermost bin
+    assert [c.step for c in out[1]] == [8]
+    # bins exhausted: the unused records closest to the edge within reach (80.0 at 0 %, then 66 at -17.5 %: out)
+    out = budget_candidates(history, fractions, DEPTHS, per_budget=8, edges_ms=edges)
+    assert [c.step for c in out[0]] == [0, 2, 3, 4, 5, 6, 1]
+    assert EDGE_OFFSETS[0] == 0.0
+    # without edges: the budget's best by metric, as before
+    assert [c.step for c in budget_candidates(history, fractions, DEPTHS, per_budget=3)[0]] == [0, 6, 2]
+
+
 def candidates(n: int, budget: int = 0):
     return [Candidate(candidate_name(budget, r), budget, r, 0.5 - 0.01 * r, 100.0, r, [[0.0]]) for r in range(n)]
 
@@ -63,6 +89,10 @@ def test_pick_matched_within_tolerance_or_not_matched():
     pick = pick_matched(cands[:2], {'cand_b1_r0': 95.0, 'cand_b1_r1': 105.0}, 100.0)
     assert pick.rank == 0 and not pick.matched
     assert pick_matched([], {}, 100.0) is None
+    # matched ones by metric, not by rank: rank 2 scores best here
+    better = cands[:2] + [Candidate('cand_b1_r2', 0, 2, 0.9, 100.0, 2, [[0.0]])]
+    pick = pick_matched(better, {'cand_b1_r0': 101.0, 'cand_b1_r1': 99.0, 'cand_b1_r2': 102.5}, 100.0)
+    assert (pick.name, pick.matched) == ('cand_b1_r2', True)
     assert pick_matched(cands[:1], {'cand_b1_r0': 103.0}, 100.0).matched  # exactly 3 %: matched
     assert pick_matched(cands[:1], {'cand_b1_r0': 97.0}, 100.0, tolerance=0.02).matched is False
 

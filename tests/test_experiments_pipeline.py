@@ -90,6 +90,19 @@ def test_candidates_latency_match_and_rows(exp, pipeline):
     assert set(n for n in pipeline.runner.order if n.startswith('test_')) == set(run_names)
 
 
+def test_candidates_around_the_edges_the_search_resolved(exp, pipeline):
+    from sparsevit.search.outputs import SearchFiles, budgets_tag
+    budgets = [0.8, 0.6]
+    write_history(pipeline, ['0.600x', '0.800x'], [
+        record(0, 1, 0.55, 0.3, 70.0), record(1, 1, 0.50, 0.2, 79.0), record(2, 0, 0.30, 0.6, 50.0)])
+    files = SearchFiles(pipeline.dirs['search'], budgets_tag(['0.600x', '0.800x']))
+    with open(files.summary, 'w') as f:  # the search's band: its budgets in ascending order, resolved to ms
+        json.dump(dict(band=dict(budgets=[dict(text='0.600x', ms=60.0), dict(text='0.800x', ms=80.0)])), f)
+    candidates = pipeline.read_candidates(budgets)  # match_candidates=2: the best, then the best at the edge
+    assert [c.predicted_ms for c in candidates[0]] == [70.0, 79.0]
+    assert [c.predicted_ms for c in candidates[1]] == [50.0]  # nothing else within 14 % of 60 ms
+
+
 def test_step_commands_parse(exp, pipeline):
     row = exp.Row('random_b1_s1', 'random', 128, [[0.5, 0.5]] + [[0.0] * d for d in DEPTHS[1:]], exp.SPARSE_CFG,
                   'saa.pth', 'SAA', 'random_b1_r0', 0,

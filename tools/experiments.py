@@ -479,9 +479,9 @@ class Pipeline:
         return fractions
 
     def search(self, budgets: List[float]) -> Dict[int, List[Candidate]]:
-        """The multi-budget search on the held-out split: budget index (that of its size) -> its best
-        ``match_candidates`` feasible configurations from the search history (rank 0: the search's best, as in
-        its ``sparsevit_max{B}.py``). tools/search.py takes the budgets (fractions of dense) ascending; budget i
+        """The multi-budget search on the held-out split: budget index (that of its size) -> its
+        ``match_candidates`` candidates from the search history (rank 0: the search's best, as in its
+        ``sparsevit_max{B}.py``; then the best around the budget's edge: :func:`budget_candidates`). tools/search.py takes the budgets (fractions of dense) ascending; budget i
         is the interval up to ``budgets[i]`` from the next lower budget."""
         st, work = self.st, self.dirs['search']
         texts = [budget_text(b) for b in budgets]
@@ -510,7 +510,12 @@ class Pipeline:
         files = SearchFiles(work, budgets_tag(sorted(texts, key=lambda t: float(t[:-1]))))
         if not osp.isfile(files.history):
             raise ExperimentError(f'the search wrote no history ({files.history})', status=1)
-        candidates = budget_candidates(files.read_history(), budgets, self.depths, self.st.match_candidates)
+        edges = None
+        if osp.isfile(files.summary):  # the budgets as the search resolved them: the edges the candidates surround
+            resolved = {b['text']: b['ms'] for b in read_json(files.summary).get('band', {}).get('budgets', [])}
+            if all(t in resolved for t in texts):
+                edges = [resolved[t] for t in texts]
+        candidates = budget_candidates(files.read_history(), budgets, self.depths, self.st.match_candidates, edges)
         for i, t in enumerate(texts):
             if i not in candidates:
                 self.runner.log(f'  no configuration found for budget {t}: its rows are skipped')

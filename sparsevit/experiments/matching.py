@@ -8,6 +8,14 @@ compares the best one by search metric within ±:data:`MATCH_TOLERANCE` of its b
 (:func:`pick_matched`). A budget where none is that close keeps the closest one, marked "not matched": its
 comparison is shown but left out of the verdict.
 
+Which candidates: the search's best of the budget (rank 0, its ``sparsevit_max{B}.py``), then, when the budget's
+edge in the search's milliseconds is given, the best configuration of the *whole* history in each of the bins of
+:data:`EDGE_OFFSETS` around that edge (the baseline's latency as the search's table predicts it). The budget's best
+by a noisy held-out metric can lie anywhere in its interval (in the first full run: 17 % below the edge), and the
+table's relative error moves every prediction a few percent: candidates spread around the edge are what can land
+within 3 % of the baseline when measured. A configuration the search assigned to a neighbouring budget (or found
+infeasible, if it was scored) is as good a candidate: the comparison is at measured latency, not at the search's.
+
 Budget indices: the experiments number budgets by their size (budget 0: the largest reduced size, the loosest
 budget); the search numbers them ascending (its ``--budgets`` are sorted). :func:`budget_candidates` translates.
 """
@@ -18,6 +26,10 @@ from ..schedule import genes_key, genes_to_ratios
 
 #: Largest relative latency difference of a comparison at matched latency (``|a / b - 1|``).
 MATCH_TOLERANCE = 0.03
+#: Centres of the bins around a budget's edge that candidates are drawn from (predicted latency / edge - 1), in the
+#: order they are filled; each bin is :data:`EDGE_BIN` wide on either side.
+EDGE_OFFSETS = (0.0, -0.04, 0.04, -0.08, 0.08, -0.12, 0.12)
+EDGE_BIN = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +60,9 @@ def candidate_name(budget: int, rank: int, prefix: str = 'cand') -> str:
 
 
 def budget_candidates(history: Sequence[Mapping], fractions: Sequence[float], depths: Sequence[int],
-                      per_budget: int) -> Dict[int, List[Candidate]]:
-    """The ``per_budget`` best distinct feasible configurations of each budget in a search history.
+                      per_budget: int, edges_ms: Optional[Sequence[float]] = None) -> Dict[int, List[Candidate]]:
+    """Up to ``per_budget`` distinct configurations per budget from a search history, to be timed beside the
+    budget's baseline.
 
     Args:
         history: the search's records (``search_{tag}_history.jsonl``): ``feasible``, ``budget`` (index in the
@@ -58,27 +71,53 @@ def budget_candidates(history: Sequence[Mapping], fractions: Sequence[float], de
             sorted ascending.
         depths: blocks per stage (genes -> pruning ratios).
         per_budget: candidates kept per budget.
+        edges_ms: each budget's edge in the search's milliseconds (the experiments' order; the summary's resolved
+            budgets). Without it, the candidates are the budget's best feasible ones by metric (the earlier rule).
 
     Returns:
-        experiments' budget index -> candidates, best first: by metric, a tie going to the later step (the
-        search's own rule, so rank 0 is the search's best). A configuration drawn twice counts once (its last
-        step). Budgets without a feasible record are absent.
+        experiments' budget index -> candidates. Rank 0 is the search's best of the budget: by metric, a tie going
+        to the later step (the search's own rule). With ``edges_ms``, the next ranks are the best scored
+        configuration of the whole history in each bin of :data:`EDGE_OFFSETS` (in that order; an empty bin is
+        skipped), then the unused ones closest to the edge within the outermost bin; without it, the budget's
+        next best. A configuration drawn twice counts once (its last step). Budgets without a feasible record are
+        absent.
     """
     ascending = sorted(range(len(fractions)), key=lambda i: fractions[i])  # search index -> experiments' index
-    last: Dict[int, Dict[str, Mapping]] = {}
+    last: Dict[str, Mapping] = {}
     for record in history:
-        if not record.get('feasible') or record.get('metric') is None or record.get('budget') is None:
+        if record.get('metric') is None:
             continue
-        by_key = last.setdefault(ascending[record['budget']], {})
         key = genes_key(record['config'])
-        if key not in by_key or record['step'] >= by_key[key]['step']:
-            by_key[key] = record
+        if key not in last or record['step'] >= last[key]['step']:
+            last[key] = record
+    by_metric = sorted(last.items(), key=lambda kv: (-kv[1]['metric'], -kv[1]['step']))
     out = {}
-    for budget, by_key in sorted(last.items()):
-        best = sorted(by_key.values(), key=lambda r: (-r['metric'], -r['step']))[:per_budget]
+    for budget in range(len(fractions)):
+        own = [(k, r) for k, r in by_metric if r.get('feasible') and r.get('budget') is not None
+               and ascending[r['budget']] == budget]
+        if not own:
+            continue
+        if edges_ms is None:
+            chosen = own[:per_budget]
+        else:
+            chosen = [own[0]]
+            edge = float(edges_ms[budget])
+            gap = {k: float(r['latency']) / edge - 1.0 for k, r in by_metric}
+            for offset in EDGE_OFFSETS:
+                if len(chosen) >= per_budget:
+                    break
+                taken = {k for k, _ in chosen}
+                inside = [(k, r) for k, r in by_metric
+                          if k not in taken and offset - EDGE_BIN <= gap[k] < offset + EDGE_BIN]
+                chosen += inside[:1]
+            reach = max(abs(o) for o in EDGE_OFFSETS) + EDGE_BIN
+            taken = {k for k, _ in chosen}
+            rest = sorted(((k, r) for k, r in by_metric if k not in taken and abs(gap[k]) < reach),
+                          key=lambda kv: abs(gap[kv[0]]))
+            chosen += rest[:max(0, per_budget - len(chosen))]
         out[budget] = [Candidate(candidate_name(budget, rank), budget, rank, float(r['metric']), float(r['latency']),
                                  int(r['step']), genes_to_ratios(r['config'], depths))
-                       for rank, r in enumerate(best)]
+                       for rank, (_, r) in enumerate(chosen)]
     return out
 
 
@@ -104,20 +143,20 @@ class Pick:
 
 def pick_matched(candidates: Sequence[Candidate], latency_ms: Mapping[str, float], baseline_ms: float,
                  tolerance: float = MATCH_TOLERANCE) -> Optional[Pick]:
-    """The best candidate (by search metric, i.e. lowest rank) whose measured latency is within ``tolerance`` of
-    ``baseline_ms``; when none is, the one of closest latency (a tie: the better rank), not matched. None without
-    candidates.
+    """The best candidate by search metric (a tie: the lower rank) whose measured latency is within ``tolerance``
+    of ``baseline_ms``; when none is, the one of closest latency (a tie: the lower rank), not matched. None
+    without candidates.
 
     Args:
         candidates: one budget's candidates (:func:`budget_candidates`).
         latency_ms: measured latency per candidate name (the same interleaved run as the baseline).
         baseline_ms: the baseline's measured latency.
     """
-    measured = sorted((c.rank, c.name, latency_gap(latency_ms[c.name], baseline_ms)) for c in candidates)
+    measured = sorted((c.rank, c.name, latency_gap(latency_ms[c.name], baseline_ms), c.metric) for c in candidates)
     if not measured:
         return None
-    close = [m for m in measured if is_matched(m[2], tolerance)]
-    rank, name, gap = close[0] if close else min(measured, key=lambda m: (abs(m[2]), m[0]))
+    close = sorted((m for m in measured if is_matched(m[2], tolerance)), key=lambda m: (-m[3], m[0]))
+    rank, name, gap, _ = close[0] if close else min(measured, key=lambda m: (abs(m[2]), m[0]))
     return Pick(name, rank, gap, bool(close))
 
 

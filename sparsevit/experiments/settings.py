@@ -91,8 +91,8 @@ SETTING_HELP = dict(
     "('none' for none)",
     search_steps='search steps (candidates drawn)', population='search population (shared by the budgets)',
     parents='search parents (at least 2 per budget)',
-    match_candidates="best search candidates per budget timed beside the budget's baseline (the best within 3 %% "
-    'of its latency is compared)',
+    match_candidates="search candidates per budget timed beside the budget's baseline: the search's best, then the "
+    "best around the budget's edge (the best within 3 %% of the baseline's latency is compared)",
     random_seeds='selection seeds of the random-window rows (averaged), and of the kept-window analysis',
     latency_rounds='interleaved rounds of the latency measurements (median reported, spread flagged)',
     latency_batch='batch of the latency measurements', latency_warmup='untimed forwards per latency measurement',
