@@ -30,6 +30,14 @@ def test_demo_report_reads_latency_and_eval_json(tmp_path, capsys):
     assert md.read_text().strip() == out.strip()
     checks = json.loads((tmp_path / 'r.json').read_text())['checks']
     assert [c['ok'] for c in checks] == [True, True, True]
+    # scene data: no dense target was set for it; the other checks stay
+    assert report.main(['--row', 'dense', 'a.py', str(dense_dir), ','.join(lat['d']), '--row', 'sparse', 'b.py',
+                        str(sparse_dir), ','.join(lat['s']), '--data-style', 'scene', '--json',
+                        str(tmp_path / 'r.json')]) == 0
+    out = capsys.readouterr().out
+    assert "- (no target) dense bbox mAP: no target for scene data (the demo's 0.5 was set on flat data) (0.61)" in out
+    checks = json.loads((tmp_path / 'r.json').read_text())['checks']
+    assert [c['ok'] for c in checks] == [None, True, True]
     assert report.main(['--row', 'dense', 'a.py', str(tmp_path), lat['d'][0]]) == 2  # no eval_*.json there
     assert 'no eval_*.json' in capsys.readouterr().err
     with pytest.raises(SystemExit):  # no row

@@ -3,7 +3,7 @@
     python tools/demo_report.py \
         --row dense CONFIG EVAL LATENCY_JSON[,LATENCY_JSON...] --row sparse CONFIG EVAL LATENCY_JSON[,...] \
         [--own-dense NAME] [--bf16 NAME EVAL [--precision-check JSON]] [--kept-windows LABEL JSON ...] \
-        [--markdown results.md] [--json results.json] [--wall-time SECONDS]
+        [--markdown results.md] [--json results.json] [--wall-time SECONDS] [--data-style flat|scene]
 
 ``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
 (its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``;
@@ -15,7 +15,9 @@ the pruning's own gain (the paper's claim) apart from the implementation's (our 
 ``--bf16 NAME EVAL`` adds the bbox/mask mAP of row NAME's model evaluated with ``tools/test.py --dtype bf16`` next
 to its fp32 mAP; ``--precision-check`` adds the fraction of kept windows that agree between fp32 and bf16
 (the ``--json`` of ``tools/check_precision.py``). ``--kept-windows LABEL JSON`` adds the kept-window analysis of
-``tools/analyze_windows.py`` (its ``--json``) under the title LABEL; repeatable.
+``tools/analyze_windows.py`` (its ``--json``) under the title LABEL; repeatable. ``--data-style`` names the
+data's style: the dense mAP target (0.5) is that of the ``flat`` data it was set on; another style's dense mAP is
+reported without one.
 """
 import argparse
 import glob
@@ -34,8 +36,11 @@ logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
 from sparsevit.schedule import format_genes, ratios_to_genes  # noqa: E402
 
-#: The demo's targets (issue 3): dense bbox mAP >= 0.5, sparse within 0.05 of it, at a lower latency.
-DENSE_BBOX_TARGET = 0.5
+#: The demo's targets (issue 3): dense bbox mAP >= 0.5, sparse within 0.05 of it, at a lower latency. The dense
+#: target was set on the `flat` data of that issue; none was fixed in advance for another data style, so there the
+#: dense mAP is reported without a target (choosing one after seeing the result would make the check meaningless).
+DENSE_BBOX_TARGETS = dict(flat=0.5)
+DENSE_BBOX_TARGET = DENSE_BBOX_TARGETS['flat']
 MAX_BBOX_DROP = 0.05
 #: bf16 autocast inference: bbox mAP within 0.02 of fp32 (issue 9).
 MAX_BF16_BBOX_CHANGE = 0.02
@@ -64,6 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--markdown', default=None, help='also write the table to this Markdown file')
     parser.add_argument('--json', default=None, help='also write the rows and checks to this JSON file')
     parser.add_argument('--wall-time', type=float, default=None, help='the pipeline wall time in seconds')
+    parser.add_argument('--data-style', default='flat', metavar='STYLE',
+                        help="the data's style (tools/make_synthetic_data.py --style): the dense mAP target is "
+                        f"that of this style ({', '.join(f'{k}: {v:g}' for k, v in DENSE_BBOX_TARGETS.items())}; "
+                        'none for another)')
     args = parser.parse_args(argv)
     if not args.row:
         parser.error('give at least one --row (the first is the dense reference)')
@@ -167,11 +176,16 @@ def precision_text(p: dict) -> str:
     return '\n'.join(lines)
 
 
-def checks(rows: List[dict], precision: Optional[dict] = None) -> List[dict]:
-    """The demo's targets, evaluated on the rows (the first is the dense reference; later dense rows are skipped)."""
+def checks(rows: List[dict], precision: Optional[dict] = None, style: str = 'flat') -> List[dict]:
+    """The demo's targets, evaluated on the rows (the first is the dense reference; later dense rows are skipped).
+    A check without a target for the data ``style`` has ``ok`` None (reported, neither passed nor failed)."""
     dense = rows[0]
-    out = [dict(check=f'dense bbox mAP >= {DENSE_BBOX_TARGET}', value=dense['bbox_mAP'],
-                ok=dense['bbox_mAP'] >= DENSE_BBOX_TARGET)]
+    target = DENSE_BBOX_TARGETS.get(style)
+    if target is None:
+        out = [dict(check=f'dense bbox mAP: no target for {style} data (the demo\'s {DENSE_BBOX_TARGET:g} was set on '
+                    'flat data)', value=dense['bbox_mAP'], ok=None)]
+    else:
+        out = [dict(check=f'dense bbox mAP >= {target}', value=dense['bbox_mAP'], ok=dense['bbox_mAP'] >= target)]
     for row in rows[1:]:
         if row['sparsity'] == 'dense':
             continue
@@ -222,7 +236,7 @@ def kept_windows_text(label: str, analysis: dict) -> str:
 def report(args: argparse.Namespace) -> str:
     rows = [build_row(*row) for row in args.row]
     precision = precision_rows(rows, args.bf16, args.precision_check) if args.bf16 else None
-    results = checks(rows, precision)
+    results = checks(rows, precision, args.data_style)
     first = rows[0]
     text = [table(rows, args.own_dense), '',
             f"Latency: backbone only, batch {first['batch_size']}, random input, trimmed mean (25 % dropped each "
@@ -232,7 +246,8 @@ def report(args: argparse.Namespace) -> str:
         text.append(f'Pipeline wall time: {args.wall_time / 60:.1f} min.')
     if precision is not None:
         text += ['', precision_text(precision)]
-    text += [''] + [f"- [{'x' if c['ok'] else ' '}] {c['check']} ({c['value']:g})" for c in results]
+    mark = {True: '[x]', False: '[ ]', None: '(no target)'}
+    text += [''] + [f"- {mark[c['ok']]} {c['check']} ({c['value']:g})" for c in results]
     kept = {label: load_json(path) for label, path in args.kept_windows}
     if kept:
         text += ['', '## Kept windows'] + [part for label, a in kept.items() for part in ('', kept_windows_text(label,
