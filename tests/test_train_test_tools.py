@@ -87,12 +87,28 @@ def test_test_tool_evaluates_bbox_and_segm(synthetic_coco, dense_checkpoint, tmp
         assert 0.0 <= metric[key] <= 1.0
 
 
-def test_test_tool_with_top_level_pruning_ratios(synthetic_coco, dense_checkpoint, tmp_path):
+def test_test_tool_with_top_level_pruning_ratios(synthetic_coco, dense_checkpoint, tmp_path, monkeypatch):
+    """tools/test.py evaluates the sparse demo with top-level ``pruning_ratios`` given in ``--cfg-options``, and the
+    model it builds from these arguments (its own ``load_config`` and ``build_model``, as ``main`` calls them) runs
+    the backbone at those ratios, not at the config file's (dense) ones."""
+    from mmdet.utils import get_device
     ratios = '[[0.5,0.5],[0.2,0.2],[0.2,0.2,0.4,0.4,0.5,0.5],[0,0]]'
-    proc = run([sys.executable, 'tools/test.py', SPARSE_DEMO, dense_checkpoint, '--eval', 'bbox',
-                '--work-dir', str(tmp_path), *options(synthetic_coco, pruning_ratios=ratios)], env=tool_env())
+    common = [SPARSE_DEMO, dense_checkpoint, '--eval', 'bbox', '--work-dir', str(tmp_path)]
+    argv = [*common, *options(synthetic_coco, pruning_ratios=ratios)]
+    proc = run([sys.executable, 'tools/test.py', *argv], env=tool_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'bbox_mAP' in proc.stdout
+
+    test_tool = load_tool('test')
+    monkeypatch.setenv('LOCAL_RANK', '0')  # parse_args sets it when absent: not for the rest of the session
+    args = test_tool.parse_args(argv)
+    cfg = test_tool.load_config(args)
+    cfg.device = get_device()  # as main() sets it
+    model, _ = test_tool.build_model(cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
+    expected = tuple(tuple(float(r) for r in stage) for stage in json.loads(ratios))
+    assert model.backbone.pruning_ratios == expected
+    file_cfg = test_tool.load_config(test_tool.parse_args([*common, *options(synthetic_coco)]))
+    assert all(r == 0 for stage in file_cfg.model.backbone.pruning_ratios for r in stage)  # the option set them
 
 
 def test_dist_train_saa_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_path):
