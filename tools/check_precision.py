@@ -29,10 +29,10 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
-from sparsevit.deploy.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
-                                  write_json)
 from sparsevit.deploy.precision import compare_selections, record_selections, stage_selection  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
+from sparsevit.utils.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
+                                 write_json)
 from sparsevit.utils.latency import resolve_device  # noqa: E402
 from sparsevit.utils.precision import resolve_dtype  # noqa: E402
 

@@ -26,7 +26,7 @@ if ROOT not in sys.path:  # run from a checkout without installing
 
 from sparsevit.utils.checkpoint import (checkpoint_state_dict, convert_official_swin_detector,  # noqa: E402
                                         read_checkpoint)
-from sparsevit.utils.launch import fail  # noqa: E402
+from sparsevit.utils.cli import fail  # noqa: E402
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:

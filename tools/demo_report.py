@@ -35,6 +35,7 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=U
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
 from sparsevit.schedule import format_genes, ratios_to_genes  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, write_json  # noqa: E402
 
 #: The demo's targets (issue 3): dense bbox mAP >= 0.5, sparse within 0.05 of it, at a lower latency. The dense
 #: target was set on the `flat` data of that issue; none was fixed in advance for another data style, so there the
@@ -44,13 +45,6 @@ DENSE_BBOX_TARGET = DENSE_BBOX_TARGETS['flat']
 MAX_BBOX_DROP = 0.05
 #: bf16 autocast inference: bbox mAP within 0.02 of fp32 (issue 9).
 MAX_BF16_BBOX_CHANGE = 0.02
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -258,10 +252,8 @@ def report(args: argparse.Namespace) -> str:
         with open(args.markdown, 'w') as f:
             f.write(markdown + '\n')
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(dict(rows=rows, own_dense=args.own_dense, precision=precision, checks=results,
-                           kept_windows=kept, wall_time_s=args.wall_time), f, indent=2)
+        write_json(args.json, dict(rows=rows, own_dense=args.own_dense, precision=precision, checks=results,
+                                   kept_windows=kept, wall_time_s=args.wall_time))
     return markdown
 
 

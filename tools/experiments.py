@@ -42,6 +42,7 @@ Knobs: the ``EXPERIMENTS_*`` environment variables, the defaults of the ``run`` 
 """
 import argparse
 import dataclasses
+import functools
 import glob
 import json
 import logging
@@ -73,6 +74,7 @@ from sparsevit.experiments.plan import (UNIFORM_RATIOS, WINDOW_RATIOS, budget_te
 from sparsevit.experiments.report import sparsity_text, write_report  # noqa: E402
 from sparsevit.experiments.settings import ExperimentError, Settings, SETTING_HELP, knob, settings_from  # noqa: E402
 from sparsevit.experiments.width import width_name, width_options, width_overrides  # noqa: E402
+from sparsevit.utils.cli import OneLineParser  # noqa: E402
 
 CFG_DIR = 'configs/experiments'
 DENSE_CFG = f'{CFG_DIR}/mask_rcnn_swin_small_objects.py'
@@ -691,16 +693,11 @@ class Pipeline:
 # ----------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{PROG}: error: {message} (see --help)\n')
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = OneLineParser(prog=PROG, description='SparseViT comparisons at matched latency (make experiments).')
-    sub = parser.add_subparsers(dest='command', required=True, parser_class=OneLineParser)
+    # a subcommand's errors name the tool, as the top level's (its prog is 'experiments.py run')
+    sub = parser.add_subparsers(dest='command', required=True,
+                                parser_class=functools.partial(OneLineParser, error_prog=PROG))
     run = sub.add_parser('run', help='the whole pipeline (default settings: EXPERIMENTS_* variables)')
     run.add_argument('--dry-run', action='store_true', help='print the runs and the time estimate, run nothing')
     for field in dataclasses.fields(Settings):

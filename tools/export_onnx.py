@@ -27,8 +27,8 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
-from sparsevit.deploy.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
 from sparsevit.utils.latency import trimmed_mean, warm_then_time  # noqa: E402
 
 

@@ -21,9 +21,7 @@ The last line printed is the latency in milliseconds. Errors in the arguments or
 exit 2; a failed ``--compile`` prints one line and exits 1.
 """
 import argparse
-import json
 import logging
-import os
 import os.path as osp
 import platform
 import sys
@@ -39,6 +37,7 @@ from mmcv import Config, DictAction, ProgressBar  # noqa: E402
 
 from mmdet.models import build_backbone, build_detector  # noqa: E402
 from sparsevit.deploy.build import SWIN_BACKBONES, parse_ratios  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, write_json  # noqa: E402
 from sparsevit.utils.config import apply_sparsevit_cfg  # noqa: E402
 from sparsevit.utils.latency import (CompileError, default_protocol, measure_backbone_latency,  # noqa: E402
                                      measure_detector_latency, resolve_device)
@@ -46,13 +45,6 @@ from sparsevit.utils.precision import DTYPES, resolve_dtype  # noqa: E402
 
 #: --scope detector: added to the random RoI classifier's first logit (see :func:`favour_one_class_`).
 FAVOURED_LOGIT = 5.0
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line (no usage dump) and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
 def positive_int(text: str) -> int:
@@ -203,13 +195,6 @@ def run(args: argparse.Namespace) -> dict:
     if args.scope == 'detector':
         result.update(detector=type(model).__name__, favoured_class_logit=FAVOURED_LOGIT)
     return result
-
-
-def write_json(path: str, result: dict) -> None:
-    parent = osp.dirname(osp.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(result, f, indent=2)
 
 
 def report(result: dict) -> str:

@@ -43,6 +43,7 @@ from sparsevit.search.budgets import Budgets, Limit  # noqa: E402
 from sparsevit.search.evolution import STRATEGIES  # noqa: E402
 from sparsevit.search.runner import PROG, run_search  # noqa: E402
 from sparsevit.utils import dist  # noqa: E402
+from sparsevit.utils.cli import OneLineParser  # noqa: E402
 from sparsevit.utils.latency import resolve_device  # noqa: E402
 
 
@@ -53,13 +54,6 @@ def latency_limit(text: str) -> Limit:
         return Limit.parse(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line (no usage dump) and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -32,8 +32,9 @@ from mmdet.utils import (build_dp, compat_cfg, get_device, get_root_logger, repl
 
 import sparsevit  # noqa: F401  (registers SparseViT)
 from sparsevit.utils.checkpoint import load_weights
+from sparsevit.utils.cli import ConfigError, fail
 from sparsevit.utils.config import apply_sparsevit_cfg
-from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
+from sparsevit.utils.launch import build_ddp, init_distributed
 from sparsevit.utils.precision import DTYPES, autocast_inference, resolve_dtype
 
 

@@ -40,8 +40,9 @@ from mmdet.utils import (collect_env, get_device, get_root_logger,
 import sparsevit  # noqa: F401  (registers SparseViT / SparsityAwareAdaptationHook)
 from sparsevit.schedule import is_dense
 from sparsevit.utils.checkpoint import checkpoint_state_dict, read_checkpoint
+from sparsevit.utils.cli import ConfigError, fail
 from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, apply_sparsevit_cfg
-from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
+from sparsevit.utils.launch import build_ddp, init_distributed
 
 
 def drop_fp16_without_cuda(cfg: Config, device: str, logger) -> None:

@@ -25,16 +25,10 @@ import torch  # noqa: E402
 from mmcv import Config, DictAction  # noqa: E402
 
 from sparsevit.analysis.kept_windows import kept_token_mask  # noqa: E402
+from sparsevit.utils.cli import OneLineParser  # noqa: E402
 from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
 
 DIM = 0.25  # brightness of a token that every pruned block of its stage skipped
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line (no usage dump) and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
 def parse_args(argv=None) -> argparse.Namespace:

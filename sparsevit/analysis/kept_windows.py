@@ -43,6 +43,7 @@ import torch
 
 from ..ops import window as W
 from ..schedule import Ratios, is_dense, normalize_pruning_ratios
+from ..utils.cli import write_json
 
 #: COCO's object sizes by area (original image pixels): (name, upper bound, exclusive).
 SIZE_BINS: Tuple[Tuple[str, float], ...] = (('small', 32.0 ** 2), ('medium', 96.0 ** 2), ('large', math.inf))
@@ -631,7 +632,6 @@ def format_markdown(result: dict) -> str:
 
 def write_outputs(result: dict, json_path: Optional[str] = None, markdown_path: Optional[str] = None) -> None:
     """Write the result as JSON and/or as :func:`format_markdown`'s tables (directories are created)."""
-    from ..deploy.cli import write_json
     if json_path is not None:
         write_json(json_path, result)
     if markdown_path is not None:

@@ -1,9 +1,7 @@
-"""Helpers shared by the mmdet tools (``tools/train.py``, ``tools/test.py``): one-line errors and distributed
-training/testing that also runs on CPU (gloo), where mmcv 1.7 assumes CUDA."""
+"""Helpers shared by the mmdet tools (``tools/train.py``, ``tools/test.py``): distributed training/testing that
+also runs on CPU (gloo), where mmcv 1.7 assumes CUDA. Their one-line errors are :mod:`sparsevit.utils.cli`'s."""
 import contextlib
 import os
-import os.path as osp
-import sys
 
 import torch
 import torch.distributed as dist
@@ -12,16 +10,7 @@ from mmcv.parallel.scatter_gather import scatter_kwargs
 from mmcv.runner import init_dist
 from mmdet.utils import build_ddp as mmdet_build_ddp
 
-
-class ConfigError(Exception):
-    """A bad command line or config value: reported as one ``error:`` line, exit status 2."""
-
-
-def fail(prog: str, err: BaseException) -> None:
-    """Print ``prog: error: err`` on one line to stderr and exit with status 2."""
-    message = ' '.join(str(err).split()) or type(err).__name__
-    print(f'{osp.basename(prog)}: error: {message}', file=sys.stderr)
-    sys.exit(2)
+from .cli import ConfigError
 
 
 class MMDistributedDataParallelAnyDevice(MMDistributedDataParallel):
