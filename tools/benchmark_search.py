@@ -37,17 +37,14 @@ import time
 import zlib
 from typing import Dict, List, Optional, Sequence
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from sparsevit.schedule import (DEFAULT_CHOICES, Genes, crossover_genes, gene_names, genes_key,  # noqa: E402
+from sparsevit.schedule import (DEFAULT_CHOICES, Genes, crossover_genes, gene_names, genes_key,
                                 genes_per_stage, mutate_genes_from_sample)
-from sparsevit.search.budgets import Budgets  # noqa: E402
-from sparsevit.search.evolution import EvolutionSearcher, make_searcher  # noqa: E402
-from sparsevit.ops.window import num_kept  # noqa: E402
-from sparsevit.search.latency_table import LatencyTable, build_latency_table, fit_line  # noqa: E402
+from sparsevit.search.budgets import Budgets
+from sparsevit.search.evolution import EvolutionSearcher, make_searcher
+from sparsevit.ops.window import num_kept
+from sparsevit.search.latency_table import LatencyTable, build_latency_table, fit_line
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
 DEFAULT_TABLE = osp.join(ROOT, 'work_dirs', 'benchmark_search', 'demo_latency_table.json')
 DEPTHS = (2, 2, 6, 2)

@@ -62,8 +62,6 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=U
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 PROG = 'experiments.py'
 
 from sparsevit.experiments.files import read_json, write_json  # noqa: E402

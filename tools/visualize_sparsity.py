@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from mmcv import Config, DictAction  # noqa: E402
 
 from sparsevit.analysis.kept_windows import kept_token_mask  # noqa: E402
+from sparsevit.deploy.build import parse_ratios  # noqa: E402  (as tools/measure_latency.py)
 from sparsevit.utils.cli import OneLineParser  # noqa: E402
 from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
 
@@ -177,7 +178,6 @@ def visualize(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     backbone = build_backbone_from(cfg, args.checkpoint, device)
     if args.pruning_ratios is not None:
-        from measure_latency import parse_ratios  # same parsing as tools/measure_latency.py
         backbone.set_pruning_ratios(parse_ratios(args.pruning_ratios, backbone.depths))
     img, meta = preprocess(cfg, args.image, device)
     backbone.record_selection = True
@@ -200,7 +200,6 @@ def visualize(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # sibling tools (measure_latency.parse_ratios)
     try:
         n = visualize(args)
     except (ValueError, TypeError, KeyError, FileNotFoundError, SyntaxError) as err:
