@@ -13,10 +13,11 @@ import re
 import pytest
 import torch
 
-from sparsevit.deploy.build import build_sparse_backbone, load_config
-from sparsevit.deploy.precision import autocast, compare_selections, record_selections, stage_selection
+from sparsevit.analysis.selection_agreement import autocast, compare_selections, record_selections, stage_selection
+from sparsevit.deploy.build import build_sparse_backbone
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.ops import window as W
+from sparsevit.utils.config import load_config
 
 from helpers import build_sparse, images, randomize_
 from tool_loader import load_tool

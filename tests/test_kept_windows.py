@@ -199,10 +199,10 @@ def test_known_importance_every_stage(monkeypatch):
 
 
 def test_record_forward_importance_is_mean_abs_of_each_stage_input():
-    """Against the stage inputs as ``forward_stage`` received them (``deploy.precision.record_selections``), with
+    """Against the stage inputs as ``forward_stage`` received them (``selection_agreement.record_selections``), with
     pruning that writes into the stage map in place (no padding at 224: stage inputs are not copied)."""
     from sparsevit.analysis.kept_windows import record_forward
-    from sparsevit.deploy.precision import record_selections
+    from sparsevit.analysis.selection_agreement import record_selections
     backbone = zero_bias_backbone(patch_norm=True)
     backbone.set_pruning_ratios(0.5)
     img = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))

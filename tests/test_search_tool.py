@@ -540,7 +540,8 @@ def test_demo_band_and_search_survive_a_change_of_machine_speed(speed, demo, tmp
     in milliseconds the way the demo did before (the dense backbone timed in another process, then fractions of
     it passed as ms) falls off the search's range on a machine 1.5x faster (the failure of a fresh `make demo`)."""
     import sparsevit.search.runner as runner
-    from sparsevit.deploy.build import build_sparse_backbone, load_config
+    from sparsevit.deploy.build import build_sparse_backbone
+    from sparsevit.utils.config import load_config
     from sparsevit.utils.latency import measure_backbone_latency
     from tools.search import main
     options, ckpt = demo

@@ -26,9 +26,10 @@ import torch  # noqa: E402
 from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
-from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
+from sparsevit.deploy.build import build_sparse_backbone  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
 from sparsevit.utils.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
+from sparsevit.utils.config import load_config  # noqa: E402
 from sparsevit.utils.latency import trimmed_mean, warm_then_time  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def torch_latency(backbone, x: torch.Tensor, num_warmup: int, num_repeats: int) 
 
 def run(args: argparse.Namespace) -> dict:
     from sparsevit.deploy.onnx import check_onnx, export_backbone, ort_latency
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, require_backbone=True)
     backbone, bb = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
     ratios = [list(s) for s in backbone.pruning_ratios]
     print(f'exporting {bb["type"]} of {args.config} at pruning_ratios {ratios}, input '

@@ -570,14 +570,15 @@ def analyze_dataset(config: str, checkpoint: Optional[str], *, split: str = 'val
     Raises:
         ValueError: one line, on a bad config, checkpoint, split, ratio, or a configuration that prunes nothing.
     """
-    from ..deploy.build import build_sparse_backbone, load_config
+    from ..deploy.build import build_sparse_backbone
+    from ..utils.config import load_config
     from ..utils.latency import resolve_device
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ValueError(f'num_images must be a positive integer, got {num_images!r}')
     if isinstance(random_seeds, bool) or not isinstance(random_seeds, int) or random_seeds < 0:
         raise ValueError(f'random_seeds must be a non-negative integer, got {random_seeds!r}')
     dev = resolve_device(device)
-    cfg = load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options, require_backbone=True)
     backbone, _ = build_sparse_backbone(cfg, checkpoint)
     backbone.to(dev)
     if prune_ratios:
