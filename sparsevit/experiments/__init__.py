@@ -1,8 +1,15 @@
-"""The pieces of ``make experiments`` (``tools/experiments.py``) that are plain functions on plain data.
+"""``make experiments``: SparseViT's claims as comparisons at matched latency (``tools/experiments.py``, the CLI).
 
-The tool runs the steps (data, trainings, latency runs, search, tests, analyses) as subprocesses and wires these
-modules; each is testable with constructed inputs in milliseconds (``tests/test_experiments*.py``):
+The pipeline runs its steps (data, trainings, latency runs, search, tests, analyses) as subprocesses; everything
+but the pipeline and the latency driver is plain functions on plain data, testable with constructed inputs in
+milliseconds (``tests/test_experiments*.py``):
 
+* :mod:`.pipeline` — the steps of ``run`` in order (:class:`~.pipeline.Pipeline`) and the rows of the table;
+* :mod:`.steps` — how a step runs: its log, its reuse marker, the progress line (:class:`~.steps.Runner`);
+* :mod:`.latency` — the latency driver (``latency SPEC --out OUT``): every backbone of a spec timed back to back
+  in interleaved rounds, with its GMACs;
+* :mod:`.pickers` — the reduced input sizes at matched latency, the search's relative budgets, the config options
+  of the runs;
 * :mod:`.settings` — the ``EXPERIMENTS_*`` settings (one dataclass, one flag and one variable per field);
 * :mod:`.plan` — the runs of a pipeline in order and the time estimate printed before anything runs;
 * :mod:`.matching` — matched latency by construction: a budget's best search candidates, and the pick of the
