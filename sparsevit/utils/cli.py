@@ -84,8 +84,9 @@ def run_reporting_errors(prog: str, run: Callable[[], dict]):
         return None
 
 
-def write_json(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` as JSON indented by 2 (no trailing newline), creating its directory."""
+def write_json(path: str, data: dict, default: Optional[Callable] = None) -> None:
+    """Write ``data`` to ``path`` as JSON indented by 2 (no trailing newline), creating its directory; ``default``:
+    as ``json.dump``'s (e.g. ``str`` for values JSON has no type for)."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
-        json.dump(data, f, indent=2)
+        json.dump(data, f, indent=2, default=default)
