@@ -150,7 +150,7 @@ def warm_then_time(fn: Callable[[], object], num_warmup: int, num_repeats: int, 
 
 
 #: The orders of :func:`interleave`'s rounds.
-ORDERS = ('alternate', 'rotate')
+ORDERS = ('alternate', 'rotate', 'same')
 
 
 def interleave(keys: Sequence[Hashable], rounds: int, measure: Callable[[Hashable], float], warmup: int = 0,
@@ -164,7 +164,8 @@ def interleave(keys: Sequence[Hashable], rounds: int, measure: Callable[[Hashabl
         measure: one measurement of a key (e.g. a latency in ms).
         warmup: untimed rounds before them (measured the same way, values dropped).
         order: ``'alternate'``: the order reversed every other round (no key always measured right after the same
-            one); ``'rotate'``: round ``r`` starts at key ``r % len(keys)``.
+            one); ``'rotate'``: round ``r`` starts at key ``r % len(keys)``; ``'same'``: every round in the order
+            of ``keys``.
         on_round: called with the round's index after every round, warm-up rounds included (``warmup + rounds``
             calls).
     """
@@ -173,7 +174,9 @@ def interleave(keys: Sequence[Hashable], rounds: int, measure: Callable[[Hashabl
     keys = list(keys)
     times = {k: [] for k in keys}
     for r in range(warmup + rounds):
-        if order == 'alternate':
+        if order == 'same':
+            ordered = keys
+        elif order == 'alternate':
             ordered = keys if r % 2 == 0 else keys[::-1]
         else:
             shift = r % len(keys) if keys else 0
