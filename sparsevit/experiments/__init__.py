@@ -18,5 +18,6 @@ milliseconds (``tests/test_experiments*.py``):
 * :mod:`.noise` — latency spread across rounds, and paired bootstrap intervals of mAP differences over val images
   for table rows (a row may average several evaluations, e.g. random-window seeds);
 * :mod:`.report` — the records, comparisons, verdicts, ``results.md`` / ``results.json`` and ``tradeoff.png``;
-* :mod:`.files` — atomic JSON files (every step's output).
+* :mod:`.files` — atomic JSON files (every step's output);
+* :mod:`.demo_report` — the smaller pipeline's table: ``make demo``'s results (``tools/demo_report.py``).
 """
