@@ -6,7 +6,8 @@
 * :mod:`.selection_agreement` — whether half precision (autocast) keeps the windows fp32 keeps
   (``tools/check_precision.py``);
 * :mod:`.table_accuracy` — how well the search's latency table predicts measured latency
-  (``tools/check_latency_table.py``).
+  (``tools/check_latency_table.py``);
+* :mod:`.sparsity_figure` — the kept windows drawn on an image (``tools/visualize_sparsity.py``).
 
 The measurements here compare the backbone's recorded selections (``record_selection=True``) with ground truth
 (instance masks mapped to each stage's token grid): how much of the objects the kept windows cover (recall), how
