@@ -11,8 +11,8 @@ random input (max relative difference <= 1e-4 in fp32) and prints the onnxruntim
 configuration and of the dense one (exported next to it as ``FILE`` with a ``.dense`` suffix, then removed unless
 ``--keep-dense``), with their ratio; ``--torch-latency`` adds eager PyTorch's latencies for the same comparison.
 
-The export: :func:`sparsevit.deploy.export.export_config`. Errors in the arguments, or what cannot be exported (e.g. a non-Swin backbone), print one line and exit 2; a failed
-check exits 1.
+The export: :func:`sparsevit.deploy.export.export_config`. Errors in the arguments, or what cannot be exported
+(e.g. a non-Swin backbone), print one line and exit 2; a failed check exits 1.
 """
 import argparse
 import os.path as osp

@@ -166,7 +166,8 @@ class Pipeline:
         spec_path = out.replace('.json', '_spec.json')
         write_json(spec_path, spec)
         cmd = [self.py, 'tools/experiments.py', 'latency', spec_path, '--out', out]
-        self.runner.step(name, title, dict(cmd=cmd, spec=spec), lambda log: run_logged(cmd, log, r'latency round', self.root))
+        self.runner.step(name, title, dict(cmd=cmd, spec=spec),
+                         lambda log: run_logged(cmd, log, r'latency round', self.root))
         return read_json(out)['results']
 
     def entry(self, name: str, size: int, ratios=None, **backbone) -> dict:
@@ -213,8 +214,9 @@ class Pipeline:
     def search(self, budgets: List[float]) -> Dict[int, List[Candidate]]:
         """The multi-budget search on the held-out split: budget index (that of its size) -> its
         ``match_candidates`` candidates from the search history (rank 0: the search's best, as in its
-        ``sparsevit_max{B}.py``; then the best around the budget's edge: :func:`budget_candidates`). tools/search.py takes the budgets (fractions of dense) ascending; budget i
-        is the interval up to ``budgets[i]`` from the next lower budget."""
+        ``sparsevit_max{B}.py``; then the best around the budget's edge: :func:`budget_candidates`).
+        tools/search.py takes the budgets (fractions of dense) ascending; budget i is the interval up to
+        ``budgets[i]`` from the next lower budget."""
         st, work = self.st, self.dirs['search']
         texts = [budget_text(b) for b in budgets]
         ascending = sorted(texts, key=lambda t: float(t[:-1]))
