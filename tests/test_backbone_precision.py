@@ -13,7 +13,8 @@ import re
 import pytest
 import torch
 
-from sparsevit.analysis.selection_agreement import autocast, compare_selections, record_selections, stage_selection
+from sparsevit.analysis.selection_agreement import (autocast, compare_selections, merge_comparisons, record_selections,
+                                                    stage_selection)
 from sparsevit.deploy.build import build_sparse_backbone
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.ops import window as W
@@ -136,6 +137,28 @@ def test_compare_selections_counts_flips_and_gaps():
     assert result['max_flip_gap'] == pytest.approx(0.5 / 2.5)  # windows 1 (3.0) and 2 (2.0) around boundary 2.5
     assert result['per_stage'] == [dict(stage=0, kept=2, agree=1, flips=1)]
 
+
+
+def test_merged_batches_agree_with_one_comparison_of_all_images():
+    """tools/check_precision.py compares batch by batch: the merge is the comparison of all images at once."""
+    def sel(keep, scores):
+        return dict(keep=torch.tensor(keep), scores=torch.tensor(scores))
+
+    scores = [[4.0, 3.0, 2.0, 1.0]], [[1.0, 2.0, 6.0, 8.0]]
+    ref = [[[sel([[0, 1]], scores[0]), None], [sel([[0]], scores[0])]],
+           [[sel([[3, 2]], scores[1]), None], [sel([[3]], scores[1])]]]
+    other = [[[sel([[0, 2]], scores[0]), None], [sel([[0]], scores[0])]],
+             [[sel([[3, 2]], scores[1]), None], [sel([[2]], scores[1])]]]
+    merged = merge_comparisons([compare_selections(r, o) for r, o in zip(ref, other)])
+
+    def both(runs):  # the two batches as one batch of two images
+        return [[None if a is None else dict(keep=torch.cat([a['keep'], b['keep']]),
+                                              scores=torch.cat([a['scores'], b['scores']]))
+                 for a, b in zip(sa, sb)] for sa, sb in zip(*runs)]
+
+    assert merged == compare_selections(both(ref), both(other))
+    assert (merged['kept'], merged['agree'], merged['flips']) == (6, 4, 2)
+    assert merged['per_stage'] == [dict(stage=0, kept=4, agree=3, flips=1), dict(stage=1, kept=2, agree=1, flips=1)]
 
 # ----------------------------------------------------------------------------------------------------------------
 # tools/check_precision.py
