@@ -4,6 +4,8 @@
 demo's image size), generated once per test session; returns its data root (a ``str``). Point a demo config at it
 with ``sparsevit.datasets.synthetic.synthetic_cfg_options(root)``.
 
+``exp``: ``tools/experiments.py`` loaded as a module (:func:`tool_loader.load_tool`), once per test module.
+
 ``cost_clock``: a deterministic clock for the latency code: ``cost_clock(backbone, speed=1.0)`` makes the
 ``perf_counter`` of the latency measurement and of the latency table advance by the work ``backbone`` does
 (:class:`CostClock`), ``speed`` times (1.5: a machine 1.5x slower; change ``clock.speed`` at any time).
@@ -30,6 +32,13 @@ def synthetic_coco(tmp_path_factory) -> str:
     from sparsevit.datasets.synthetic import generate_synthetic_coco
     root = tmp_path_factory.mktemp('synthetic_coco')
     return generate_synthetic_coco(str(root), **SYNTHETIC_TINY)['root']
+
+
+@pytest.fixture(scope='module')
+def exp():
+    """``tools/experiments.py`` as a module, loaded afresh for each test module."""
+    from tool_loader import load_tool
+    return load_tool('experiments')
 
 
 @pytest.fixture

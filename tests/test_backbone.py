@@ -19,11 +19,11 @@ from mmdet.models.utils.ckpt_convert import swin_converter
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.schedule import normalize_pruning_ratios
 
+from helpers import SMALL, build_sparse, images, randomize_
 from reference_sparse_swin import (ReferenceSparseSwin, block_pad_before_norm, importance_map, keep_count,
                                    kept_token_mask, swin_to_original_format, window_grid, window_scores)
 
-DEPTHS = (2, 2, 6, 2)
-SMALL = dict(embed_dims=16, num_heads=(1, 2, 4, 8), depths=DEPTHS, window_size=7, drop_path_rate=0.)
+DEPTHS = SMALL['depths']  # (2, 2, 6, 2)
 TOL = dict(atol=2e-5, rtol=2e-5)  # fp32; fused attention reorders sums, so slightly above assert_close's default
 MIN_SCORE_GAP = 1e-5  # a smaller relative gap at a keep boundary would make the expected selection ambiguous
 SPARSE_ONLY = ('fused_attn', 'pad_before_norm', 'window_selection', 'selection_seed')  # not mmdet's arguments
@@ -32,31 +32,6 @@ SPARSE_ONLY = ('fused_attn', 'pad_before_norm', 'window_selection', 'selection_s
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------------------------
-def randomize_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Give every parameter a well-spread random value (default init leaves biases/tables at zero)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            if 'relative_position_bias_table' in name or 'absolute_pos_embed' in name:
-                p.copy_(0.5 * noise)
-            elif p.dim() >= 2:
-                p.copy_(noise / math.sqrt(p[0].numel()))
-            elif name.endswith('weight'):  # norm scales
-                p.copy_(1.0 + 0.1 * noise)
-            else:
-                p.copy_(0.1 * noise)
-    return model
-
-
-def build_sparse(pruning_ratios=None, seed: int = 0, **kwargs) -> SparseSwinTransformer:
-    """A tiny randomised ``SparseSwinTransformer`` in eval mode."""
-    cfg = dict(SMALL, **kwargs)
-    model = SparseSwinTransformer(pruning_ratios=pruning_ratios, **cfg)
-    randomize_(model, seed).eval()  # mmdet's train() returns None, so eval() cannot be chained
-    return model
-
-
 def mmdet_twin(sparse: SparseSwinTransformer, **kwargs) -> SwinTransformer:
     """mmdet's ``SwinTransformer`` with the same architecture and (strictly loaded) weights, in eval mode."""
     kwargs = {k: v for k, v in kwargs.items() if k not in SPARSE_ONLY}
@@ -71,10 +46,6 @@ def reference_for(sparse: SparseSwinTransformer, ratios, forced=None, **kwargs) 
     depths = kwargs.get('depths', DEPTHS)
     return ReferenceSparseSwin(mmdet_twin(sparse, **kwargs), normalize_pruning_ratios(ratios, depths),
                                pad_before_norm=sparse.pad_before_norm, forced=forced)
-
-
-def images(batch: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
-    return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 def assert_selection_equal(actual: List[List], expected: List[List]) -> None:

@@ -10,7 +10,7 @@ import torch
 import torch._dynamo
 from torch._dynamo.testing import CompileCounter
 
-from test_backbone import build_sparse, images
+from helpers import build_sparse, images
 
 CONFIGS = {
     'dense': (None, (112, 112)),

@@ -18,7 +18,7 @@ from sparsevit.deploy.precision import autocast, compare_selections, record_sele
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.ops import window as W
 
-from test_backbone import build_sparse, images, randomize_
+from helpers import build_sparse, images, randomize_
 from tool_loader import load_tool
 
 # block 0 of every stage is pruned, so the whole stage's selection depends on the stage input alone

@@ -1,21 +1,18 @@
 """tools/benchmark_backbone.py: a tiny interleaved run (table, ratios, n/a cells, JSON) and the goal logic."""
 import json
 import os.path as osp
-import subprocess
-import sys
+from functools import partial
 
 import pytest
 
+from helpers import run_python
 from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'benchmark_backbone.py')
 TINY = ['--img_size', '64', '--batch-size', '1', '--embed-dims', '16', '--num-warmup', '0', '--num-repeats', '2',
         '--device', 'cpu']
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, TOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+run = partial(run_python, TOOL, timeout=600)  # run(*args): tools/benchmark_backbone.py ARGS
 
 
 def test_tiny_run_table_json_and_goals(tmp_path):

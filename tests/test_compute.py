@@ -1,19 +1,20 @@
 """Analytic backbone MACs against torch's FLOP counter, on dense and pruned forwards of a tiny SparseViT."""
+from functools import partial
+
 import pytest
 import torch
 
 from sparsevit.analysis.compute import (SwinSettings, backbone_macs, block_macs, counted_macs,
                                         detector_backbone_gmacs)
-from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
 from sparsevit.ops.window import num_kept
+
+from helpers import tiny_backbone
 
 TINY = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7, mlp_ratio=4)
 NON_UNIFORM = [[0.3, 0.5], [0.0, 0.2], [0.5, 0.5], [0.0, 0.0]]
 
 
-def tiny(**kwargs) -> SparseSwinTransformer:
-    torch.manual_seed(0)
-    return SparseSwinTransformer(**dict(TINY, **kwargs)).eval()
+tiny = partial(tiny_backbone, **TINY)  # tiny(**kwargs): seeded, in eval mode
 
 
 @pytest.mark.parametrize('size', [(224, 224), (200, 312)])

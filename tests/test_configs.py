@@ -2,8 +2,6 @@
 import glob
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 from mmcv import Config
@@ -11,6 +9,8 @@ from mmcv.utils import build_from_cfg
 
 from sparsevit.schedule import DEFAULT_CHOICES, normalize_pruning_ratios
 from sparsevit.utils.config import SAA_HOOK, apply_sparsevit_cfg
+
+from helpers import run_python
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
@@ -192,9 +192,8 @@ def test_ratios_on_a_dense_backbone_fail():
 def test_train_tool_rejects_bad_ratios_before_training(tmp_path):
     option, message = 'pruning_ratios=[[0.3,0.3],[0,0],[0.1,0.1,0.2,0.2,0.2,1.5],[0,0]]', 'stage 2 block 5 is 1.5'
     work_dir = tmp_path / 'work'
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, SPARSE),
-                           '--work-dir', str(work_dir), '--cfg-options', option],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = run_python(osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, SPARSE), '--work-dir', str(work_dir),
+                      '--cfg-options', option, timeout=300)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
     assert len(errors) == 1 and message in errors[0], proc.stderr
@@ -240,9 +239,8 @@ def test_train_tool_rejects_conflicting_ratio_keys(tmp_path):
     """The issue's example: a whole run used to train with the invalid 1.5 silently discarded."""
     work_dir = tmp_path / 'work'
     demo = 'configs/demo/mask_rcnn_sparsevit_demo.py'
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), demo, '--work-dir', str(work_dir),
-                           '--cfg-options', 'model.backbone.pruning_ratios=1.5'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = run_python(osp.join(ROOT, 'tools', 'train.py'), demo, '--work-dir', str(work_dir),
+                      '--cfg-options', 'model.backbone.pruning_ratios=1.5', timeout=300)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
     assert len(errors) == 1 and 'model.backbone.pruning_ratios=1.5' in errors[0] and '(top level)' in errors[0]

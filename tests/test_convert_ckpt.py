@@ -9,8 +9,6 @@ model's outputs, in the model and through tools/test.py.
 import json
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,14 +20,13 @@ from sparsevit.datasets.synthetic import synthetic_cfg_options
 from sparsevit.utils.checkpoint import load_weights
 from sparsevit.utils.config import apply_sparsevit_cfg
 
+from helpers import SMALL_TEST_CFG, randomize_, run_python
 from reference_sparse_swin import swin_to_original_format
-from test_backbone import randomize_
-from test_train_test_tools import SMALL_TEST_CFG, load_tool
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/demo/mask_rcnn_sparsevit_demo.py'
 RATIOS = '[[0.3,0.3],[0,0],[0.1,0.1,0.2,0.2,0.2,0.2],[0,0]]'  # pruned, so the sparse path runs too
-TIMEOUT = 300
 
 
 def build_model() -> torch.nn.Module:
@@ -50,10 +47,6 @@ def to_official_layout(state: dict) -> dict:
     return official
 
 
-def run_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
-
-
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
     """(model, our-layout checkpoint, official-layout checkpoint, converted checkpoint)."""
@@ -65,7 +58,7 @@ def checkpoints(tmp_path_factory):
     torch.save(dict(state_dict=state, meta=meta), ours)
     torch.save(dict(state_dict=to_official_layout(state), meta=meta, optimizer=dict(state={}, param_groups=[]),
                     amp=dict(loss_scaler0=dict(loss_scale=512.0, unskipped=0))), official)
-    proc = run_tool('tools/convert_ckpt.py', official, converted)
+    proc = run_python('tools/convert_ckpt.py', official, converted)
     assert proc.returncode == 0, proc.stderr
     assert 'backbone weights' in proc.stdout and converted in proc.stdout
     return model, ours, official, converted

@@ -13,9 +13,7 @@ Models are tiny (embed 16) and randomised (non-default LN and bias-table values)
 import copy
 import glob
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -25,9 +23,8 @@ from sparsevit.datasets.synthetic import synthetic_cfg_options
 from sparsevit.utils.latency import first_line
 from sparsevit.utils.precision import autocast_context
 
-from test_backbone import build_sparse, images
+from helpers import build_sparse, images, mpi_env, run, venv_env
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TORCHPACK = osp.join(osp.dirname(sys.executable), 'torchpack')
 SAA_DEMO = 'configs/demo/mask_rcnn_sparsevit_saa_demo.py'
 SPARSE_DEMO = 'configs/demo/mask_rcnn_sparsevit_demo.py'
@@ -35,6 +32,7 @@ CFG1 = [[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]]
 MIXED = [[0.5, 0.5], [0.2, 0.4], [0.1, 0.1, 0.3, 0.3, 0.5, 0.5], [0, 0.5]]
 CONFIGS = dict(dense=0.0, cfg1=CFG1, mixed=MIXED)
 SIZE = (200, 312)  # stage maps 50x78, 25x39, ...: padded in every stage
+TIMEOUT = 600  # seconds a tool process may run
 
 
 @pytest.fixture
@@ -130,12 +128,6 @@ def test_autocast_keeps_the_fp32_windows_on_cuda(name, dtype, no_tf32):
         assert rel < 0.05, f'{dtype} dense output deviates {rel:.3f} from fp32'
 
 
-def run(cmd, env=None, timeout=600) -> subprocess.CompletedProcess:
-    env = dict(os.environ if env is None else env)
-    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.cuda
 @pytest.mark.parametrize('extra', [
     ['--dtype', 'fp16'],
@@ -147,7 +139,7 @@ def test_measure_latency_tool_on_cuda(extra, tmp_path, mmcv_cuda_ops):
     out = tmp_path / 'latency.json'
     proc = run([sys.executable, 'tools/measure_latency.py', SPARSE_DEMO, '--device', 'cuda', '--img_size', '224',
                 '--batch-size', '2', '--num-warmup', '2', '--num-repeats', '4', '--no-progress',
-                '--pruning-ratios', json.dumps(CFG1), '--json', str(out), *extra])
+                '--pruning-ratios', json.dumps(CFG1), '--json', str(out), *extra], env=venv_env(), timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data['device'].startswith('cuda') and data['dtype'] == extra[1] and data['latency_ms'] > 0
@@ -161,7 +153,8 @@ def test_benchmark_backbone_on_cuda(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run([sys.executable, 'tools/benchmark_backbone.py', '--device', 'cuda', '--img_size', '224',
                 '--batch-size', '1', '--embed-dims', '32', '--num-warmup', '1', '--num-repeats', '3',
-                '--columns', 'eager-fp32,eager-fp16,compiled-fp16', '--rows', 'dense,cfg3', '--json', str(out)])
+                '--columns', 'eager-fp32,eager-fp16,compiled-fp16', '--rows', 'dense,cfg3', '--json', str(out)],
+               env=venv_env(), timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = json.loads(out.read_text())['table']
     for row in ('mmdet dense', 'dense', 'cfg3'):
@@ -180,7 +173,7 @@ def test_fp16_training_step_with_saa(synthetic_coco, tmp_path, mmcv_cuda_ops):
         'runner.max_epochs': 1, 'data.samples_per_gpu': 2, 'data.workers_per_gpu': 0, 'log_config.interval': 1,
         'checkpoint_config.interval': 1, 'load_from': None, 'fp16.loss_scale': 512.0})
     proc = run([sys.executable, 'tools/train.py', SAA_DEMO, '--work-dir', work_dir, '--seed', '0', '--no-validate',
-                '--cfg-options', *[f'{k}={v}' for k, v in opts.items()]])
+                '--cfg-options', *[f'{k}={v}' for k, v in opts.items()]], env=venv_env(), timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(sorted(glob.glob(osp.join(work_dir, '*.log')))[-1]) as f:
         log = f.read()
@@ -228,9 +221,7 @@ print(f'process group ok: {backend} on {device}')
 def test_one_process_group_through_torchpack(backend, tmp_path):
     script = tmp_path / 'init_dist.py'
     script.write_text(DIST_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
-               OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1',
-               OMPI_MCA_btl_vader_single_copy_mechanism='none', OMP_NUM_THREADS='1')
-    proc = run([TORCHPACK, 'dist-run', '-np', '1', sys.executable, str(script), backend], env=env, timeout=180)
+    proc = run([TORCHPACK, 'dist-run', '-np', '1', sys.executable, str(script), backend], env=venv_env(mpi_env()),
+               timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f'process group ok: {backend} on {"cuda" if backend == "nccl" else "cpu"}' in proc.stdout

@@ -3,23 +3,17 @@ config options it passes to the tools, the back-to-back latency driver, the step
 table/plot builder on fake results. (The dataset variant is tested in test_synthetic_data.py.)"""
 import json
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
 
-from tool_loader import load_tool
+from helpers import run_python
 
 from sparsevit.experiments.files import write_json
 from sparsevit.experiments.report import COMPARISONS, plot_tradeoff
 from sparsevit.experiments.settings import Settings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-@pytest.fixture(scope='module')
-def exp():
-    return load_tool('experiments')
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -44,14 +38,13 @@ def test_bad_settings(exp, env, match):
 
 def test_cli_dry_run_and_bad_knob(tmp_path):
     tool = osp.join(ROOT, 'tools', 'experiments.py')
-    ok = subprocess.run([sys.executable, tool, 'run', '--dry-run', '--budgets', '2', '--num-train', '10'],
-                        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    ok = run_python(tool, 'run', '--dry-run', '--budgets', '2', '--num-train', '10', timeout=120)
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
     assert lines[-1].startswith('estimated total: about') and any('train_dense' in line for line in lines)
     assert any('train_width0.75' in line for line in lines) and any('test_random_b2_s2' in line for line in lines)
-    bad = subprocess.run([sys.executable, tool, 'run', '--dry-run'], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120, env={'EXPERIMENTS_IMG_SIZE': '100', 'PATH': '/usr/bin:/bin'})
+    bad = run_python(tool, 'run', '--dry-run', env={'EXPERIMENTS_IMG_SIZE': '100', 'PATH': '/usr/bin:/bin'},
+                     timeout=120)
     errors = [line for line in bad.stderr.splitlines() if 'error' in line]
     assert bad.returncode == 2 and len(errors) == 1 and 'EXPERIMENTS_IMG_SIZE' in errors[0]
 

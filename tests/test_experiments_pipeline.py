@@ -15,11 +15,6 @@ from sparsevit.schedule import gene_names
 DEPTHS = (2, 2, 6, 2)
 
 
-@pytest.fixture(scope='module')
-def exp():
-    return load_tool('experiments')
-
-
 def genes(value: float) -> dict:
     return {n: value for n in gene_names(DEPTHS)}
 

@@ -14,7 +14,7 @@ pytest.importorskip('onnx')
 
 from sparsevit.deploy.onnx import check_onnx, export_backbone, ort_latency  # noqa: E402
 
-from test_backbone import build_sparse, images  # noqa: E402
+from helpers import build_sparse, images  # noqa: E402
 from tool_loader import load_tool  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -3,6 +3,7 @@ padding), the tallies, a real backbone whose kept windows are known, random sele
 end on the synthetic COCO data."""
 import json
 import os.path as osp
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from sparsevit.analysis.kept_windows import (ImageTruth, Setting, analyze_images, block_tally, format_markdown,
                                              kept_token_mask, magnitude_tally, selection_tallies, size_bin,
                                              token_pixel_counts, uniform_settings, window_pixel_counts)
+from helpers import randomize_layer_norms, tiny_backbone
 from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -22,28 +24,11 @@ H, W = 200, 312  # stage 0: 50x78 tokens, padded to 56x84: an 8x12 window grid (
 pytestmark = pytest.mark.usefixtures('one_cpu_thread')
 
 
-def randomize_layer_norms(module: torch.nn.Module, seed: int) -> None:
-    """Non-default LayerNorm weights (0.5-1.5) and biases (N(0, 0.3)) everywhere in ``module``."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.LayerNorm):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.3)
-
-
-def tiny_backbone(patch_norm: bool = False):
-    """A 4-stage SparseViT with random LayerNorms; without ``patch_norm`` and with a zero patch-embedding bias, a
-    zero input region has exactly zero stage-0 importance (so L2 keeps the windows with any non-zero pixel)."""
-    from mmdet.models import build_backbone
-    import sparsevit  # noqa: F401
-    torch.manual_seed(0)
-    backbone = build_backbone(dict(type='SparseViT', embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4),
-                                   window_size=7, patch_norm=patch_norm))
-    randomize_layer_norms(backbone, 1)
-    with torch.no_grad():
-        backbone.patch_embed.projection.bias.zero_()
-    return backbone.eval()
+# zero_bias_backbone(patch_norm=False): a 4-stage SparseViT with random LayerNorms; without ``patch_norm`` and with
+# a zero patch-embedding bias, a zero input region has exactly zero stage-0 importance (so L2 keeps the windows with
+# any non-zero pixel)
+zero_bias_backbone = partial(tiny_backbone, embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=7,
+                             patch_norm=False, ln_seed=1, zero_patch_bias=True)
 
 
 def box_image(rows, cols, area: float):
@@ -95,7 +80,7 @@ def test_token_pixel_counts_and_size_bins():
 @pytest.mark.parametrize('block', [0, 1])  # regular and shifted (rolled) windows, padded grid
 def test_kept_token_mask_is_what_the_block_computed(block):
     """Tokens a pruned block changed == the kept-token mask of its record, at 200x312 (padding) on random input."""
-    backbone = tiny_backbone(patch_norm=True)
+    backbone = zero_bias_backbone(patch_norm=True)
     x = torch.randn(2, 3, H, W)
     nhwc, hw = backbone.patch_embed(x)
     nhwc = nhwc.view(2, *hw, -1)
@@ -166,7 +151,7 @@ def test_magnitude_tally_object_background_and_mixed_tokens():
 def test_l2_keeps_every_object_window_at_stage_0():
     """Zero background, no patch norm: the 9 windows (of 96) touching the box are the only ones with importance,
     so L2 keeps them all; at 0.9 it keeps exactly 9."""
-    backbone = tiny_backbone()
+    backbone = zero_bias_backbone()
     img, truth = box_image((60, 119), (100, 159), 3600.0)  # tokens 15-29 x 25-39: windows 2-4 x 3-5
     result = analyze_images(backbone, [(img, [truth])], uniform_settings([0.5, 0.9]))
     half, most = (s['stages'] for s in result['settings'])
@@ -203,7 +188,7 @@ def test_known_importance_every_stage(monkeypatch):
         return maps[tuple(x.shape[1:3])].expand(x.shape[0], -1, -1).clone()
 
     monkeypatch.setattr(SparseSwinTransformer, '_importance', staticmethod(importance))
-    result = analyze_images(tiny_backbone(patch_norm=True), [(img, [truth])], [Setting('uniform 0.3', 0.3)])
+    result = analyze_images(zero_bias_backbone(patch_norm=True), [(img, [truth])], [Setting('uniform 0.3', 0.3)])
     stages = result['settings'][0]['stages']
     expected = {0: (67, 9, 9), 1: (16, 4, 4), 2: (4, 4, 1), 3: (1, 1, 1)}  # kept, object windows reg. / shifted
     for i, (kept, regular, shifted) in expected.items():
@@ -218,7 +203,7 @@ def test_record_forward_importance_is_mean_abs_of_each_stage_input():
     pruning that writes into the stage map in place (no padding at 224: stage inputs are not copied)."""
     from sparsevit.analysis.kept_windows import record_forward
     from sparsevit.deploy.precision import record_selections
-    backbone = tiny_backbone(patch_norm=True)
+    backbone = zero_bias_backbone(patch_norm=True)
     backbone.set_pruning_ratios(0.5)
     img = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     selection, importance = record_forward(backbone, img)
@@ -233,7 +218,7 @@ def test_record_forward_importance_is_mean_abs_of_each_stage_input():
 def test_random_selection_is_at_chance_and_settings_are_restored():
     """The backbone's random selection over 24 seeds: recall ~ k / nW, precision ~ object windows / nW, while L2
     keeps every object window (32 of 96 at stage 0)."""
-    backbone = tiny_backbone()
+    backbone = zero_bias_backbone()
     backbone.set_pruning_ratios(0.1)
     backbone.selection_calls = 5
     img, truth = box_image((40, 139), (40, 239), 20000.0)  # tokens 10-34 x 10-59: windows 1-4 x 1-8

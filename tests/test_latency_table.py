@@ -4,16 +4,18 @@ No timing assertions."""
 import json
 import random
 from collections import Counter
+from functools import partial
 
 import pytest
 import torch
 
 import sparsevit.utils.latency as latency_mod
-from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
 from sparsevit.schedule import dense_genes, gene_names, genes_key, genes_to_ratios, sample_genes, sparsest_genes
 from sparsevit.search.latency_table import (LatencyTable, StaleTableError, build_latency_table, calibrate_table,
                                             describe_calibration, entries_to_genes, fit_line, forward_schedule,
                                             spread_configs, stage_entries, table_key)
+
+from helpers import tiny_backbone
 
 DEPTHS = (2, 2, 4, 2)
 IMG, BATCH = 112, 1
@@ -22,10 +24,8 @@ IMG, BATCH = 112, 1
 pytestmark = pytest.mark.usefixtures('one_cpu_thread')
 
 
-def tiny_backbone(embed_dims: int = 16) -> SparseSwinTransformer:
-    torch.manual_seed(0)
-    return SparseSwinTransformer(embed_dims=embed_dims, depths=DEPTHS, num_heads=(1, 2, 2, 4), window_size=7,
-                                 out_indices=(0, 1, 2, 3)).eval()
+# table_backbone(embed_dims=16): seeded, in eval mode
+table_backbone = partial(tiny_backbone, depths=DEPTHS, num_heads=(1, 2, 2, 4), window_size=7, out_indices=(0, 1, 2, 3))
 
 
 def measure(backbone, num_warmup: int, num_repeats: int) -> float:
@@ -54,7 +54,7 @@ def test_schedule_covers_every_entry_in_ever_different_company():
 
 
 def test_prediction_is_exact_under_an_additive_cost(cost_clock):
-    backbone = tiny_backbone()
+    backbone = table_backbone()
     cost_clock(backbone)
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_rounds=1, device='cpu')
     assert table.fixed_ms == pytest.approx(3.0 + 4 * 1.0)
@@ -70,7 +70,7 @@ def test_prediction_is_exact_under_an_additive_cost(cost_clock):
 
 def test_stage_times_inside_a_forward_add_up_to_the_forward():
     from sparsevit.search.latency_table import StageClock
-    backbone = tiny_backbone()
+    backbone = table_backbone()
     backbone.set_pruning_ratios(0.4)
     with torch.inference_mode():
         total, stages = StageClock(backbone, torch.device('cpu')).forward(torch.randn(BATCH, 3, IMG, IMG))
@@ -79,7 +79,7 @@ def test_stage_times_inside_a_forward_add_up_to_the_forward():
 
 
 def test_sharded_build_equals_single_build(cost_clock):
-    backbone = tiny_backbone()
+    backbone = table_backbone()
     cost_clock(backbone)
     single = build_latency_table(backbone, IMG, BATCH, 0, 2, 'cpu', choices=(0.0, 0.4, 0.8))
     shard1 = {}
@@ -97,7 +97,7 @@ def test_sharded_build_equals_single_build(cost_clock):
 
 
 def test_real_build_round_trip_and_stale_rejection(tmp_path):
-    backbone = tiny_backbone()
+    backbone = table_backbone()
     backbone.set_pruning_ratios(0.3)
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=1, num_rounds=2, device='cpu',
                                 choices=(0.0, 0.4, 0.8))
@@ -122,7 +122,7 @@ def test_real_build_round_trip_and_stale_rejection(tmp_path):
     with pytest.raises(StaleTableError, match='batch_size=1 \\(now 4\\)'):
         LatencyTable.load(path, expected_key=table_key(backbone, IMG, 4, torch.device('cpu'), (0.0, 0.4, 0.8)))
     with pytest.raises(StaleTableError, match='model.embed_dims=16 \\(now 32\\)'):
-        LatencyTable.load(path, expected_key=table_key(tiny_backbone(32), IMG, BATCH, torch.device('cpu'),
+        LatencyTable.load(path, expected_key=table_key(table_backbone(embed_dims=32), IMG, BATCH, torch.device('cpu'),
                                                        (0.0, 0.4, 0.8)))
     with pytest.raises(StaleTableError, match='choices'):
         LatencyTable.load(path, expected_key=table_key(backbone, IMG, BATCH, torch.device('cpu')))
@@ -142,7 +142,7 @@ def test_real_build_round_trip_and_stale_rejection(tmp_path):
 
 
 def test_calibration_fits_offset_and_scale_from_spread_configurations(cost_clock):
-    backbone = tiny_backbone()
+    backbone = table_backbone()
     cost_clock(backbone)
     table = build_latency_table(backbone, IMG, BATCH, num_warmup=0, num_rounds=1, device='cpu')
     measured = []

@@ -4,12 +4,12 @@ Also the latency protocols, ``--dtype`` / ``autocast_context``, ``--compile`` an
 import json
 import os.path as osp
 import re
-import subprocess
-import sys
+from functools import partial
 
 import pytest
 import torch
 
+from helpers import run_python
 from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -17,11 +17,7 @@ TOOL = osp.join(ROOT, 'tools', 'measure_latency.py')
 SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
 DENSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_swin_demo.py')
 FAST = ['--img_size', '64', '--batch-size', '1', '--num-warmup', '1', '--num-repeats', '4', '--device', 'cpu']
-
-
-def run(*args, timeout=180):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout)
+run = partial(run_python, TOOL, timeout=180)  # run(*args, timeout=180): tools/measure_latency.py ARGS
 
 
 def error_lines(proc) -> list:

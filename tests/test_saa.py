@@ -1,7 +1,7 @@
 """Sparsity-Aware Adaptation hook: the sampled space, seeding, DDP agreement, restoration for evaluation."""
 import logging
 import os.path as osp
-import socket
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -13,9 +13,10 @@ from mmcv.runner import HOOKS, LogBuffer
 from mmcv.utils import build_from_cfg
 
 from sparsevit.hooks import SparsityAwareAdaptationHook, saa_rng
-from sparsevit.models import SparseSwinTransformer
 from sparsevit.schedule import DEFAULT_CHOICES, gene_names, genes_to_ratios, sample_genes
 from sparsevit.utils.config import SAA_HOOK, apply_sparsevit_cfg
+
+from helpers import free_port, tiny_backbone
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SAA_DEMO = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_saa_demo.py')
@@ -24,9 +25,8 @@ CFG1 = ((.3, .3), (0., 0.), (.1, .1, .2, .2, .2, .2), (0., 0.))
 DENSE = tuple((0.0,) * d for d in DEPTHS)
 
 
-def tiny_backbone(pruning_ratios=None) -> SparseSwinTransformer:
-    return SparseSwinTransformer(embed_dims=8, depths=DEPTHS, num_heads=(1, 1, 1, 1), window_size=7,
-                                 pruning_ratios=pruning_ratios)
+# saa_backbone(pruning_ratios=None): embed 8, one head per stage; unseeded, left in training mode
+saa_backbone = partial(tiny_backbone, seed=None, train=True, embed_dims=8, depths=DEPTHS, num_heads=(1, 1, 1, 1))
 
 
 def fake_runner(backbone, seed=0, logger=None) -> SimpleNamespace:
@@ -57,7 +57,7 @@ def assert_in_space(ratios, choices=DEFAULT_CHOICES):
 
 
 def test_samples_change_every_iteration_and_respect_the_space():
-    runner = fake_runner(tiny_backbone(), seed=3)
+    runner = fake_runner(saa_backbone(), seed=3)
     hook = SparsityAwareAdaptationHook()
     hook.before_run(runner)
     sampled = run_iters(hook, runner, range(40))
@@ -71,7 +71,7 @@ def test_samples_change_every_iteration_and_respect_the_space():
 
 def test_custom_choices_and_the_registry():
     hook = build_from_cfg(dict(type=SAA_HOOK, choices=[0.5, 0.0, 0.25]), HOOKS)
-    runner = fake_runner(tiny_backbone())
+    runner = fake_runner(saa_backbone())
     hook.before_run(runner)
     for ratios in run_iters(hook, runner, range(10)):
         assert_in_space(ratios, choices=(0.0, 0.25, 0.5))
@@ -79,7 +79,7 @@ def test_custom_choices_and_the_registry():
 
 def test_seeded_reproducible_and_resumable():
     def sequence(seed, iters):
-        runner = fake_runner(tiny_backbone(), seed=seed)
+        runner = fake_runner(saa_backbone(), seed=seed)
         hook = SparsityAwareAdaptationHook()
         hook.before_run(runner)
         return run_iters(hook, runner, iters)
@@ -89,7 +89,7 @@ def test_seeded_reproducible_and_resumable():
     assert sequence(7, range(6, 12)) == full[6:], 'a resumed run must continue the same sequence'
     assert sequence(8, range(12)) != full
     explicit = SparsityAwareAdaptationHook(seed=7)
-    runner = fake_runner(tiny_backbone(), seed=123)  # an explicit seed wins over the run's seed
+    runner = fake_runner(saa_backbone(), seed=123)  # an explicit seed wins over the run's seed
     explicit.before_run(runner)
     assert run_iters(explicit, runner, range(12)) == full
     expected = genes_to_ratios(sample_genes(saa_rng(7, 5), DEPTHS), DEPTHS)
@@ -97,7 +97,7 @@ def test_seeded_reproducible_and_resumable():
 
 
 def test_restores_configured_or_given_eval_ratios():
-    runner = fake_runner(tiny_backbone(CFG1))
+    runner = fake_runner(saa_backbone(pruning_ratios=CFG1))
     hook = SparsityAwareAdaptationHook()
     hook.before_run(runner)
     run_iters(hook, runner, range(3))  # checks restoration to cfg1 after every iteration
@@ -106,7 +106,7 @@ def test_restores_configured_or_given_eval_ratios():
         getattr(hook, event)(runner)
         assert runner.model.backbone.pruning_ratios == CFG1
 
-    runner = fake_runner(tiny_backbone(CFG1))
+    runner = fake_runner(saa_backbone(pruning_ratios=CFG1))
     hook = SparsityAwareAdaptationHook(eval_ratios=0)
     hook.before_run(runner)
     run_iters(hook, runner, range(2), restored=DENSE)
@@ -114,7 +114,7 @@ def test_restores_configured_or_given_eval_ratios():
 
 def test_logs_the_sampled_configuration(caplog):
     logger = logging.getLogger('test_saa.log')
-    runner = fake_runner(tiny_backbone(), logger=logger)
+    runner = fake_runner(saa_backbone(), logger=logger)
     hook = SparsityAwareAdaptationHook(log_interval=2)
     hook.before_run(runner)
     with caplog.at_level(logging.INFO, logger='test_saa.log'):
@@ -139,19 +139,13 @@ def test_bad_model_or_eval_ratios():
     with pytest.raises(ValueError, match='sparse backbone'):
         SparsityAwareAdaptationHook().before_run(fake_runner(torch.nn.Linear(2, 2)))
     with pytest.raises(ValueError, match='has 3 stages'):
-        SparsityAwareAdaptationHook(eval_ratios=[0, 0, 0]).before_run(fake_runner(tiny_backbone()))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+        SparsityAwareAdaptationHook(eval_ratios=[0, 0, 0]).before_run(fake_runner(saa_backbone()))
 
 
 def _rank_worker(rank: int, world_size: int, port: int, queue) -> None:
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)
     try:
-        runner = fake_runner(tiny_backbone(), seed=100 + rank)  # as with --diff-seed: the run seeds differ
+        runner = fake_runner(saa_backbone(), seed=100 + rank)  # as with --diff-seed: the run seeds differ
         hook = SparsityAwareAdaptationHook()
         hook.before_run(runner)
         queue.put((rank, run_iters(hook, runner, range(5))))
@@ -162,7 +156,7 @@ def _rank_worker(rank: int, world_size: int, port: int, queue) -> None:
 def test_all_ranks_sample_the_same_configuration():
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_rank_worker, args=(rank, 2, port, queue)) for rank in range(2)]
     for p in procs:
         p.start()
@@ -171,7 +165,7 @@ def test_all_ranks_sample_the_same_configuration():
         p.join(timeout=60)
         assert p.exitcode == 0
     assert results[0] == results[1]
-    runner = fake_runner(tiny_backbone(), seed=100)  # rank 0's seed
+    runner = fake_runner(saa_backbone(), seed=100)  # rank 0's seed
     hook = SparsityAwareAdaptationHook()
     hook.before_run(runner)
     assert run_iters(hook, runner, range(5)) == results[0]

@@ -6,7 +6,6 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import pytest
@@ -17,6 +16,8 @@ from sparsevit.schedule import dense_genes, genes_key, genes_to_ratios, sparsest
 from sparsevit.search.latency_table import LatencyTable
 from sparsevit.utils.config import apply_sparsevit_cfg
 
+from helpers import mpi_env, run_python, tiny_backbone
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join('tools', 'search.py')
 DEMO = osp.join('configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
@@ -25,15 +26,14 @@ FAST = ['--img_size', '112', '--batch-size', '1', '--num-warmup', '0', '--num-re
         '--parents', '2', '--check-configs', '2', '--no-progress']
 TAG = 'max100000_min0'
 DEPTHS = (2, 2, 6, 2)
+DIST_RUN = (TORCHPACK, 'dist-run', '-np', '2')
+TIMEOUT = 240  # seconds a search process may run
 
 
 def env() -> dict:
     """Environment of the tool processes: repo importable; Open MPI allowed as root and on one host; one CPU
     thread per process (several OpenMP threads per process on a shared 2-core machine slow inference down 10x)."""
-    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
-                OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1',
-                OMPI_MCA_rmaps_base_oversubscribe='1', OMPI_MCA_btl_vader_single_copy_mechanism='none',
-                OMP_NUM_THREADS='1')
+    return mpi_env(OMPI_MCA_rmaps_base_oversubscribe='1')
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +46,6 @@ def one_thread(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run_tool(args, launcher=(), timeout=240) -> subprocess.CompletedProcess:
-    cmd = [*launcher, sys.executable, TOOL, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +76,7 @@ def dist_run(demo, tmp_path_factory):
     args = [DEMO, ckpt, '--max', '100000', '--min', '0', '--iters', '10', '--work-dir', work,
             '--latency-table', osp.join(work, 'table.json'), '--eval', 'bbox', 'segm', '--num-images', '3', *FAST,
             *options]
-    result = run_tool(args, launcher=(TORCHPACK, 'dist-run', '-np', '2'))
+    result = run_python(TOOL, *args, launcher=DIST_RUN, env=env(), timeout=TIMEOUT)
     return work, result
 
 
@@ -171,9 +166,9 @@ def test_multi_budget_dist_run_writes_every_output(dist_run, demo, tmp_path):
     dense = table.predict(dense_genes(DEPTHS))
     budgets = [f'{spread[120]:.3f}', f'{spread[280]:.3f}', f'{max(dense, spread[-1]) + 1:.3f}']  # ~30 % each
     out = str(tmp_path / 'front')
-    run = run_tool([DEMO, ckpt, '--budgets', *budgets, '--iters', '18', '--work-dir', out, '--latency-table',
-                    osp.join(work, 'table.json'), '--num-images', '2', *FAST, '--population', '6', '--parents',
-                    '6', *options], launcher=(TORCHPACK, 'dist-run', '-np', '2'))
+    run = run_python(TOOL, DEMO, ckpt, '--budgets', *budgets, '--iters', '18', '--work-dir', out, '--latency-table',
+                     osp.join(work, 'table.json'), '--num-images', '2', *FAST, '--population', '6', '--parents',
+                     '6', *options, launcher=DIST_RUN, env=env(), timeout=TIMEOUT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     tag = 'budgets' + '_'.join(budgets)
     history = read_jsonl(osp.join(out, f'search_{tag}_history.jsonl'))
@@ -221,7 +216,7 @@ def test_plain_python_and_resume_after_a_kill_equal_an_uninterrupted_run(strateg
               '16', '--num-images', '2', '--strategy', strategy, *FAST, *options]
     tag = f'max{high}_min{low}'
 
-    fresh = run_tool([*common, '--work-dir', str(tmp_path / 'fresh')])
+    fresh = run_python(TOOL, *common, '--work-dir', str(tmp_path / 'fresh'), env=env(), timeout=TIMEOUT)
     assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
     assert '1 process(es)' in fresh.stdout
     a = read_jsonl(osp.join(tmp_path, 'fresh', f'search_{tag}_history.jsonl'))
@@ -299,14 +294,9 @@ class ScriptedTimes:
         return [self.times.pop(0)]
 
 
-def tiny_backbone(device: str = 'cpu'):
-    from sparsevit.models.backbones.sparse_swin import SparseSwinTransformer
-    return SparseSwinTransformer(embed_dims=16, depths=DEPTHS, num_heads=(1, 2, 2, 4)).to(device).eval()
-
-
 def measurer_for(device: str, monkeypatch, times, warmup=1, repeats=10):
     from sparsevit.search import timing
-    backbone = tiny_backbone(device)
+    backbone = tiny_backbone(seed=None, depths=DEPTHS, device=device)  # the times are scripted: any weights
     scripted = ScriptedTimes(backbone, times)
     monkeypatch.setattr(timing, 'time_forwards', scripted)
     args = argparse.Namespace(img_size=64, batch_size=1, num_warmup=warmup, num_repeats=repeats, no_progress=True)
@@ -371,7 +361,7 @@ def one_error_line(text: str, *needles: str) -> None:
 def test_bad_arguments_fail_with_one_line(demo, capsys):
     from tools.search import main
     options, ckpt = demo
-    result = run_tool([DEMO, ckpt, '--max', '42', '--min', '45'])
+    result = run_python(TOOL, DEMO, ckpt, '--max', '42', '--min', '45', env=env(), timeout=TIMEOUT)
     assert result.returncode != 0
     assert result.stderr.strip().count('\n') == 0
     one_error_line(result.stderr, '--min 45 is above --max 42')
@@ -452,9 +442,9 @@ def test_infeasible_band_stale_table_and_bad_checkpoint_fail_with_one_line(dist_
 def test_infeasible_band_under_dist_run_fails_with_one_line(dist_run, demo):
     work, _ = dist_run
     options, ckpt = demo
-    result = run_tool([DEMO, ckpt, '--min', '100000', '--max', '200000', '--latency-table',
-                       osp.join(work, 'table.json'), '--work-dir', work, *FAST, *options],
-                      launcher=(TORCHPACK, 'dist-run', '-np', '2'))
+    result = run_python(TOOL, DEMO, ckpt, '--min', '100000', '--max', '200000', '--latency-table',
+                        osp.join(work, 'table.json'), '--work-dir', work, *FAST, *options, launcher=DIST_RUN,
+                        env=env(), timeout=TIMEOUT)
     assert result.returncode != 0
     one_error_line(result.stdout + result.stderr, 'is above the dense model')
 

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +15,8 @@ from PIL import Image
 
 from sparsevit.datasets.synthetic import (DEMO_LAYOUT, SMALL_OBJECTS, SYNTHETIC_CLASSES, Layout,
                                           generate_synthetic_coco, polygon_area, shape_polygon, synthetic_cfg_options)
+
+from helpers import run
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -137,14 +138,14 @@ def test_cli(tmp_path):
     out = tmp_path / 'cli'
     cmd = [sys.executable, osp.join(ROOT, 'tools/make_synthetic_data.py'), '--out', str(out), '--num-train', '2',
            '--num-val', '1', '--img-size', '64']
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = run(cmd, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert 'generated' in proc.stdout.splitlines()[-1] and osp.isfile(out / 'annotations/instances_val.json')
-    bad = subprocess.run(cmd[:-2] + ['--img-size', '8'], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    bad = run(cmd[:-2] + ['--img-size', '8'], timeout=120)
     assert bad.returncode == 2
     errors = [line for line in bad.stderr.splitlines() if 'error' in line]
     assert len(errors) == 1 and 'img_size' in errors[0]
-    scene = subprocess.run(cmd + ['--style', 'scene'], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    scene = run(cmd + ['--style', 'scene'], timeout=120)
     assert scene.returncode == 0 and 'generated' in scene.stdout.splitlines()[-1]  # the other style: regenerated
     assert load(str(out), 'val')['info']['style'] == 'scene'
     from tools.make_synthetic_data import parse_args

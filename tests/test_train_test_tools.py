@@ -2,11 +2,8 @@
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import pickle
-import socket
-import subprocess
 import sys
 
 import numpy as np
@@ -15,30 +12,19 @@ import torch
 
 from sparsevit.datasets.synthetic import synthetic_cfg_options
 
+from helpers import SMALL_TEST_CFG, free_port, randomize_, run, venv_env
 from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DENSE_DEMO = 'configs/demo/mask_rcnn_swin_demo.py'
 SAA_DEMO = 'configs/demo/mask_rcnn_sparsevit_saa_demo.py'
 SPARSE_DEMO = 'configs/demo/mask_rcnn_sparsevit_demo.py'
-TIMEOUT = 300
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def tool_env() -> dict:
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
-    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
-    return env
-
-
-def run(cmd: list) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=TIMEOUT)
-    return proc
+    """Environment of the tool processes: the dist scripts' ``PYTHON`` and a fresh ``PORT`` (per call), one OpenMP
+    thread, this interpreter's directory first on ``PATH``."""
+    return venv_env(PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
 
 
 def options(data_root: str, **extra) -> list:
@@ -65,7 +51,7 @@ def dense_checkpoint(synthetic_coco, tmp_path_factory) -> str:
     """
     work_dir = str(tmp_path_factory.mktemp('train_dense'))
     proc = run([sys.executable, 'tools/train.py', DENSE_DEMO, '--work-dir', work_dir, '--seed', '0',
-                '--no-validate', *options(synthetic_coco, **{'fp16.loss_scale': 512.0})])
+                '--no-validate', *options(synthetic_coco, **{'fp16.loss_scale': 512.0})], env=tool_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     assert osp.isfile(ckpt) and osp.isfile(osp.join(work_dir, 'latest.pth'))
@@ -88,7 +74,7 @@ def test_test_tool_evaluates_bbox_and_segm(synthetic_coco, dense_checkpoint, tmp
     out = tmp_path / 'results.pkl'
     fp16 = {'fp16.loss_scale': 512.0}
     proc = run([sys.executable, 'tools/test.py', DENSE_DEMO, dense_checkpoint, '--eval', 'bbox', 'segm',
-                '--out', str(out), '--work-dir', str(tmp_path), *options(synthetic_coco, **fp16)])
+                '--out', str(out), '--work-dir', str(tmp_path), *options(synthetic_coco, **fp16)], env=tool_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     if not torch.cuda.is_available():
         assert 'fp16 needs CUDA; the device is cpu: testing in fp32' in proc.stderr
@@ -101,19 +87,35 @@ def test_test_tool_evaluates_bbox_and_segm(synthetic_coco, dense_checkpoint, tmp
         assert 0.0 <= metric[key] <= 1.0
 
 
-def test_test_tool_with_top_level_pruning_ratios(synthetic_coco, dense_checkpoint, tmp_path):
+def test_test_tool_with_top_level_pruning_ratios(synthetic_coco, dense_checkpoint, tmp_path, monkeypatch):
+    """tools/test.py evaluates the sparse demo with top-level ``pruning_ratios`` given in ``--cfg-options``, and the
+    model it builds from these arguments (its own ``load_config`` and ``build_model``, as ``main`` calls them) runs
+    the backbone at those ratios, not at the config file's (dense) ones."""
+    from mmdet.utils import get_device
     ratios = '[[0.5,0.5],[0.2,0.2],[0.2,0.2,0.4,0.4,0.5,0.5],[0,0]]'
-    proc = run([sys.executable, 'tools/test.py', SPARSE_DEMO, dense_checkpoint, '--eval', 'bbox',
-                '--work-dir', str(tmp_path), *options(synthetic_coco, pruning_ratios=ratios)])
+    common = [SPARSE_DEMO, dense_checkpoint, '--eval', 'bbox', '--work-dir', str(tmp_path)]
+    argv = [*common, *options(synthetic_coco, pruning_ratios=ratios)]
+    proc = run([sys.executable, 'tools/test.py', *argv], env=tool_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'bbox_mAP' in proc.stdout
+
+    test_tool = load_tool('test')
+    monkeypatch.setenv('LOCAL_RANK', '0')  # parse_args sets it when absent: not for the rest of the session
+    args = test_tool.parse_args(argv)
+    cfg = test_tool.load_config(args)
+    cfg.device = get_device()  # as main() sets it
+    model, _ = test_tool.build_model(cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
+    expected = tuple(tuple(float(r) for r in stage) for stage in json.loads(ratios))
+    assert model.backbone.pruning_ratios == expected
+    file_cfg = test_tool.load_config(test_tool.parse_args([*common, *options(synthetic_coco)]))
+    assert all(r == 0 for stage in file_cfg.model.backbone.pruning_ratios for r in stage)  # the option set them
 
 
 def test_dist_train_saa_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_path):
     """bash tools/dist_train.sh CONFIG 2 over gloo: SAA from the dense checkpoint, 2 iterations, then evaluation."""
     work_dir = str(tmp_path / 'saa')
     proc = run(['bash', 'tools/dist_train.sh', SAA_DEMO, '2', '--work-dir', work_dir,
-                *options(synthetic_coco, load_from=dense_checkpoint)])
+                *options(synthetic_coco, load_from=dense_checkpoint)], env=tool_env())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     records = last_json_log(work_dir)
     train = [r for r in records if r.get('mode') == 'train']
@@ -130,7 +132,7 @@ def test_dist_train_saa_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_
 
 def test_dist_test_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_path):
     proc = run(['bash', 'tools/dist_test.sh', DENSE_DEMO, dense_checkpoint, '2', '--eval', 'bbox', 'segm',
-                '--work-dir', str(tmp_path), *options(synthetic_coco)])
+                '--work-dir', str(tmp_path), *options(synthetic_coco)], env=tool_env())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert 'bbox_mAP' in proc.stdout and 'segm_mAP' in proc.stdout
     assert len(glob.glob(str(tmp_path / 'eval_*.json'))) == 1
@@ -143,7 +145,7 @@ def test_dist_test_two_cpu_processes(synthetic_coco, dense_checkpoint, tmp_path)
     ([sys.executable, 'tools/test.py', DENSE_DEMO, 'no_such.pth', '--eval', 'bbox'], "checkpoint 'no_such.pth'"),
 ])
 def test_bad_arguments_give_one_error_line(cmd, message):
-    proc = run(cmd)
+    proc = run(cmd, env=tool_env())
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
     assert len(errors) == 1 and message in errors[0], proc.stderr
@@ -213,7 +215,6 @@ def test_train_tool_names_a_bad_checkpoint_before_training(bad_checkpoints, name
 
 
 # ---------------------------------------------------------------------------------------------------- --dtype
-SMALL_TEST_CFG = {'model.test_cfg.rpn.max_per_img': 100, 'model.test_cfg.rcnn.max_per_img': 20}  # fast on CPU
 
 
 def tiny_detector(config: str = SPARSE_DEMO):
@@ -245,7 +246,6 @@ def test_autocast_inference_keeps_mmdets_fp32_steps_in_fp32():
     decoding + NMS, RoI extraction) receive fp32 tensors (mmcv's NMS/RoIAlign would fail on bf16); the features
     are those of fp32 within bf16's precision."""
     from sparsevit.utils.precision import autocast_inference, fp32_methods
-    from test_backbone import randomize_
     model = randomize_(tiny_detector(), seed=1)
     found = {(type(m).__name__, name) for m, name in fp32_methods(model)}
     assert {('RPNHead', 'get_bboxes'), ('SingleRoIExtractor', 'forward'), ('Shared2FCBBoxHead', 'get_bboxes')} <= found

@@ -1,6 +1,5 @@
 """tools/visualize_sparsity.py: token masks match what the backbone computes; the tool writes the PNG."""
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -8,19 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import run
 from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'visualize_sparsity.py')
 SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
-
-
-def tiny_backbone():
-    from mmdet.models import build_backbone
-    import sparsevit  # noqa: F401
-    torch.manual_seed(0)
-    return build_backbone(dict(type='SparseViT', embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2),
-                               window_size=7)).eval()
 
 
 def test_stage_panel_and_dimming():
@@ -50,14 +42,14 @@ def test_tool_writes_png(tmp_path, synthetic_coco):
     out = tmp_path / 'vis' / 'sparsity.png'
     cmd = [sys.executable, TOOL, SPARSE_CFG, str(ckpt), image, '--out', str(out), '--device', 'cpu',
            '--cfg-options', 'pruning_ratios=[[0.5,0.5],[0,0],[0.2,0.2,0.4,0.4,0.5,0.5],[0,0]]']
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=180)
+    proc = run(cmd, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == f'2 pruning stage(s) drawn: {out}'
     with Image.open(out) as im:
         assert im.size[0] > 2 * im.size[1]  # input + 2 stage panels side by side
     # no checkpoint (random weights), ratios on the command line
-    proc = subprocess.run([sys.executable, TOOL, SPARSE_CFG, image, '--out', str(out), '--device', 'cpu',
-                           '--pruning-ratios', '0.3'], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    proc = run([sys.executable, TOOL, SPARSE_CFG, image, '--out', str(out), '--device', 'cpu',
+                '--pruning-ratios', '0.3'], timeout=180)
     assert proc.returncode == 0 and '4 pruning stage(s)' in proc.stdout, proc.stderr
 
 
