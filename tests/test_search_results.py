@@ -105,20 +105,20 @@ CASES = {
 
 #: sha256 of (fresh, resumed) outputs: printed lines and files, timings and the temporary directory taken out
 RECORDED = {
-    'band_measured': ['8e070e1e872174664d61b3967e3671df2d67ff74d275d681b021a932caac815e',
-                      'babdc1d31ef6069002b9465b430cdbf8f7976c605ec84d5b975756032ec2c00e'],
-    'band_relative_measured_elitist': ['71a896e79cfd57f8621bbed938392a4fb5026fa43724a786c6569e979fa75830',
-                                       'd35b38efd59bbb7d352ef752b9d2a4e8671acd0d5d622ed6561245bcd750e6e8'],
-    'band_relative_table': ['00c769fc21cc7a667fc51084e0555cb1610ac99ae2e2688ec4b10e92bbeeb3a0',
-                            'c7141e8f0964cae3d6b5d82a83fbb595a1bab46e46e2fd0914775f30fca1bbd8'],
-    'band_table_elitist': ['1a20757864dc6e3fa3d206f3744e9bca761cd42fd406d12657ac679b4379ae92',
-                           'e510ec68c44beb697adcf7b520edd7d60e22aa87b7a6474f6374c5ff600072d4'],
-    'budgets_relative_measured_unreachable': ['0ae4e05800669fed1f5526a0bf5e3cda1e3ad10c0b34218e2ff007d4ea9fc0bd',
-                                              'faa1ebcbe289295ce29f23c3c1e747474c7edb66e76dc0dac3f5275d66951ec4'],
-    'budgets_table': ['a79049e9c24d984e64333b0d1334097f5a01626b5c151a9f3fa1ec67a01b1e2c',
-                      '9e50f68337391c253a7f6fc40d7ea31b5fdb7833f0fc90598629084bb8088227'],
-    'one_budget_measured': ['8b3b4cdaa2ea269a3979099d37a65ac75094724890a04de2b9c4f0cf1c871e4e',
-                            '28d19296fd944bb29838b892322d6615f58f4e0f8ceeb8f294e20c1be8f584ef'],
+    'band_measured': ['485ac4abda28d83ad808919c2c464d887a14628c2357e73ff63c1c99269e10ea',
+                      'c66ca73d0de63211712bca137a4904bff8369f314f17a72e1465b4c792e9aa32'],
+    'band_relative_measured_elitist': ['8c25005e587bf165091dcaefeff9f9e00089148f89f11e2ec59ba314d88dd325',
+                                       '0d174d9e1f9d95592cbd75f44eb89c6cb01988148a50c607f5168f74c41710d4'],
+    'band_relative_table': ['c1b23b5131f818d2338e1f8e51c2ebbe8c2254d47fad5c26973907aecff377d3',
+                            '2239d46166c052c5777e48a4a0de0d529e1b9bb871415a46d9b3a3ab0b708261'],
+    'band_table_elitist': ['1d97f6c069762d22e67c657537fab00b6f3092a16173ce8a11619f20c00bba4e',
+                           '216c36da87b89c917e094e16405001e473305b7c204fd0ca3969de10c9498ec6'],
+    'budgets_relative_measured_unreachable': ['1d1a3e62b6169882ea6329ce4ebe5ed9cc06706584fa154160043d9353a69a59',
+                                              'da652bc6149f99732f2839e679d1a69169ebab45fea03b4caf263dc13be467d6'],
+    'budgets_table': ['47012c78ab7de9ba0b842e6b414f28384f7c9fd30fec751b55feb33356974dca',
+                      'ca906734128016d5a9d9cdee1b9cabe2a47b57d8a99030f95386e1f94aa5f45e'],
+    'one_budget_measured': ['05c1be867ceb9e1e7b021b4f2a446c8a40847a01eb84a6c1e6d20dc462e49ed9',
+                            '85a213641f4b639a66968eef9abd28e9d158b9aae5b196a8f6ed8b91a332581d'],
 }
 
 
@@ -136,7 +136,7 @@ def outputs(tmp_path, printed: str) -> dict:
         if name.endswith('_summary.json'):
             summary = json.loads(text)
             summary['cost_s'] = {k: v for k, v in summary['cost_s'].items() if not k.endswith('_per_call')}
-            text = json.dumps(summary, sort_keys=True)
+            text = json.dumps(summary, indent=1)  # in its key order
         out['files'][name] = text
     return out
 
