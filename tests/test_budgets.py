@@ -260,7 +260,7 @@ RUNS = {
 
 def searcher_class(strategy):
     if strategy == 'pooled':
-        from tools.benchmark_search import PooledSearcher
+        from sparsevit.search.pooled import PooledSearcher
         return PooledSearcher
     return EvolutionSearcher if strategy == 'original' else ElitistSearcher
 

@@ -37,10 +37,10 @@ import time
 import zlib
 from typing import Dict, List, Optional, Sequence
 
-from sparsevit.schedule import (DEFAULT_CHOICES, Genes, crossover_genes, gene_names, genes_key,
-                                genes_per_stage, mutate_genes_from_sample)
+from sparsevit.schedule import DEFAULT_CHOICES, Genes, gene_names, genes_key, genes_per_stage
 from sparsevit.search.budgets import Budgets
-from sparsevit.search.evolution import EvolutionSearcher, make_searcher
+from sparsevit.search.evolution import make_searcher
+from sparsevit.search.pooled import PooledSearcher
 from sparsevit.ops.window import num_kept
 from sparsevit.search.latency_table import LatencyTable, build_latency_table, fit_line
 
@@ -140,32 +140,6 @@ def best_after(history: Sequence[dict], checkpoints: Sequence[int], budget: Opti
             i += 1
         out.append(dict(steps=n, best=best, scored=scored))
     return out
-
-
-class PooledSearcher(EvolutionSearcher):
-    """A multi-budget variant for the record: every step draws its parents from all budgets alike and one count of
-    all populations picks mutation or crossover (budgets far from the best scores starve)."""
-
-    def step(self) -> dict:
-        for b, pop in enumerate(self.populations):
-            if len(pop) >= self.share_population:
-                self.parents[b] = sorted(pop, key=lambda r: r['metric'], reverse=True)[:self.share_parents]
-                self.populations[b] = []
-        pool = [p for parents in self.parents for p in parents]
-        held = sum(len(pop) for pop in self.populations)
-        if not pool:
-            genes, origin = self._sample(), 'random'
-        elif held < self.share_population * len(self.populations) // 2:
-            parent = self.rng.choice(pool)['config']
-            genes = mutate_genes_from_sample(parent, self.rng, self.depths, self.mutation_prob, self.choices)
-            origin = 'mutation'
-        else:
-            a, b = self.rng.sample(pool, 2)
-            genes, origin = crossover_genes(a['config'], b['config'], self.rng, self.depths), 'crossover'
-        record = self._evaluate(genes, origin)
-        if record['feasible']:
-            self.populations[record['budget']].append(record)
-        return record
 
 
 def run(strategy: str, latency, budgets: Budgets, steps: int, seed: int, args, cls=None) -> List[dict]:
