@@ -1,7 +1,10 @@
 """tools/benchmark_search.py at tiny settings on a synthetic latency table (no build, no timing): it runs, its
 fake objective is deterministic, and its bookkeeping of bests and scored configurations is right."""
+import hashlib
 import itertools
 import json
+import os.path as osp
+import re
 
 from sparsevit.schedule import DEFAULT_CHOICES, gene_names
 from sparsevit.search.latency_table import LatencyTable, entry_name
@@ -45,6 +48,12 @@ def test_best_bookkeeping():
     assert bench.best_by_scored(history, [1, 2, 3]) == [1.0, 3.0, None]
 
 
+#: sha256 of the printed tables (the table's path and the run time taken out) and of the JSON results at the tiny
+#: settings below, recorded before the strategy, the enumeration and the analysis moved into the package
+RECORDED = dict(printed='6349a3e73ea63b32ddce2fbf3c1f5ce3b36d76b00473ad3dee9288c9641cfa63',
+                json='c966183375280e63c4a4d1b50f35f49ecf3b2fd543bdd56af523a202156ef38d')
+
+
 def test_runs_at_tiny_settings(tmp_path, capsys):
     table = str(tmp_path / 'table.json')
     synthetic_table(table)
@@ -58,3 +67,8 @@ def test_runs_at_tiny_settings(tmp_path, capsys):
     row = results['budgets']['rows'][0]
     assert set(row['mean_regret']) == {'multi-budget', '4 single-band', 'multi, pooled parents'}
     assert all(regret >= 0 for regret in row['mean_regret'].values()), 'nothing beats the enumerated optimum'
+    printed = re.sub(r'^\(\d+ s\)$', '(T s)', text.replace(osp.relpath(table, bench.ROOT), '<table>'), flags=re.M)
+    assert '(T s)' in printed and '<table>' in printed
+    recorded = dict(printed=hashlib.sha256(printed.encode()).hexdigest(),
+                    json=hashlib.sha256(open(out, 'rb').read()).hexdigest())
+    assert recorded == RECORDED, recorded
