@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.getLogger('sparsevit.search.evolution').setLevel(logging.ERROR)  # exhausted bands: counted instead
     start = time.perf_counter()
-    table = bench.demo_table(args.table, DEMO, args.rebuild)
+    table = bench.demo_table(args.table, DEMO, args.rebuild, log=lambda line: print(line, flush=True))
     dense = table.additive(dict.fromkeys(bench.NAMES, 0.0))
     points = [(table.additive(g), bench.fake_score(g)) for g in bench.all_configs()]
     print(f'fake objective: latency from {osp.relpath(args.table, ROOT)} (demo backbone, 224x224, batch 4, '

@@ -65,10 +65,10 @@ def smooth_table(table: LatencyTable) -> LatencyTable:
     return LatencyTable(table.key, table.fixed_ms, stages, dict(table.meta, smoothed=True))
 
 
-def demo_table(path: str, config: str, rebuild: bool = False) -> LatencyTable:
+def demo_table(path: str, config: str, rebuild: bool = False, log: Callable[[str], None] = print) -> LatencyTable:
     """The latency table of the backbone of ``config`` (the demo's) at 224x224, batch 4, on CPU, smoothed
-    (:func:`smooth_table`): loaded from ``path``, else built (one round of 165 full forwards, about half a minute)
-    and saved there."""
+    (:func:`smooth_table`): loaded from ``path``, else built (one round of 165 full forwards, about half a minute;
+    said through ``log``) and saved there."""
     if osp.isfile(path) and not rebuild:
         return LatencyTable.from_dict(json.load(open(path)))
     import torch
@@ -80,7 +80,7 @@ def demo_table(path: str, config: str, rebuild: bool = False) -> LatencyTable:
     cfg.model.backbone.pop('init_cfg', None)
     torch.manual_seed(0)
     backbone = build_backbone(cfg.model.backbone).eval()
-    print(f'building the demo latency table ({path}) ...', flush=True)
+    log(f'building the demo latency table ({path}) ...')
     table = smooth_table(build_latency_table(backbone, img_size=224, batch_size=4, num_warmup=1, num_rounds=1,
                                              device='cpu'))
     os.makedirs(osp.dirname(path), exist_ok=True)
