@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import run
+from helpers import run, selection_record
 from tool_loader import load_tool
 
 from sparsevit.analysis.sparsity_figure import DIM, dim_image, stage_panel
@@ -19,7 +19,7 @@ SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
 
 
 def test_stage_panel_and_dimming():
-    rec = lambda keep, shift: dict(keep=torch.tensor([keep]), grid=(2, 2), shift=shift, hw=(14, 14), stride=4)
+    rec = lambda keep, shift: selection_record([keep], (2, 2), shift, (14, 14), stride=4)
     assert stage_panel([None, None], [0, 0], 7) is None
     panel = stage_panel([rec([0, 3], 0), rec([0], 3), rec([3], 0)], [0.5, 0.7, 0.7], 7)
     assert panel['blocks'] == [0, 1, 2] and panel['outline'] == 2 and panel['stride'] == 4

@@ -12,9 +12,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..ops.selection import SelectionRecord, Selections
 from ..utils.precision import autocast_inference
-
-Selections = List[List[Optional[dict]]]
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
@@ -28,21 +27,15 @@ def record_selections(backbone: torch.nn.Module, img: torch.Tensor,
     """One forward of ``backbone`` on ``img`` (fp32, or autocast at ``dtype``).
 
     Returns:
-        (``last_selection``: per stage, per block, None or dict(keep, scores, ...); the input of every stage, NHWC,
+        (``last_selection``: per stage, per block, None or a ``SelectionRecord``; the input of every stage, NHWC,
         as the stage received it).
     """
-    inputs, run_stage = [], backbone.forward_stage
-
-    def recording(i: int, x: torch.Tensor, **kwargs):
-        inputs.append(x.clone())
-        return run_stage(i, x, **kwargs)
-
-    backbone.record_selection, backbone.forward_stage = True, recording  # instance attribute shadows the method
+    inputs: List[torch.Tensor] = []
+    backbone.record_selection = True
     try:
-        with autocast(img.device, dtype):
+        with backbone.observe_stages(before=lambda i, x: inputs.append(x.clone())), autocast(img.device, dtype):
             backbone(img)
     finally:
-        del backbone.forward_stage
         backbone.record_selection = False
     selections, backbone.last_selection = backbone.last_selection, None
     return selections, inputs
@@ -50,7 +43,7 @@ def record_selections(backbone: torch.nn.Module, img: torch.Tensor,
 
 @torch.no_grad()
 def stage_selection(backbone: torch.nn.Module, i: int, x: torch.Tensor,
-                    dtype: Optional[torch.dtype] = None) -> List[Optional[dict]]:
+                    dtype: Optional[torch.dtype] = None) -> List[Optional[SelectionRecord]]:
     """The selections of stage ``i`` run on ``x`` (NHWC, not modified), in fp32 or under autocast at ``dtype``."""
     previous, backbone.last_selection = backbone.last_selection, []
     try:
@@ -80,7 +73,7 @@ def compare_selections(reference: Selections, other: Selections) -> Dict[str, ob
         for ref, oth in zip(ref_stage, oth_stage):
             if ref is None or oth is None:
                 continue
-            for a, b, scores in zip(ref['keep'], oth['keep'], ref['scores']):
+            for a, b, scores in zip(ref.keep, oth.keep, ref.scores):
                 in_a, in_b = set(a.tolist()), set(b.tolist())
                 s_kept, s_agree = s_kept + len(in_a), s_agree + len(in_a & in_b)
                 flipped = sorted(in_a - in_b)
@@ -116,7 +109,7 @@ def same_input_mismatches(backbone: torch.nn.Module, stage_inputs: Sequence[torc
     for i, x in enumerate(stage_inputs):
         ref, half = stage_selection(backbone, i, x.float()), stage_selection(backbone, i, x, dtype)
         for a, b in zip(ref, half):
-            if a is not None and not torch.equal(a['keep'], b['keep']):
+            if a is not None and not torch.equal(a.keep, b.keep):
                 bad += 1
                 break
     return bad

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..deploy.build import backbone_cfg, parse_ratios
+from ..ops.selection import SelectionRecord
 from ..utils.config import SPARSE_BACKBONES, load_config
 from ..utils.latency import resolve_device
 from .kept_windows import kept_token_mask
@@ -26,7 +27,7 @@ DIM = 0.25  # brightness of a token that every pruned block of its stage skipped
 # ----------------------------------------------------------------------------------------------------------------
 # Selections -> token masks (pure numpy)
 # ----------------------------------------------------------------------------------------------------------------
-def stage_panel(records: Sequence[Optional[dict]], ratios: Sequence[float], window_size: int,
+def stage_panel(records: Sequence[Optional[SelectionRecord]], ratios: Sequence[float], window_size: int,
                 image_index: int = 0) -> Optional[dict]:
     """Summary of one stage's selections, or None when the stage prunes nothing.
 
@@ -39,9 +40,9 @@ def stage_panel(records: Sequence[Optional[dict]], ratios: Sequence[float], wind
         return None
     masks = [kept_token_mask(records[j], window_size, image_index) for j in pruned]
     coverage = np.mean(np.stack(masks).astype(np.float32), axis=0)
-    regular = [j for j in pruned if records[j]['shift'] == 0]
+    regular = [j for j in pruned if records[j].shift == 0]
     outline = max(regular, key=lambda j: (ratios[j], j)) if regular else None
-    return dict(coverage=coverage, stride=records[pruned[0]]['stride'], outline=outline, blocks=pruned)
+    return dict(coverage=coverage, stride=records[pruned[0]].stride, outline=outline, blocks=pruned)
 
 
 def dim_image(image: np.ndarray, coverage: np.ndarray, stride: int) -> np.ndarray:
@@ -116,8 +117,8 @@ def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
     for ax, (name, panel, rec, window_px) in zip(axes[0, 1:], panels):
         ax.imshow(dim_image(image, panel['coverage'], panel['stride']))
         if rec is not None:
-            nww = rec['grid'][1]
-            for win in np.asarray(rec['keep'][0]).tolist():
+            nww = rec.grid[1]
+            for win in np.asarray(rec.keep[0]).tolist():
                 r, c = divmod(win, nww)
                 ax.add_patch(Rectangle((c * window_px - 0.5, r * window_px - 0.5), window_px, window_px,
                                        fill=False, edgecolor='lime', linewidth=0.8))
@@ -133,15 +134,16 @@ def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
     plt.close(fig)
 
 
-def panel_name(stage: int, panel: dict, ratios: Sequence[float], records: Sequence[Optional[dict]]) -> str:
+def panel_name(stage: int, panel: dict, ratios: Sequence[float],
+               records: Sequence[Optional[SelectionRecord]]) -> str:
     blocks = panel['blocks']
     ratio_text = '/'.join(f'{ratios[j]:g}' for j in blocks)
     which = f'block {blocks[0]}' if len(blocks) == 1 else f'blocks {blocks[0]}-{blocks[-1]}'
     name = f'stage {stage}: {which} prune {ratio_text}'
     if panel['outline'] is not None:
         rec = records[panel['outline']]
-        nw = rec['grid'][0] * rec['grid'][1]
-        name += f"\nblock {panel['outline']} keeps {len(rec['keep'][0])}/{nw} windows (outlined)"
+        nw = rec.grid[0] * rec.grid[1]
+        name += f"\nblock {panel['outline']} keeps {len(rec.keep[0])}/{nw} windows (outlined)"
     return name
 
 

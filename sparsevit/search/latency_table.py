@@ -209,7 +209,7 @@ def entries_to_genes(entries: Sequence[Tuple[float, ...]], depths: Sequence[int]
 
 
 class StageClock:
-    """Times every stage inside a full forward of the backbone: ``forward_stage`` is wrapped for the duration.
+    """Times every stage inside a full forward of the backbone, as an observer of its stages (``observe_stages``).
 
     On CPU with ``time.perf_counter``; on CUDA with CUDA events recorded in the stream around every stage (no
     synchronisation inside the forward), read after it. ``forward(x)`` returns ``(total_ms, [stage_ms, ...])``;
@@ -227,23 +227,17 @@ class StageClock:
             return event
         return time.perf_counter()
 
-    def _timed_stage(self, i: int, inp: torch.Tensor, **kwargs):
+    def _stage_mark(self, *args) -> None:
         self.marks.append(self._mark())
-        out = self.run_stage(i, inp, **kwargs)
-        self.marks.append(self._mark())
-        return out
 
     def forward(self, x: torch.Tensor) -> Tuple[float, List[float]]:
-        self.run_stage, self.marks = self.backbone.forward_stage, []
-        self.backbone.forward_stage = self._timed_stage  # instance attribute shadows the method
-        try:
+        self.marks = []
+        with self.backbone.observe_stages(before=self._stage_mark, after=self._stage_mark):
             if self.cuda:
                 torch.cuda.synchronize()
             start = self._mark()
             self.backbone(x)
             end = self._mark()
-        finally:
-            del self.backbone.forward_stage
         if self.cuda:
             torch.cuda.synchronize()
             span = lambda a, b: a.elapsed_time(b)  # noqa: E731  (ms)
@@ -304,7 +298,7 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
     keeps the costs a stage pays for its neighbours: the cache state the previous stage leaves, allocations.
 
     Args:
-        backbone: a ``SparseSwinTransformer`` (``forward_stage``, ``set_pruning_ratios``, ``depths``).
+        backbone: a ``SparseSwinTransformer`` (``observe_stages``, ``set_pruning_ratios``, ``depths``).
         img_size, batch_size: the random input ``(batch_size, 3, img_size, img_size)``.
         num_warmup: untimed dense forwards first.
         num_rounds: rounds of the schedule (Swin-T: 165 timed forwards each).
