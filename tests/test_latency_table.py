@@ -79,6 +79,31 @@ def test_stage_times_inside_a_forward_add_up_to_the_forward():
     assert not backbone._stage_observers, 'the stage observer is removed'
 
 
+def test_time_interleaved_warms_each_configuration_then_times_rounds_in_order(cost_clock):
+    from sparsevit.search.timing import time_interleaved
+    backbone = table_backbone()
+    cost_clock(backbone)
+    configs = [dense_genes(DEPTHS), sparsest_genes(DEPTHS), dense_genes(DEPTHS)]
+    ratios = []
+    for genes in configs:
+        backbone.set_pruning_ratios(genes_to_ratios(genes, DEPTHS))
+        ratios.append(backbone.pruning_ratios)
+    backbone.set_pruning_ratios(0.3)
+    seen, rounds = [], []
+    hook = backbone.register_forward_pre_hook(lambda module, args: seen.append(module.pruning_ratios))
+    times = time_interleaved(backbone, configs, IMG, BATCH, num_warmup=2, num_repeats=3, device=torch.device('cpu'),
+                             progress=rounds.append)
+    hook.remove()
+    assert seen == [r for r in ratios for _ in range(2)] + ratios * 3, 'warm-up per configuration, then rounds'
+    assert rounds == [0, 1, 2]
+    assert len(times) == 3 and all(len(t) == 3 for t in times)
+    assert backbone.pruning_ratios == tuple(tuple([0.3] * d) for d in DEPTHS), 'ratios must be restored'
+    backbone.set_pruning_ratios(genes_to_ratios(configs[0], DEPTHS))
+    dense_ms = measure(backbone, 0, 1)  # under the cost clock every forward of a configuration costs the same
+    assert times[0] == pytest.approx([dense_ms] * 3) and times[2] == pytest.approx([dense_ms] * 3)
+    assert max(times[1]) < min(times[0])
+
+
 def test_sharded_build_equals_single_build(cost_clock):
     backbone = table_backbone()
     cost_clock(backbone)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..schedule import DEFAULT_CHOICES, Genes, genes_key, genes_to_ratios
 from ..utils import dist
-from ..utils.latency import default_protocol, time_forwards, trimmed_mean
+from ..utils.latency import default_protocol, interleave, random_images, time_forwards, trimmed_mean
 from .latency_table import (LatencyTable, build_latency_table, calibrate_table, describe_calibration,
                             forward_schedule, table_key, table_rounds)
 from .settings import SearchSettings
@@ -62,23 +62,22 @@ def time_interleaved(backbone, configs: Sequence[Genes], img_size: int, batch_si
     all configurations alike (a calibration or check measured one configuration after the other would fit the load
     instead). ``progress(round)`` is called after each round; the backbone's ratios are restored afterwards."""
     saved = backbone.pruning_ratios
-    x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    x = random_images(batch_size, img_size, device, seed)
     ratios = [genes_to_ratios(g, backbone.depths) for g in configs]
-    times: List[List[float]] = [[] for _ in configs]
+
+    def measure(i: int) -> float:
+        backbone.set_pruning_ratios(ratios[i])
+        return time_forwards(lambda: backbone(x), 1, device)[0]
+
     try:
-        for r in ratios:
+        for r in ratios:  # the warm-up: every configuration's forwards in a row
             backbone.set_pruning_ratios(r)
             for _ in range(num_warmup):
                 backbone(x)
-        for round_ in range(num_repeats):
-            for t, r in zip(times, ratios):
-                backbone.set_pruning_ratios(r)
-                t += time_forwards(lambda: backbone(x), 1, device)
-            if progress is not None:
-                progress(round_)
+        times = interleave(range(len(ratios)), num_repeats, measure, order='same', on_round=progress)
     finally:
         backbone.set_pruning_ratios([list(s) for s in saved])
-    return times
+    return [times[i] for i in range(len(ratios))]
 
 
 class Measurer:
