@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
 from ..utils import dist
 from ..utils.checkpoint import load_weights
-from ..utils.config import apply_sparsevit_cfg, get_sparse_backbone
+from ..utils.config import get_sparse_backbone, load_config as read_config
 from .budgets import Budgets
 from .evaluator import DetectorEvaluator
 from .evolution import EvolutionSearcher, SearchBase, make_searcher
@@ -41,13 +41,11 @@ PROG = 'search.py'
 
 # ---------------------------------------------------------------------------------------------------- set-up
 def load_config(settings: SearchSettings) -> Config:
-    """The config with ``--cfg-options``, the plugin imported, SparseViT keys applied, ready for testing."""
-    cfg = Config.fromfile(settings.config)
-    if settings.cfg_options:
-        cfg.merge_from_dict(settings.cfg_options)
+    """The config (:func:`sparsevit.utils.config.load_config`: ``--cfg-options`` merged, SparseViT keys applied)
+    with the plugin imported, ready for testing."""
+    cfg = read_config(settings.config, settings.cfg_options)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])
-    apply_sparsevit_cfg(cfg)
     cfg = compat_cfg(cfg)
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
