@@ -76,10 +76,9 @@ def demo_table(path: str, config: str, rebuild: bool = False, log: Callable[[str
     from mmdet.models import build_backbone
 
     from .. import models  # noqa: F401  (registers the backbone)
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.pop('init_cfg', None)
+    from ..deploy.build import backbone_cfg
     torch.manual_seed(0)
-    backbone = build_backbone(cfg.model.backbone).eval()
+    backbone = build_backbone(backbone_cfg(Config.fromfile(config))).eval()
     log(f'building the demo latency table ({path}) ...')
     table = smooth_table(build_latency_table(backbone, img_size=224, batch_size=4, num_warmup=1, num_rounds=1,
                                              device='cpu'))
