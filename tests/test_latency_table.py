@@ -104,6 +104,17 @@ def test_time_interleaved_warms_each_configuration_then_times_rounds_in_order(co
     assert max(times[1]) < min(times[0])
 
 
+def test_device_label_of_the_table_key(monkeypatch):
+    """Part of every saved table's key: the exact strings (``cuda:`` prefix included) must not change."""
+    import platform
+    from sparsevit.search.latency_table import device_name
+    cpu = platform.processor() or platform.machine()
+    assert device_name(torch.device('cpu')) == f'cpu:{cpu}:{torch.get_num_threads()}threads'
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'NVIDIA H100')
+    assert device_name(torch.device('cuda')) == 'cuda:NVIDIA H100'
+    assert table_key(table_backbone(), IMG, BATCH, torch.device('cuda'))['device'] == 'cuda:NVIDIA H100'
+
+
 def test_sharded_build_equals_single_build(cost_clock):
     backbone = table_backbone()
     cost_clock(backbone)

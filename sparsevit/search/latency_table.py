@@ -26,7 +26,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import random
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -35,7 +34,7 @@ import torch
 
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, dense_genes, gene_names, genes_key, genes_per_stage,
                         genes_to_ratios, sample_genes, sparsest_genes)
-from ..utils.latency import resolve_device, trimmed_mean
+from ..utils.latency import device_name as latency_device_name, resolve_device, trimmed_mean
 
 TABLE_VERSION = 2  # 2: timed in context and calibrated (version 1 tables are rejected: rebuild them)
 Entry = Tuple[int, Tuple[float, ...]]  # (stage, the stage's gene values)
@@ -65,12 +64,14 @@ def split_genes(genes: Genes, depths: Sequence[int]) -> List[Tuple[float, ...]]:
     return out
 
 
+#: The table key's device label (part of every saved table's key: keep it): ``cuda:<GPU model>`` or
+#: ``cpu:<CPU type>:<threads>threads``.
+DEVICE_LABEL = dict(cuda='cuda:{name}', cpu='cpu:{processor}:{threads}threads')
+
+
 def device_name(device: torch.device) -> str:
-    """A readable identity of the timing device (GPU model, or CPU type and thread count)."""
-    if device.type == 'cuda':
-        return f'cuda:{torch.cuda.get_device_name(device)}'
-    cpu = platform.processor() or platform.machine()
-    return f'cpu:{cpu}:{torch.get_num_threads()}threads'
+    """A readable identity of the timing device (GPU model, or CPU type and thread count): :data:`DEVICE_LABEL`."""
+    return latency_device_name(device, **DEVICE_LABEL)
 
 
 def model_signature(backbone: torch.nn.Module) -> dict:

@@ -190,11 +190,11 @@ def interleave(keys: Sequence[Hashable], rounds: int, measure: Callable[[Hashabl
     return times
 
 
-def device_name(device: torch.device, cpu: str = '{processor} ({threads} threads)') -> str:
-    """The timing device in words: the GPU's model, or ``cpu`` formatted with the CPU type (``processor``) and torch's
-    thread count (``threads``)."""
+def device_name(device: torch.device, cpu: str = '{processor} ({threads} threads)', cuda: str = '{name}') -> str:
+    """The timing device in words: ``cuda`` formatted with the GPU's model (``name``), or ``cpu`` formatted with the
+    CPU type (``processor``) and torch's thread count (``threads``)."""
     if device.type == 'cuda':
-        return torch.cuda.get_device_name(device)
+        return cuda.format(name=torch.cuda.get_device_name(device))
     return cpu.format(processor=platform.processor() or platform.machine(), threads=torch.get_num_threads())
 
 
