@@ -142,8 +142,7 @@ class SparseSwinTransformer(SwinTransformer):
         self.window_size = self.stages[0].blocks[0].attn.window_size
         self.fused_attn = fused_attn
         self.pad_before_norm = pad_before_norm
-        self._window_selection, self._selection_seed = window_selection, selection_seed
-        self._selectors = make_selectors(window_selection, selection_seed)  # (eager, traced)
+        self._set_selection(window_selection, selection_seed)
         self.selection_calls = 0
         self.record_selection = False
         self.last_selection: Optional[Selections] = None
@@ -168,9 +167,7 @@ class SparseSwinTransformer(SwinTransformer):
 
     @window_selection.setter
     def window_selection(self, value: str) -> None:
-        check_window_selection(value)
-        self._window_selection = value
-        self._selectors = make_selectors(value, self._selection_seed)
+        self._set_selection(value, self._selection_seed)
 
     @property
     def selection_seed(self) -> int:
@@ -178,9 +175,14 @@ class SparseSwinTransformer(SwinTransformer):
 
     @selection_seed.setter
     def selection_seed(self, value: int) -> None:
-        check_selection_seed(value)
-        self._selection_seed = value
-        self._selectors = make_selectors(self._window_selection, value)
+        self._set_selection(self._window_selection, value)
+
+    def _set_selection(self, window_selection: str, selection_seed: int) -> None:
+        """Validate, store and build the (eager, traced) selectors of ``window_selection``."""
+        check_window_selection(window_selection)
+        check_selection_seed(selection_seed)
+        self._window_selection, self._selection_seed = window_selection, selection_seed
+        self._selectors = make_selectors(window_selection, selection_seed)
 
     def train(self, mode: bool = True):
         """As mmdet's (keeps frozen stages frozen), but returns ``self`` so ``model.eval()`` chains."""
