@@ -8,7 +8,8 @@ Backbones and inputs:
 * ``build_sparse(pruning_ratios, seed, **kwargs)``: the backbone tests' model, ``SMALL`` with every parameter
   randomised (``randomize_``), in eval mode;
 * ``randomize_`` / ``randomize_layer_norms``: well-spread random values where default init leaves zeros and ones;
-* ``images(batch, h, w, seed)``: a seeded ``[B, 3, H, W]`` batch.
+* ``images(batch, h, w, seed)``: a seeded ``[B, 3, H, W]`` batch;
+* ``selection_record(keep, grid, ...)``: a hand-made ``SelectionRecord`` (what ``last_selection`` holds).
 
 Tool processes: ``run(cmd)`` (in the repository root, output captured as text), ``run_python(*args)`` (``python
 ARGS`` with this interpreter), ``venv_env`` (this interpreter's directory first on ``PATH``), ``mpi_env`` (Open MPI
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from sparsevit.models import SparseSwinTransformer
+    from sparsevit.ops.selection import SelectionRecord
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TIMEOUT = 300  # seconds a tool process may run by default
@@ -110,6 +112,18 @@ def build_sparse(pruning_ratios=None, seed: int = 0, **kwargs) -> 'SparseSwinTra
 def images(batch: int, h: int, w: int, seed: int = 1) -> 'torch.Tensor':
     import torch
     return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def selection_record(keep, grid: Sequence[int], shift: int = 0, hw: Optional[Sequence[int]] = None, stride: int = 4,
+                     scores=None, window_size: int = 7) -> 'SelectionRecord':
+    """A ``SelectionRecord`` by hand: ``keep [B, k]`` window ids (nested lists or a tensor) of the ``grid`` (nWh,
+    nWw) window grid; ``hw`` defaults to the whole grid (no padding), ``scores [B, nW]`` to zeros."""
+    import torch
+    from sparsevit.ops.selection import SelectionRecord
+    keep = torch.as_tensor(keep)
+    hw = (grid[0] * window_size, grid[1] * window_size) if hw is None else hw
+    scores = torch.zeros(keep.shape[0], grid[0] * grid[1]) if scores is None else torch.as_tensor(scores)
+    return SelectionRecord(keep=keep, grid=tuple(grid), shift=shift, hw=tuple(hw), stride=stride, scores=scores)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -101,8 +101,8 @@ class ReferenceSparseSwin:
         ratios: per stage, one prune ratio per block (already normalised).
         pad_before_norm: True runs every block as the original SparseViT (zero-padding before LN1,
             :func:`block_pad_before_norm`), False as mmdet (padding after LN1).
-        forced: optional selections (as ``last_selection``, e.g. recorded from a model with random window
-            selection) whose ``keep`` replaces the L2 ranking block by block.
+        forced: optional selections (a model's ``last_selection`` of ``SelectionRecord``, e.g. recorded with random
+            window selection) whose ``keep`` replaces the L2 ranking block by block.
     """
 
     def __init__(self, swin, ratios: Sequence[Sequence[float]], pad_before_norm: bool = False,
@@ -144,7 +144,7 @@ class ReferenceSparseSwin:
             k = keep_count(scores.shape[1], ratio)
             keep, rankings[shift] = self._select(scores, rankings.get(shift), k)
             if self.forced is not None:
-                keep = self.forced[i][j]['keep']
+                keep = self.forced[i][j].keep
             mask = kept_token_mask(keep, hw, self.window, shift).reshape(B, -1, 1)
             x = torch.where(mask, self._block(block, x, hw), x)
             selections.append(dict(keep=keep, grid=window_grid(hw, self.window), shift=shift, hw=tuple(hw),

@@ -59,11 +59,11 @@ def assert_selection_equal(actual: List[List], expected: List[List]) -> None:
                 assert act is None, f'{where}: dense block must report None'
                 continue
             assert act is not None, f'{where}: pruned block reported None'
-            assert tuple(act['grid']) == exp['grid'], where
-            assert int(act['shift']) == exp['shift'], where
-            assert tuple(act['hw']) == exp['hw'], where
-            assert int(act['stride']) == exp['stride'], where
-            keep = act['keep']
+            assert tuple(act.grid) == exp['grid'], where
+            assert int(act.shift) == exp['shift'], where
+            assert tuple(act.hw) == exp['hw'], where
+            assert int(act.stride) == exp['stride'], where
+            keep = act.keep
             assert keep.dtype == torch.long and tuple(keep.shape) == tuple(exp['keep'].shape), \
                 f'{where}: keep {tuple(keep.shape)} {keep.dtype}, expected {tuple(exp["keep"].shape)} int64'
             assert torch.equal(keep.sort(dim=1).values, exp['keep'].sort(dim=1).values), \
@@ -314,7 +314,7 @@ def test_pruned_output_differs_from_dense():
 def test_images_in_a_batch_select_independently():
     ratios = PRUNED_CASES['padded']['ratios']
     sparse, _, outs, _ = run_both(ratios, size=(200, 260), batch=2, seed=3)
-    keeps = [sel['keep'] for stage in sparse.last_selection for sel in stage if sel is not None]
+    keeps = [sel.keep for stage in sparse.last_selection for sel in stage if sel is not None]
     assert any(not torch.equal(k[0].sort().values, k[1].sort().values) for k in keeps), \
         'the two images should keep different windows somewhere'
     img = images(2, 200, 260, seed=4)
@@ -335,10 +335,10 @@ def test_last_selection_reports_floor_counts():
         for j, sel in enumerate(stage):
             grid = window_grid(hw, 7)
             k = math.floor(grid[0] * grid[1] * 0.5)
-            assert tuple(sel['hw']) == hw and tuple(sel['grid']) == grid
-            assert sel['shift'] == (3 if j % 2 else 0) and sel['stride'] == 4 * 2 ** i
-            assert tuple(sel['keep'].shape) == (2, k), f'stage {i} block {j}: expected {k} kept windows'
-            for row in sel['keep']:
+            assert tuple(sel.hw) == hw and tuple(sel.grid) == grid
+            assert sel.shift == (3 if j % 2 else 0) and sel.stride == 4 * 2 ** i
+            assert tuple(sel.keep.shape) == (2, k), f'stage {i} block {j}: expected {k} kept windows'
+            for row in sel.keep:
                 assert len(set(row.tolist())) == k and all(0 <= w < grid[0] * grid[1] for w in row.tolist())
 
 
@@ -365,6 +365,11 @@ def random_selections(model: SparseSwinTransformer, img: torch.Tensor) -> List[L
 
 
 def kept_sets(selections: List[List]) -> List[torch.Tensor]:
+    return [sel.keep.sort(dim=1).values for stage in selections for sel in stage if sel is not None]
+
+
+def reference_kept_sets(selections: List[List]) -> List[torch.Tensor]:
+    """:func:`kept_sets` of the reference's selections (dicts)."""
     return [sel['keep'].sort(dim=1).values for stage in selections for sel in stage if sel is not None]
 
 
@@ -380,7 +385,8 @@ def test_random_selection_runs_the_blocks_on_its_windows():
         l2(img)
     for i, (out, exp) in enumerate(zip(outs, expected)):
         torch.testing.assert_close(out, exp, **TOL, msg=lambda m, i=i: f'stage {i}: {m}')
-    assert any(not torch.equal(a, b) for a, b in zip(kept_sets(sparse.last_selection), kept_sets(l2.last_selection)))
+    assert any(not torch.equal(a, b) for a, b in zip(kept_sets(sparse.last_selection),
+                                                  reference_kept_sets(l2.last_selection)))
 
 
 def test_random_selection_structure_counts_and_prefixes():
@@ -390,14 +396,14 @@ def test_random_selection_structure_counts_and_prefixes():
         for j, sel in enumerate(stage):
             if sel is None:
                 continue
-            nw = sel['grid'][0] * sel['grid'][1]
-            assert tuple(sel['keep'].shape) == (2, keep_count(nw, RANDOM_RATIOS[i][j]))
-            assert all(len(set(row.tolist())) == len(row) for row in sel['keep'])
+            nw = sel.grid[0] * sel.grid[1]
+            assert tuple(sel.keep.shape) == (2, keep_count(nw, RANDOM_RATIOS[i][j]))
+            assert all(len(set(row.tolist())) == len(row) for row in sel.keep)
             for prev in stage[:j]:  # a later block of the same kind keeps a prefix of the same ranking
-                if prev is not None and prev['shift'] == sel['shift']:
-                    k = sel['keep'].shape[1]
-                    assert torch.equal(prev['keep'][:, :k], sel['keep']), f'stage {i} block {j}: not nested'
-    big = [sel['keep'] for stage in selections for sel in stage if sel is not None and sel['keep'].shape[1] > 4]
+                if prev is not None and prev.shift == sel.shift:
+                    k = sel.keep.shape[1]
+                    assert torch.equal(prev.keep[:, :k], sel.keep), f'stage {i} block {j}: not nested'
+    big = [sel.keep for stage in selections for sel in stage if sel is not None and sel.keep.shape[1] > 4]
     assert any(not torch.equal(k[0].sort().values, k[1].sort().values) for k in big), 'images draw independently'
 
 
@@ -418,6 +424,25 @@ def test_random_selection_is_seeded_per_forward_call():
     assert l2.selection_calls == 0, "'l2' selection does not count calls"
 
 
+def test_window_selection_and_seed_assigned_rebuild_the_selector():
+    """Assigning ``window_selection``/``selection_seed`` (as the window analysis does) is building with them."""
+    img = images(2, 200, 260)
+    built = build_sparse(RANDOM_RATIOS, window_selection='random', selection_seed=3)
+    assigned = build_sparse(RANDOM_RATIOS)
+    assigned.window_selection, assigned.selection_seed = 'random', 3
+    assert all(torch.equal(a, b) for a, b in zip(kept_sets(random_selections(built, img)),
+                                                 kept_sets(random_selections(assigned, img))))
+    assigned.window_selection = 'l2'
+    l2 = build_sparse(RANDOM_RATIOS)
+    assert all(torch.equal(a, b) for a, b in zip(kept_sets(random_selections(l2, img)),
+                                                 kept_sets(random_selections(assigned, img))))
+    with pytest.raises(ValueError, match=r"window_selection.*'l2', 'random'.*'topk'"):
+        assigned.window_selection = 'topk'
+    with pytest.raises(ValueError, match=r'selection_seed.*-1'):
+        assigned.selection_seed = -1
+    assert (assigned.window_selection, assigned.selection_seed) == ('l2', 3)
+
+
 @pytest.mark.parametrize('kwargs,fragment', [
     (dict(window_selection='topk'), r"window_selection.*'l2', 'random'.*'topk'"),
     (dict(window_selection=None), r'window_selection'),
@@ -428,6 +453,39 @@ def test_random_selection_is_seeded_per_forward_call():
 def test_bad_window_selection_arguments(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         SparseSwinTransformer(**kwargs, **SMALL)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stage observers (observe_stages)
+# ----------------------------------------------------------------------------------------------------------------
+def test_observe_stages_sees_every_stage_nests_and_is_removed():
+    model = build_sparse([[.5, .5], [0, 0], [0, 0, .3, .3, .3, .3], [0, 0]])
+    img = images(1, 112, 137)
+    events, inputs, results = [], [], []
+
+    def before(i, x):
+        events.append(('before', i))
+        inputs.append(x.clone())  # the stage may write into its input
+
+    def after(i, result):
+        events.append(('after', i))
+        results.append(result)
+
+    with torch.no_grad():
+        expected = model(img)
+        with model.observe_stages(before, after), model.observe_stages(after=lambda i, r: events.append(('in', i))):
+            outs = model(img)
+        assert not model._stage_observers, 'the observers are removed'
+        for i, (x, (x_next, out)) in enumerate(zip(inputs, results)):
+            again_next, again_out = model.forward_stage(i, x)
+            assert torch.equal(again_next, x_next) and torch.equal(again_out, out), f'stage {i}'
+            if i + 1 < len(inputs):
+                assert torch.equal(inputs[i + 1], x_next), f'stage {i + 1} input'
+    assert events == [e for i in range(4) for e in (('before', i), ('in', i), ('after', i))]
+    assert all(torch.equal(a, b) for a, b in zip(outs, expected)), 'observing changes nothing'
+    with pytest.raises(KeyError), torch.no_grad(), model.observe_stages(before=lambda i, x: {}[i]):
+        model(img)
+    assert not model._stage_observers, 'removed also when the forward raises'
 
 
 # ----------------------------------------------------------------------------------------------------------------

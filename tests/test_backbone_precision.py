@@ -6,6 +6,7 @@
 * Over a whole forward, bf16 rounding upstream changes the stage inputs, so windows may change sides at near-ties
   only: the agreement of kept windows is high and every flip is close to the keep boundary.
 """
+import dataclasses
 import json
 import os.path as osp
 import re
@@ -13,12 +14,14 @@ import re
 import pytest
 import torch
 
-from sparsevit.deploy.build import build_sparse_backbone, load_config
-from sparsevit.deploy.precision import autocast, compare_selections, record_selections, stage_selection
+from sparsevit.analysis.selection_agreement import (autocast, compare_selections, merge_comparisons, record_selections,
+                                                    stage_selection)
+from sparsevit.deploy.build import build_sparse_backbone
 from sparsevit.models import SparseSwinTransformer
 from sparsevit.ops import window as W
+from sparsevit.utils.config import load_config
 
-from helpers import build_sparse, images, randomize_
+from helpers import build_sparse, images, randomize_, selection_record
 from tool_loader import load_tool
 
 # block 0 of every stage is pruned, so the whole stage's selection depends on the stage input alone
@@ -52,8 +55,8 @@ def assert_same_selections(expected, actual, where: str) -> None:
         if e is None:
             assert a is None
             continue
-        assert torch.equal(e['keep'], a['keep']), f'{where} block {j}: kept windows differ'
-        assert torch.equal(e['scores'], a['scores']), f'{where} block {j}: scores differ'
+        assert torch.equal(e.keep, a.keep), f'{where} block {j}: kept windows differ'
+        assert torch.equal(e.scores, a.scores), f'{where} block {j}: scores differ'
 
 
 def stage_checks(model: SparseSwinTransformer, device: str, dtype: torch.dtype) -> None:
@@ -87,7 +90,7 @@ def test_half_precision_importance_would_change_the_windows(monkeypatch):
 
     monkeypatch.setattr(SparseSwinTransformer, '_importance', staticmethod(bf16_importance))
     actual = stage_selection(model, 0, x, torch.bfloat16)
-    assert not torch.equal(expected[0]['keep'].sort(1).values, actual[0]['keep'].sort(1).values)
+    assert not torch.equal(expected[0].keep.sort(1).values, actual[0].keep.sort(1).values)
 
 
 @pytest.mark.parametrize('dtype', [None, torch.bfloat16])
@@ -126,15 +129,37 @@ def test_whole_model_bf16_keeps_the_fp32_windows_except_near_ties():
 
 def test_compare_selections_counts_flips_and_gaps():
     scores = torch.tensor([[4.0, 3.0, 2.0, 1.0]])
-    ref = [[dict(keep=torch.tensor([[0, 1]]), scores=scores), None]]
+    ref = [[selection_record([[0, 1]], (1, 4), scores=scores), None]]
     same = compare_selections(ref, ref)
     assert same['agreement'] == 1.0 and same['flips'] == 0 and same['max_flip_gap'] == 0.0
-    other = [[dict(keep=torch.tensor([[0, 2]]), scores=scores), None]]
+    other = [[selection_record([[0, 2]], (1, 4), scores=scores), None]]
     result = compare_selections(ref, other)
     assert result['kept'] == 2 and result['agree'] == 1 and result['flips'] == 1
     assert result['max_flip_gap'] == pytest.approx(0.5 / 2.5)  # windows 1 (3.0) and 2 (2.0) around boundary 2.5
     assert result['per_stage'] == [dict(stage=0, kept=2, agree=1, flips=1)]
 
+
+
+def test_merged_batches_agree_with_one_comparison_of_all_images():
+    """tools/check_precision.py compares batch by batch: the merge is the comparison of all images at once."""
+    def sel(keep, scores):
+        return selection_record(keep, (1, 4), scores=scores)
+
+    scores = [[4.0, 3.0, 2.0, 1.0]], [[1.0, 2.0, 6.0, 8.0]]
+    ref = [[[sel([[0, 1]], scores[0]), None], [sel([[0]], scores[0])]],
+           [[sel([[3, 2]], scores[1]), None], [sel([[3]], scores[1])]]]
+    other = [[[sel([[0, 2]], scores[0]), None], [sel([[0]], scores[0])]],
+             [[sel([[3, 2]], scores[1]), None], [sel([[2]], scores[1])]]]
+    merged = merge_comparisons([compare_selections(r, o) for r, o in zip(ref, other)])
+
+    def both(runs):  # the two batches as one batch of two images
+        return [[None if a is None else dataclasses.replace(a, keep=torch.cat([a.keep, b.keep]),
+                                                             scores=torch.cat([a.scores, b.scores]))
+                 for a, b in zip(sa, sb)] for sa, sb in zip(*runs)]
+
+    assert merged == compare_selections(both(ref), both(other))
+    assert (merged['kept'], merged['agree'], merged['flips']) == (6, 4, 2)
+    assert merged['per_stage'] == [dict(stage=0, kept=4, agree=3, flips=1), dict(stage=1, kept=2, agree=1, flips=1)]
 
 # ----------------------------------------------------------------------------------------------------------------
 # tools/check_precision.py

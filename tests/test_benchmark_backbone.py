@@ -1,4 +1,5 @@
-"""tools/benchmark_backbone.py: a tiny interleaved run (table, ratios, n/a cells, JSON) and the goal logic."""
+"""tools/benchmark_backbone.py: a tiny interleaved run (table, ratios, n/a cells, JSON), the rows read from the
+configs, and the goal logic (sparsevit.deploy.benchmark)."""
 import json
 import os.path as osp
 from functools import partial
@@ -6,7 +7,8 @@ from functools import partial
 import pytest
 
 from helpers import run_python
-from tool_loader import load_tool
+
+from sparsevit.deploy.benchmark import goals, rows
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'benchmark_backbone.py')
@@ -33,11 +35,11 @@ def test_tiny_run_table_json_and_goals(tmp_path):
             assert len(data['times_ms'][f'{row} / {col}']) == 2
         ort = table[row]['onnxruntime-fp32']
         assert ('ms' in ort) != ('error' in ort)  # measured, or n/a with its reason
-    goals = {g['goal']: g for g in data['goals']}
-    bf16 = goals['eager bf16 cfg3 <= 0.60x our eager fp32 cfg3']
+    by_goal = {g['goal']: g for g in data['goals']}
+    bf16 = by_goal['eager bf16 cfg3 <= 0.60x our eager fp32 cfg3']
     assert bf16['value'] == pytest.approx(table['cfg3']['eager-bf16']['ms'] / table['cfg3']['eager-fp32']['ms'])
     assert bf16['met'] == (bf16['value'] <= 0.60)
-    assert goals['compiled never slower than eager (same row and precision)']['met'] is None  # no compiled column
+    assert by_goal['compiled never slower than eager (same row and precision)']['met'] is None  # no compiled column
     text = proc.stdout
     assert 'ratio to mmdet dense eager-fp32' in text and 'goals:' in text
     assert 'compiled never slower than eager (same row and precision) -> not measured' in text
@@ -49,8 +51,14 @@ def cell(ms):
     return dict(ms=ms)
 
 
+def test_rows_are_the_searched_configs():
+    """cfg1-3 are the ratios of configs/sparsevit/sparsevit_cfg*.py (the original README's configurations)."""
+    assert rows(ROOT) == {'dense': 0.0, 'cfg1': [[.3, .3], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]],
+                          'cfg2': [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]],
+                          'cfg3': [[.7, .7], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]], 'uniform 0.6': 0.6}
+
+
 def test_goals_met_and_missed():
-    tool = load_tool('benchmark_backbone')
     table = {
         'mmdet dense': {'eager-fp32': cell(100.0)},
         'dense': {'eager-fp32': cell(80.0), 'eager-bf16': cell(45.0), 'compiled-fp32': cell(78.0),
@@ -58,16 +66,16 @@ def test_goals_met_and_missed():
         'cfg3': {'eager-fp32': cell(40.0), 'eager-bf16': cell(20.0), 'compiled-fp32': cell(39.0),
                  'compiled-bf16': cell(19.5), 'onnxruntime-fp32': cell(54.0)},
     }
-    goals = tool.goals(table)
-    assert [g['met'] for g in goals] == [True, False, False]
-    assert goals[0]['value'] == pytest.approx(0.5)
-    assert goals[1]['value'] == pytest.approx(46 / 45) and 'dense, bf16' in goals[1]['detail']
-    assert goals[2]['value'] == pytest.approx(abs(54 / 90 - 40 / 80))  # 0.6 vs 0.5
+    found = goals(table)
+    assert [g['met'] for g in found] == [True, False, False]
+    assert found[0]['value'] == pytest.approx(0.5)
+    assert found[1]['value'] == pytest.approx(46 / 45) and 'dense, bf16' in found[1]['detail']
+    assert found[2]['value'] == pytest.approx(abs(54 / 90 - 40 / 80))  # 0.6 vs 0.5
     table['cfg3']['onnxruntime-fp32'] = cell(46.0)
     table['dense']['compiled-bf16'] = cell(45.0)
-    assert [g['met'] for g in tool.goals(table)] == [True, True, True]
+    assert [g['met'] for g in goals(table)] == [True, True, True]
     table['cfg3']['eager-bf16'] = cell(25.0)
-    assert tool.goals(table)[0]['met'] is False  # 0.625 > 0.60
+    assert goals(table)[0]['met'] is False  # 0.625 > 0.60
 
 
 @pytest.mark.parametrize('args, message', [

@@ -215,6 +215,98 @@ def test_absolute_bands_search_exactly_as_before():
     assert absolute_histories() == RECORDED
 
 
+#: sha256 of all that a searcher gives its caller (history, every on_record call, bests, best, turns, settings,
+#: state, band, steps outside it) and of a run resumed from the first 40 % of its history, for the original and the
+#: elitist strategy, each with one band (``--max/--min``) and with several budgets (``--budgets``), built as
+#: tools/search.py builds them (``Budgets.from_limits``), in milliseconds and as fractions of dense; recorded
+#: before a band became a search with one budget (the search must not change).
+RECORDED_RUNS = {
+    'original_band': ['8cc045973ce41a01be1b1af657a4bd259e200c4c3d6555a92da639e47c6d333c',
+                      'd3d41856a88780434d896a9d64dbb96472854f4a0cbe1a0d9da186d1042fff85'],
+    'elitist_band': ['13383d39141300a6dca4b8d4303c31ce3b5601dd0184c53f296eed66ebfc3ce3',
+                     '60ff44c30952ba9be479c2f1359a0127d18f3e27e99c4ce198d5f42935046efb'],
+    'original_budgets': ['e2ee7d3cd265cbd0151aae8d968507fd5da18256b203bfe220c8e2ce997e689a',
+                         '430a372dc71d43cfcd98354f45c2804a3b0eeb8451c3497d74524d956e056f27'],
+    'original_band_relative': ['7732783f7f90bc024c5a0b28c959612db6918d1dd56cde1ccad9277dca373bd9',
+                               '97bd3fdf846e3cb49a7b64e85be7d8b9fada1af25f6f1dbaa6beb947e7b2fa54'],
+    'elitist_band_relative': ['d6ccd8549da9423f722c9eed72906c94feb5e2ddc5e5ebc2c1e60ebebd4992b1',
+                              'b6496b761ee35bb3c0c0ee390b656d8ab18e441bddbfc72925a86b4add9b2e2b'],
+    'original_budgets_relative': ['a3449a2a40387f5ef102c1381c2c997a2677013966c60a79690271540f3cd20b',
+                                  'edd5065c13cbb581ef82073338a6c64bcc50a40551616e00c8b51847b3e97586'],
+    'original_budgets_unreachable': ['96eb28bb40f42ecee4c76a718042ee1ecb98130093aa08ef1c5055dcba90669c',
+                                     '70673a0e3a010c2cd89350553bce5cf830bb6d66bc9893672711736864256bb1'],
+    'original_one_budget': ['8cc045973ce41a01be1b1af657a4bd259e200c4c3d6555a92da639e47c6d333c',
+                            'd3d41856a88780434d896a9d64dbb96472854f4a0cbe1a0d9da186d1042fff85'],
+    'pooled_budgets': ['4b424ac5d43d08a665bcafb0bd617928cf9b1e98f541e834d0ace84dbbb3084c',
+                       '030070d2075288bc81b4d1e94c5a4ae34a16ae31eeccd04a009326be0053ef0b'],
+}
+
+#: name -> (strategy, edges, --min, band, settings, seed, steps)
+RUNS = {
+    'original_band': ('original', ['42'], '37', True, dict(population=16, parents=4), 0, 300),
+    'elitist_band': ('elitist', ['42'], '37', True, dict(population=16, parents=4), 0, 200),
+    'original_budgets': ('original', ['36', '40', '44', '48'], '32', False, dict(population=32, parents=8), 2, 400),
+    'original_band_relative': ('original', ['0.84x'], '0.72x', True, dict(population=16, parents=4), 1, 300),
+    'elitist_band_relative': ('elitist', ['0.84x'], '0.72x', True, dict(population=16, parents=4), 1, 200),
+    'original_budgets_relative': ('original', ['0.725x', '0.805x', '0.885x', '0.965x'], '0.645x', False,
+                                  dict(population=32, parents=8), 3, 400),
+    # the first two budgets lie below the sparsest configuration (31.6 ms): they take no turns
+    'original_budgets_unreachable': ('original', ['20', '30', '40', '48'], '0', False, dict(population=32, parents=8),
+                                     4, 300),
+    'original_one_budget': ('original', ['42'], '37', False, dict(population=16, parents=4), 0, 300),  # --budgets 42
+    'pooled_budgets': ('pooled', ['36', '40', '44', '48'], '32', False, dict(population=32, parents=8), 2, 400),
+}
+
+
+def searcher_class(strategy):
+    if strategy == 'pooled':
+        from sparsevit.search.pooled import PooledSearcher
+        return PooledSearcher
+    return EvolutionSearcher if strategy == 'original' else ElitistSearcher
+
+
+def run_outputs(name, resume_from=None):
+    """Everything the searcher of ``RUNS[name]`` gives its caller, as JSON (resumed from the first records of
+    ``resume_from`` when given)."""
+    strategy, edges, low, band, kw, seed, steps = RUNS[name]
+    calls = []
+    budgets = Budgets.from_limits(limits(*edges), Limit.parse(low), band=band)
+    searcher = searcher_class(strategy)(DEPTHS, Clock(), score, budgets, seed=seed, **kw,
+                                        on_record=lambda r, replayed, new: calls.append([r['step'], replayed, new]))
+    searcher.check_band()
+    if resume_from is not None:
+        searcher.resume(json.loads(json.dumps(resume_from[:len(resume_from) * 2 // 5])))
+    searcher.run(steps)
+    best = searcher.best
+    return dict(history=searcher.history, calls=calls, best=None if best is None else best['step'],
+                bests=[None if b is None else b['step'] for b in searcher.bests], targets=searcher.targets,
+                settings=searcher.settings(), state=searcher.state_dict(), band=searcher.budgets.to_dict(),
+                describe=searcher.budgets.describe(), labels=[searcher.budgets.label(i) for i in range(len(budgets))],
+                reference=list(searcher.reference), outside=list(searcher.outside()))
+
+
+def sha(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+@pytest.mark.parametrize('name', sorted(RUNS))
+def test_bands_and_budgets_search_exactly_as_recorded(name):
+    fresh = run_outputs(name)
+    resumed = run_outputs(name, resume_from=fresh['history'])
+    assert resumed['history'] == fresh['history'] and resumed['calls'][:len(fresh['history']) * 2 // 5] == [
+        [step, True, new] for step, _, new in fresh['calls'][:len(fresh['history']) * 2 // 5]]
+    assert sum(r['feasible'] for r in fresh['history']) > 10
+    assert [sha(fresh), sha(resumed)] == RECORDED_RUNS[name]
+    if name in RECORDED:  # the tool's Budgets.from_limits searches as the plain Budgets of the older record
+        assert sha(fresh['history']) == RECORDED[name]
+
+
+def test_the_elitist_strategy_refuses_several_budgets():
+    budgets = Budgets.from_limits(limits('36', '40', '44', '48'), Limit.parse('32'))
+    with pytest.raises(ValueError, match='the elitist strategy searches one band'):
+        ElitistSearcher(DEPTHS, Clock(), score, budgets, population=32, parents=8)
+
+
 def test_plain_budgets_keep_their_settings_and_labels():
     b = Budgets([33, 36, 39, 42], min_latency=20)
     assert not b.relative and b.resolved and b.label(0) == '[20, 33] ms' and b.label(2) == '(36, 39] ms'

@@ -59,7 +59,7 @@ def mmcv_cuda_ops():
 
 def kept(selection) -> list:
     """Per stage, per pruned block: the kept window ids of every image, sorted (None for dense blocks)."""
-    return [[None if rec is None else rec['keep'].sort(dim=1).values.tolist() for rec in stage]
+    return [[None if rec is None else rec.keep.sort(dim=1).values.tolist() for rec in stage]
             for stage in selection]
 
 

@@ -310,12 +310,15 @@ def test_resume_with_other_settings_fails_clearly():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(population=1), 'population must be >= 2'),
-    (dict(parents=1), r'parents must be in \[2, population\] = \[2, 16\]'),
-    (dict(parents=17), r'parents must be in \[2, population\] = \[2, 16\]'),
-    (dict(mutation_prob=1.5), 'mutation probability'),
-    (dict(budgets=Budgets([30, 35, 40]), parents=5), 'each of the 3 budgets at least 2: >= 6, got 5'),
-    (dict(budgets=Budgets([30, 35, 40]), parents=6, population=5), 'at least its 2 parents: >= 6, got 5'),
+    (dict(population=1), r'^--population must be >= 2, got 1$'),
+    (dict(parents=1), r'^--parents must be in \[2, --population\] = \[2, 16\] \(crossover needs two parents\), got 1$'),
+    (dict(parents=17),
+     r'^--parents must be in \[2, --population\] = \[2, 16\] \(crossover needs two parents\), got 17$'),
+    (dict(mutation_prob=1.5), r'^--mutation-prob must be in \[0, 1\], got 1.5$'),
+    (dict(budgets=Budgets([30, 35, 40]), parents=5),
+     r'^--parents must give each of the 3 budgets at least 2: >= 6, got 5$'),
+    (dict(budgets=Budgets([30, 35, 40]), parents=6, population=5),
+     r'^--population must give each of the 3 budgets at least its 2 parents: >= 6, got 5$'),
 ])
 def test_bad_original_settings_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -507,11 +510,13 @@ def test_elitist_crossover_exhaustion_falls_back_to_mutation():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(population=1), 'population must be >= 2'),
-    (dict(parents=16), r'parents must be in \[1, population - 1\] = \[1, 15\]'),
-    (dict(mutation_prob=1.5), 'mutation probability'),
-    (dict(max_retries=0), 'max retries'),
-    (dict(budgets=Budgets([30, 40])), 'the elitist strategy searches one band'),
+    (dict(population=1), r'^--population must be >= 2, got 1$'),
+    (dict(parents=16), r'^--parents must be in \[1, --population - 1\] = \[1, 15\], got 16$'),
+    (dict(mutation_prob=1.5), r'^--mutation-prob must be in \[0, 1\], got 1.5$'),
+    (dict(mutation_ratio=1.5), r'^mutation ratio must be in \[0, 1\], got 1.5$'),
+    (dict(max_retries=0), r'^--max-retries must be >= 1, got 0$'),
+    (dict(budgets=Budgets([30, 40])),
+     r'^--budgets needs --strategy original \(the elitist strategy searches one band\)$'),
 ])
 def test_bad_elitist_settings_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,6 +1,7 @@
-"""tools/experiments.py (`make experiments`) at tiny scale: settings, the resolution picker and uniform matcher, the
-config options it passes to the tools, the back-to-back latency driver, the step runner's reuse rules, and the
-table/plot builder on fake results. (The dataset variant is tested in test_synthetic_data.py.)"""
+"""`make experiments` (tools/experiments.py and sparsevit.experiments) at tiny scale: settings, the resolution
+picker and uniform matcher, the config options it passes to the tools, the back-to-back latency driver, the step
+runner's reuse rules, and the table/plot builder on fake results. (The dataset variant is tested in
+test_synthetic_data.py.)"""
 import json
 import os.path as osp
 import sys
@@ -10,8 +11,16 @@ import pytest
 from helpers import run_python
 
 from sparsevit.experiments.files import write_json
-from sparsevit.experiments.report import COMPARISONS, plot_tradeoff
-from sparsevit.experiments.settings import Settings
+from sparsevit.experiments.latency import build_backbones
+from sparsevit.experiments.matching import match_uniform
+from sparsevit.experiments.pickers import (budget_fractions, budget_text, pick_resolutions, ratios_option,
+                                           read_pruning_ratios, resolution_options, schedule_options)
+from sparsevit.experiments.pipeline import FINETUNE_CFG, SPARSE_CFG
+from sparsevit.experiments.plan import planned_runs, size_ladder
+from sparsevit.experiments.report import COMPARISONS, plot_tradeoff, sparsity_text, write_report
+from sparsevit.experiments.settings import ExperimentError, Settings, settings_from
+from sparsevit.experiments.steps import Runner, run_logged
+from sparsevit.utils.latency import interleave
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -19,11 +28,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # ----------------------------------------------------------------------------------------------------------------
 # Settings
 # ----------------------------------------------------------------------------------------------------------------
-def test_settings_from_env_and_flags(exp):
-    st = exp.settings_from({})
-    assert st == exp.Settings() and st.img_size == 448 and not st.force
-    st = exp.settings_from({'EXPERIMENTS_IMG_SIZE': '384', 'EXPERIMENTS_FORCE': '1', 'EXPERIMENTS_DIR': 'x'},
-                           dict(num_train=7, img_size=None))
+def test_settings_from_env_and_flags():
+    st = settings_from({})
+    assert st == Settings() and st.img_size == 448 and not st.force
+    st = settings_from({'EXPERIMENTS_IMG_SIZE': '384', 'EXPERIMENTS_FORCE': '1', 'EXPERIMENTS_DIR': 'x'},
+                       dict(num_train=7, img_size=None))
     assert (st.img_size, st.force, st.dir, st.num_train) == (384, True, 'x', 7)
 
 
@@ -31,9 +40,9 @@ def test_settings_from_env_and_flags(exp):
     ({'EXPERIMENTS_IMG_SIZE': '400'}, 'multiple of 32'), ({'EXPERIMENTS_NUM_TRAIN': 'ten'}, 'not a valid int'),
     ({'EXPERIMENTS_ADAPT_EPOCHS': '0'}, 'ADAPT_EPOCHS'), ({'EXPERIMENTS_FORCE': 'maybe'}, 'expected 0 or 1'),
     ({'EXPERIMENTS_POPULATION': '4'}, 'POPULATION'), ({'EXPERIMENTS_PARENTS': '4'}, 'PARENTS')])
-def test_bad_settings(exp, env, match):
-    with pytest.raises(exp.ExperimentError, match=match):
-        exp.settings_from(env)
+def test_bad_settings(env, match):
+    with pytest.raises(ExperimentError, match=match):
+        settings_from(env)
 
 
 def test_cli_dry_run_and_bad_knob(tmp_path):
@@ -49,10 +58,10 @@ def test_cli_dry_run_and_bad_knob(tmp_path):
     assert bad.returncode == 2 and len(errors) == 1 and 'EXPERIMENTS_IMG_SIZE' in errors[0]
 
 
-def test_planned_runs(exp):
+def test_planned_runs():
     from sparsevit.experiments.plan import CALIBRATION, nominal_sizes
-    st = exp.Settings()
-    multi = exp.planned_runs(st)
+    st = Settings()
+    multi = planned_runs(st)
     names = [n for n, _ in multi]
     # 41 runs (was 29): + 2 width trainings and their tests, + 2 seeds more per random row, + 2 kept-window analyses
     assert len(names) == len(set(names)) == 41 and names[0] == 'data' and names[-1] == 'report'
@@ -62,9 +71,9 @@ def test_planned_runs(exp):
         'windows_saa') < names.index('report')
     # per budget: resolution, searched, random x seeds, uniform, no SAA (was 5: one random row)
     assert sum(n.startswith('test_') for n in names) == 2 + (4 + st.random_seeds) * st.budgets + 2
-    assert len(exp.planned_runs(exp.Settings(budgets=2, parents=4))) == len(names) - 8  # was - 6
+    assert len(planned_runs(Settings(budgets=2, parents=4))) == len(names) - 8  # was - 6
     seconds = dict(multi)
-    bigger = dict(exp.planned_runs(exp.Settings(num_train=2 * st.num_train)))
+    bigger = dict(planned_runs(Settings(num_train=2 * st.num_train)))
     assert bigger['train_dense'] > 1.9 * seconds['train_dense'] - CALIBRATION['start_s']
     assert seconds['finetune_res1'] < seconds['finetune_full']  # smaller inputs cost less
     assert nominal_sizes(st) == [384, 352, 320]
@@ -73,88 +82,88 @@ def test_planned_runs(exp):
 # ----------------------------------------------------------------------------------------------------------------
 # Pickers and options
 # ----------------------------------------------------------------------------------------------------------------
-def test_size_ladder(exp):
-    assert exp.size_ladder(448) == [416, 384, 352, 320, 288, 256, 224]
-    assert exp.size_ladder(256) == [224, 192, 160, 128]
+def test_size_ladder():
+    assert size_ladder(448) == [416, 384, 352, 320, 288, 256, 224]
+    assert size_ladder(256) == [224, 192, 160, 128]
 
 
-def test_pick_resolutions(exp):
+def test_pick_resolutions():
     dense = {448: 100.0, 416: 88.0, 384: 77.0, 352: 66.0, 320: 55.0, 288: 46.0, 256: 37.0}
-    assert exp.pick_resolutions(dense, 448, 3, floor_ms=20.0) == [384, 352, 320]  # 416 saves too little (0.88)
-    assert exp.pick_resolutions(dense, 448, 2, floor_ms=20.0) == [384, 352]
-    assert exp.pick_resolutions(dense, 448, 5, floor_ms=53.0) == [384, 352]  # 320 is below 1.05 x the floor
-    assert exp.pick_resolutions(dense, 448, 3, floor_ms=20.0, max_frac=0.9) == [416, 384, 352]
+    assert pick_resolutions(dense, 448, 3, floor_ms=20.0) == [384, 352, 320]  # 416 saves too little (0.88)
+    assert pick_resolutions(dense, 448, 2, floor_ms=20.0) == [384, 352]
+    assert pick_resolutions(dense, 448, 5, floor_ms=53.0) == [384, 352]  # 320 is below 1.05 x the floor
+    assert pick_resolutions(dense, 448, 3, floor_ms=20.0, max_frac=0.9) == [416, 384, 352]
     noisy = {**dense, 352: 78.0}  # timed slower than 384: no budget of its own
-    assert exp.pick_resolutions(noisy, 448, 3, floor_ms=20.0) == [384, 320, 288]
-    with pytest.raises(exp.ExperimentError, match='no reduced input size'):
-        exp.pick_resolutions(dense, 448, 3, floor_ms=80.0)
+    assert pick_resolutions(noisy, 448, 3, floor_ms=20.0) == [384, 320, 288]
+    with pytest.raises(ExperimentError, match='no reduced input size'):
+        pick_resolutions(dense, 448, 3, floor_ms=80.0)
 
 
-def test_match_uniform(exp):
+def test_match_uniform():
     uniform = {0.1: 95.0, 0.2: 85.0, 0.3: 75.0, 0.4: 65.0}
-    assert exp.match_uniform(83.0, uniform) == 0.2
-    assert exp.match_uniform(80.0, uniform) == 0.2  # a tie: the smaller ratio
-    assert exp.match_uniform(10.0, uniform) == 0.4 and exp.match_uniform(500.0, uniform) == 0.1
+    assert match_uniform(83.0, uniform) == 0.2
+    assert match_uniform(80.0, uniform) == 0.2  # a tie: the smaller ratio
+    assert match_uniform(10.0, uniform) == 0.4 and match_uniform(500.0, uniform) == 0.1
 
 
-def test_schedule_and_resolution_options_reach_the_configs(exp):
+def test_schedule_and_resolution_options_reach_the_configs():
     from mmcv import Config, DictAction
     import argparse
-    cfg = Config.fromfile(osp.join(ROOT, exp.FINETUNE_CFG))
+    cfg = Config.fromfile(osp.join(ROOT, FINETUNE_CFG))
     assert cfg.data.train.pipeline[2].img_scale == (448, 448)
-    options = exp.resolution_options(cfg, 352) + exp.schedule_options(4)
+    options = resolution_options(cfg, 352) + schedule_options(4)
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)  # as tools/train.py does
     assert cfg.data.train.pipeline[2].img_scale == (352, 352)
     assert cfg.data.val.pipeline[1].img_scale == cfg.data.test.pipeline[1].img_scale == (352, 352)
     assert cfg.runner.max_epochs == 4 and cfg.lr_config.step == [3]
-    assert exp.schedule_options(1) == ['runner.max_epochs=1', 'lr_config.step=[1]']
+    assert schedule_options(1) == ['runner.max_epochs=1', 'lr_config.step=[1]']
     cfg.data.test.pipeline = cfg.data.test.pipeline[:1]
-    with pytest.raises(exp.ExperimentError, match='img_scale'):
-        exp.resolution_options(cfg, 352)
+    with pytest.raises(ExperimentError, match='img_scale'):
+        resolution_options(cfg, 352)
 
 
-def test_ratios_option_and_searched_config(exp, tmp_path):
+def test_ratios_option_and_searched_config(tmp_path):
     from mmcv import Config, DictAction
     import argparse
     from sparsevit.utils.config import apply_sparsevit_cfg
     ratios = [[0.3, 0.3], [0.0, 0.0], [0.1, 0.1, 0.2, 0.2, 0.4, 0.4], [0.5, 0.5]]
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    option = exp.ratios_option(ratios)
+    option = ratios_option(ratios)
     assert ' ' not in option
-    cfg = Config.fromfile(osp.join(ROOT, exp.SPARSE_CFG))
+    cfg = Config.fromfile(osp.join(ROOT, SPARSE_CFG))
     cfg.merge_from_dict(parser.parse_args(['--cfg-options', option]).cfg_options)
     assert apply_sparsevit_cfg(cfg).model.backbone.pruning_ratios == ratios
     path = tmp_path / 'sparsevit_max41.3.py'  # as tools/search.py writes it
     path.write_text("# Found by tools/search.py\n#   backbone.stages.0 : 0.3\n_base_ = '../base.py'\n"
                     "custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)\n\n"
                     f'pruning_ratios = {ratios!r}\n\nload_from = {"x.pth"!r}\n')
-    assert exp.read_pruning_ratios(str(path)) == ratios
+    assert read_pruning_ratios(str(path)) == ratios
     (tmp_path / 'none.py').write_text("_base_ = 'a.py'\n")
-    with pytest.raises(exp.ExperimentError, match='no pruning_ratios'):
-        exp.read_pruning_ratios(str(tmp_path / 'none.py'))
-    assert exp.sparsity_text(ratios) == '0.3 / 0 / 0.1 0.2 0.4 / 0.5'
-    assert exp.sparsity_text(None) == exp.sparsity_text([[0.0, 0.0]]) == 'dense'
-    assert exp.sparsity_text([[0.4, 0.4], [0.4, 0.4]]) == 'uniform 0.4'
-    assert exp.budget_text(0.71234) == '0.712x'
+    with pytest.raises(ExperimentError, match='no pruning_ratios'):
+        read_pruning_ratios(str(tmp_path / 'none.py'))
+    assert sparsity_text(ratios) == '0.3 / 0 / 0.1 0.2 0.4 / 0.5'
+    assert sparsity_text(None) == sparsity_text([[0.0, 0.0]]) == 'dense'
+    assert sparsity_text([[0.4, 0.4], [0.4, 0.4]]) == 'uniform 0.4'
+    assert budget_text(0.71234) == '0.712x'
     from sparsevit.search.budgets import Limit
-    assert Limit.parse(exp.budget_text(0.71234)) == Limit(0.712, True, '0.712x')  # tools/search.py takes it
+    assert Limit.parse(budget_text(0.71234)) == Limit(0.712, True, '0.712x')  # tools/search.py takes it
     # the budgets are fractions of the full size's dense latency timed in the same run: a machine 1.5x slower
     # gives the same budgets
     dense = {448: 200.0, 416: 170.0, 384: 150.0}
     slow = {r: 1.5 * ms for r, ms in dense.items()}
-    assert exp.budget_fractions(dense, 448, [416, 384]) == pytest.approx([0.85, 0.75])
-    assert exp.budget_fractions(slow, 448, [416, 384]) == pytest.approx([0.85, 0.75])
+    assert budget_fractions(dense, 448, [416, 384]) == pytest.approx([0.85, 0.75])
+    assert budget_fractions(slow, 448, [416, 384]) == pytest.approx([0.85, 0.75])
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # The latency driver
 # ----------------------------------------------------------------------------------------------------------------
-def test_time_interleaved_order(exp):
+def test_time_interleaved_order():
     calls = []
-    times = exp.time_interleaved(['a', 'b', 'c'], 3, lambda n: calls.append(n) or float(len(calls)))
+    times = interleave(['a', 'b', 'c'], 3, lambda n: calls.append(n) or float(len(calls)))
     assert calls == ['a', 'b', 'c', 'c', 'b', 'a', 'a', 'b', 'c']
     assert times == {'a': [1.0, 6.0, 7.0], 'b': [2.0, 5.0, 8.0], 'c': [3.0, 4.0, 9.0]}
 
@@ -172,7 +181,7 @@ def test_latency_driver_on_tiny_models(exp, tmp_path):
                dict(name='half', img_size=64, pruning_ratios=0.5),
                dict(name='dense32', img_size=32, pruning_ratios=None, backbone={'pad_before_norm': False}),
                dict(name='random', img_size=64, pruning_ratios=0.5, backbone={'window_selection': 'random'})]
-    backbones = exp.build_backbones(tiny_config(tmp_path), entries)
+    backbones = build_backbones(tiny_config(tmp_path), entries)
     assert backbones['half'].pruning_ratios[2] == (0.5, 0.5) and backbones['dense64'].num_features[0] == 16
     assert backbones['random'].window_selection == 'random' and not backbones['dense32'].pad_before_norm
     assert backbones['half'].window_selection == 'l2' and backbones['half'].pad_before_norm
@@ -191,13 +200,13 @@ def test_latency_driver_on_tiny_models(exp, tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # Running steps
 # ----------------------------------------------------------------------------------------------------------------
-def test_runner_reuse_cascade_and_force(exp, tmp_path, capsys):
-    st = exp.Settings(dir=str(tmp_path / 'w'))
+def test_runner_reuse_cascade_and_force(tmp_path, capsys):
+    st = Settings(dir=str(tmp_path / 'w'))
     plan = [('a', 10.0), ('b', 10.0), ('c', 10.0)]
     ran = []
 
     def go(force=False, keys=('ka', 'kb', 'kc')):
-        runner = exp.Runner(exp.Settings(dir=st.dir, force=force), plan, sys.executable)
+        runner = Runner(Settings(dir=st.dir, force=force), plan, sys.executable)
         ran.clear()
         for (name, _), key in zip(plan, keys):
             runner.step(name, f'step {name}', key, lambda log, n=name: ran.append(n))
@@ -218,18 +227,18 @@ def test_runner_reuse_cascade_and_force(exp, tmp_path, capsys):
     assert ran == ['c']
     go(keys=('ka', 'kb', dict(layout=(0.04, 0.12))))
     assert ran == []
-    runner = exp.Runner(st, plan, sys.executable)
+    runner = Runner(st, plan, sys.executable)
     runner.drop('b')
     assert runner.order == ['a', 'c']
 
 
-def test_run_logged_failure_keeps_the_log(exp, tmp_path, capsys):
+def test_run_logged_failure_keeps_the_log(tmp_path, capsys):
     log = tmp_path / 'x.log'
-    exp.run_logged([sys.executable, '-c', 'print("hello"); print("Saving checkpoint at 1 epochs")'], str(log),
-                   r'Saving checkpoint')
+    run_logged([sys.executable, '-c', 'print("hello"); print("Saving checkpoint at 1 epochs")'], str(log),
+               r'Saving checkpoint')
     assert 'Saving checkpoint at 1 epochs' in capsys.readouterr().out and 'hello' in log.read_text()
-    with pytest.raises(exp.ExperimentError, match='exit 3'):
-        exp.run_logged([sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)'], str(log))
+    with pytest.raises(ExperimentError, match='exit 3'):
+        run_logged([sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)'], str(log))
     assert 'boom' in log.read_text() and 'boom' in capsys.readouterr().err
 
 
@@ -328,7 +337,7 @@ def fake_run(root, with_random=True, with_detections=True):
 def test_report_on_fake_results(exp, tmp_path):
     root = str(tmp_path)
     fake_run(root)
-    text = exp.write_report(root, wall_time_s=3000)
+    text = write_report(root, wall_time_s=3000)
     for title, *_ in COMPARISONS:
         assert f'## {title}' in text
     # deliberately changed (was "ahead ... at 2/3 budgets"): budget 3 is 3.3 % faster than its baseline, so it is
@@ -371,7 +380,7 @@ def test_report_on_fake_results(exp, tmp_path):
 
 def test_report_without_random_and_errors(exp, tmp_path, capsys):
     fake_run(str(tmp_path), with_random=False, with_detections=False)
-    text = exp.write_report(str(tmp_path))
+    text = write_report(str(tmp_path))
     assert '## Window selection' not in text and '## Non-uniform vs uniform sparsity' in text
     assert 'ahead at 2/2 budgets at matched latency (by the point difference: no per-image detections' in text
     assert exp.main(['report', str(tmp_path / 'nothing')]) == 2

@@ -1,6 +1,7 @@
-"""tools/experiments.py's wiring of the new steps at tiny scale: candidates from a search history, one interleaved
-latency run of every backbone (with GMACs), the matched pick, the rows (random-window seeds, width baselines),
-and the commands of the test and kept-window steps as tools/test.py and tools/analyze_windows.py parse them."""
+"""The experiments pipeline's (sparsevit.experiments.pipeline) wiring of the new steps at tiny scale: candidates
+from a search history, one interleaved latency run of every backbone (with GMACs), the matched pick, the rows
+(random-window seeds, width baselines), and the commands of the test and kept-window steps as tools/test.py and
+tools/analyze_windows.py parse them."""
 import json
 import os
 import os.path as osp
@@ -10,6 +11,8 @@ import pytest
 
 from tool_loader import load_tool
 
+from sparsevit.experiments.pipeline import SPARSE_CFG, Pipeline, Row
+from sparsevit.experiments.settings import ExperimentError, Settings
 from sparsevit.schedule import gene_names
 
 DEPTHS = (2, 2, 6, 2)
@@ -20,11 +23,11 @@ def genes(value: float) -> dict:
 
 
 @pytest.fixture
-def pipeline(exp, tmp_path):
-    st = exp.Settings(dir=str(tmp_path / 'work'), data=str(tmp_path / 'data'), img_size=128, budgets=2, parents=4,
-                      match_candidates=2, random_seeds=2, latency_batch=1, latency_warmup=0, latency_repeats=1,
-                      latency_rounds=2, window_images=3)
-    return exp.Pipeline(st, sys.executable)
+def pipeline(tmp_path):
+    st = Settings(dir=str(tmp_path / 'work'), data=str(tmp_path / 'data'), img_size=128, budgets=2, parents=4,
+                  match_candidates=2, random_seeds=2, latency_batch=1, latency_warmup=0, latency_repeats=1,
+                  latency_rounds=2, window_images=3)
+    return Pipeline(st, sys.executable)
 
 
 def write_history(pipeline, texts, records):
@@ -40,9 +43,9 @@ def record(step, budget, metric, value, latency):
                 metric=metric, config=genes(value), extra={})
 
 
-def test_candidates_latency_match_and_rows(exp, pipeline):
+def test_candidates_latency_match_and_rows(pipeline):
     budgets = [0.8, 0.6]  # the experiments' order (by size); the search got 0.600x 0.800x
-    with pytest.raises(exp.ExperimentError, match='wrote no history'):
+    with pytest.raises(ExperimentError, match='wrote no history'):
         pipeline.read_candidates(budgets)
     write_history(pipeline, ['0.600x', '0.800x'], [
         record(0, 1, 0.50, 0.2, 90.0), record(1, 1, 0.55, 0.3, 85.0), record(2, 1, 0.40, 0.1, 95.0),
@@ -85,7 +88,7 @@ def test_candidates_latency_match_and_rows(exp, pipeline):
     assert set(n for n in pipeline.runner.order if n.startswith('test_')) == set(run_names)
 
 
-def test_candidates_around_the_edges_the_search_resolved(exp, pipeline):
+def test_candidates_around_the_edges_the_search_resolved(pipeline):
     from sparsevit.search.outputs import SearchFiles, budgets_tag
     budgets = [0.8, 0.6]
     write_history(pipeline, ['0.600x', '0.800x'], [
@@ -98,11 +101,11 @@ def test_candidates_around_the_edges_the_search_resolved(exp, pipeline):
     assert [c.predicted_ms for c in candidates[1]] == [50.0]  # nothing else within 14 % of 60 ms
 
 
-def test_step_commands_parse(exp, pipeline):
-    row = exp.Row('random_b1_s1', 'random', 128, [[0.5, 0.5]] + [[0.0] * d for d in DEPTHS[1:]], exp.SPARSE_CFG,
-                  'saa.pth', 'SAA', 'random_b1_r0', 0,
-                  ['model.backbone.window_selection=random', 'model.backbone.selection_seed=1'], group='random_b1',
-                  seed=1)
+def test_step_commands_parse(pipeline):
+    row = Row('random_b1_s1', 'random', 128, [[0.5, 0.5]] + [[0.0] * d for d in DEPTHS[1:]], SPARSE_CFG,
+              'saa.pth', 'SAA', 'random_b1_r0', 0,
+              ['model.backbone.window_selection=random', 'model.backbone.selection_seed=1'], group='random_b1',
+              seed=1)
     cmd = pipeline.test_command(row)
     args = load_tool('test').parse_args(cmd[2:])
     work = osp.join(pipeline.st.dir, 'eval', 'random_b1_s1')

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from sparsevit.analysis.kept_windows import (ImageTruth, Setting, analyze_images, block_tally, format_markdown,
                                              kept_token_mask, magnitude_tally, selection_tallies, size_bin,
                                              token_pixel_counts, uniform_settings, window_pixel_counts)
-from helpers import randomize_layer_norms, tiny_backbone
+from helpers import randomize_layer_norms, selection_record, tiny_backbone
 from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -40,7 +40,7 @@ def box_image(rows, cols, area: float):
 
 
 def record(keep, grid, shift, hw, stride=4):
-    return dict(keep=torch.tensor(keep), grid=grid, shift=shift, hw=hw, stride=stride)
+    return selection_record(keep, grid, shift, hw, stride)
 
 
 # ---------------------------------------------------------------------------------------------------- mapping
@@ -95,7 +95,7 @@ def test_kept_token_mask_is_what_the_block_computed(block):
         _, out_active = backbone.forward_stage(0, nhwc)
         backbone.set_pruning_ratios([idle, 0, 0, 0])
         _, out_idle = backbone.forward_stage(0, nhwc)
-    assert rec['grid'] == (8, 12) and tuple(rec['hw']) == (50, 78) and rec['shift'] == 3 * block
+    assert rec.grid == (8, 12) and tuple(rec.hw) == (50, 78) and rec.shift == 3 * block
     for b in range(2):
         changed = (out_active[b] != out_idle[b]).any(-1).numpy()
         mask = kept_token_mask(rec, 7, b)
@@ -199,10 +199,10 @@ def test_known_importance_every_stage(monkeypatch):
 
 
 def test_record_forward_importance_is_mean_abs_of_each_stage_input():
-    """Against the stage inputs as ``forward_stage`` received them (``deploy.precision.record_selections``), with
+    """Against the stage inputs as ``forward_stage`` received them (``selection_agreement.record_selections``), with
     pruning that writes into the stage map in place (no padding at 224: stage inputs are not copied)."""
     from sparsevit.analysis.kept_windows import record_forward
-    from sparsevit.deploy.precision import record_selections
+    from sparsevit.analysis.selection_agreement import record_selections
     backbone = zero_bias_backbone(patch_norm=True)
     backbone.set_pruning_ratios(0.5)
     img = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
@@ -212,7 +212,7 @@ def test_record_forward_importance_is_mean_abs_of_each_stage_input():
     for i, (imp, x) in enumerate(zip(importance, inputs)):
         np.testing.assert_allclose(imp, x.abs().mean(-1).numpy(), rtol=1e-6, err_msg=f'stage {i}')
         for rec, ref in zip(selection[i], reference[i]):
-            torch.testing.assert_close(rec['keep'], ref['keep'])
+            torch.testing.assert_close(rec.keep, ref.keep)
 
 
 def test_random_selection_is_at_chance_and_settings_are_restored():

@@ -75,7 +75,44 @@ def test_stage_times_inside_a_forward_add_up_to_the_forward():
     with torch.inference_mode():
         total, stages = StageClock(backbone, torch.device('cpu')).forward(torch.randn(BATCH, 3, IMG, IMG))
     assert len(stages) == len(DEPTHS) and all(ms > 0 for ms in stages) and sum(stages) < total
-    assert 'forward_stage' not in vars(backbone), 'the wrapper is removed'
+    assert 'forward_stage' not in vars(backbone), 'no method is replaced on the instance'
+    assert not backbone._stage_observers, 'the stage observer is removed'
+
+
+def test_time_interleaved_warms_each_configuration_then_times_rounds_in_order(cost_clock):
+    from sparsevit.search.timing import time_interleaved
+    backbone = table_backbone()
+    cost_clock(backbone)
+    configs = [dense_genes(DEPTHS), sparsest_genes(DEPTHS), dense_genes(DEPTHS)]
+    ratios = []
+    for genes in configs:
+        backbone.set_pruning_ratios(genes_to_ratios(genes, DEPTHS))
+        ratios.append(backbone.pruning_ratios)
+    backbone.set_pruning_ratios(0.3)
+    seen, rounds = [], []
+    hook = backbone.register_forward_pre_hook(lambda module, args: seen.append(module.pruning_ratios))
+    times = time_interleaved(backbone, configs, IMG, BATCH, num_warmup=2, num_repeats=3, device=torch.device('cpu'),
+                             progress=rounds.append)
+    hook.remove()
+    assert seen == [r for r in ratios for _ in range(2)] + ratios * 3, 'warm-up per configuration, then rounds'
+    assert rounds == [0, 1, 2]
+    assert len(times) == 3 and all(len(t) == 3 for t in times)
+    assert backbone.pruning_ratios == tuple(tuple([0.3] * d) for d in DEPTHS), 'ratios must be restored'
+    backbone.set_pruning_ratios(genes_to_ratios(configs[0], DEPTHS))
+    dense_ms = measure(backbone, 0, 1)  # under the cost clock every forward of a configuration costs the same
+    assert times[0] == pytest.approx([dense_ms] * 3) and times[2] == pytest.approx([dense_ms] * 3)
+    assert max(times[1]) < min(times[0])
+
+
+def test_device_label_of_the_table_key(monkeypatch):
+    """Part of every saved table's key: the exact strings (``cuda:`` prefix included) must not change."""
+    import platform
+    from sparsevit.search.latency_table import device_name
+    cpu = platform.processor() or platform.machine()
+    assert device_name(torch.device('cpu')) == f'cpu:{cpu}:{torch.get_num_threads()}threads'
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'NVIDIA H100')
+    assert device_name(torch.device('cuda')) == 'cuda:NVIDIA H100'
+    assert table_key(table_backbone(), IMG, BATCH, torch.device('cuda'))['device'] == 'cuda:NVIDIA H100'
 
 
 def test_sharded_build_equals_single_build(cost_clock):

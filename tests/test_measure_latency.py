@@ -118,6 +118,19 @@ def test_default_protocols():
         default_protocol('train', 'cpu')
 
 
+def test_interleave_orders_warmup_and_rounds():
+    """The one interleaved timer (experiments: alternate; benchmark: rotate; a fixed order: same)."""
+    from sparsevit.utils.latency import interleave
+    for order, expected in (('alternate', 'abccbaabc'), ('rotate', 'abcbcacab'), ('same', 'abcabcabc')):
+        calls, rounds = [], []
+        times = interleave('abc', 2, lambda k: calls.append(k) or float(len(calls)), warmup=1, order=order,
+                           on_round=rounds.append)
+        assert ''.join(calls) == expected and rounds == [0, 1, 2]
+        assert times == {k: [float(i + 1) for i, c in enumerate(calls) if c == k][1:] for k in 'abc'}  # no warm-up
+    with pytest.raises(ValueError, match='order must be one of'):
+        interleave('ab', 1, len, order='random')
+
+
 def test_cpu_default_is_the_short_protocol_with_progress_and_eta(tmp_path):
     out = tmp_path / 'short.json'
     proc = run(SPARSE_CFG, '--img_size', '32', '--batch-size', '1', '--device', 'cpu', '--json', str(out))

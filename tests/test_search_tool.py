@@ -1,7 +1,7 @@
 """tools/search.py end to end on CPU: the README's ``torchpack dist-run -np 2`` command on the demo model with a
 few steps (one band, and several budgets), plain ``python``, ``--resume`` for both strategies, the latency protocol,
 and bad arguments / budgets / infeasible bands failing with one line."""
-import argparse
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -271,15 +271,19 @@ def test_measured_latency_uses_the_cpu_protocol_and_reports_it(demo, tmp_path, c
 
 
 def test_default_latency_protocol_is_the_short_cpu_one():
+    from sparsevit.search.settings import SearchSettings
     from sparsevit.search.timing import latency_protocol
-    args = argparse.Namespace(num_warmup=None, num_repeats=None)
-    text = latency_protocol(args, torch.device('cpu'))
-    assert (args.num_warmup, args.num_repeats) == (5, 20) and text.startswith('short CPU protocol: 5 warm-up + 20')
-    args = argparse.Namespace(num_warmup=None, num_repeats=None)
-    assert 'original CUDA protocol: 200 warm-up + 300 timed forwards' in latency_protocol(args, torch.device('cuda'))
-    assert (args.num_warmup, args.num_repeats) == (200, 300)
-    args = argparse.Namespace(num_warmup=3, num_repeats=None)
-    assert latency_protocol(args, torch.device('cpu')).startswith('custom protocol: 3 warm-up + 20')
+    given = SearchSettings(DEMO, 'ckpt.pth')
+    settings, text = latency_protocol(given, torch.device('cpu'))
+    assert (settings.num_warmup, settings.num_repeats) == (5, 20)
+    assert text.startswith('short CPU protocol: 5 warm-up + 20')
+    assert settings == dataclasses.replace(given, num_warmup=5, num_repeats=20), 'nothing else changes'
+    assert (given.num_warmup, given.num_repeats) == (None, None), 'the given settings are left alone'
+    settings, text = latency_protocol(given, torch.device('cuda'))
+    assert 'original CUDA protocol: 200 warm-up + 300 timed forwards' in text
+    assert (settings.num_warmup, settings.num_repeats) == (200, 300)
+    settings, text = latency_protocol(dataclasses.replace(given, num_warmup=3), torch.device('cpu'))
+    assert text.startswith('custom protocol: 3 warm-up + 20') and (settings.num_warmup, settings.num_repeats) == (3, 20)
 
 
 class ScriptedTimes:
@@ -296,11 +300,13 @@ class ScriptedTimes:
 
 def measurer_for(device: str, monkeypatch, times, warmup=1, repeats=10):
     from sparsevit.search import timing
+    from sparsevit.search.settings import SearchSettings
     backbone = tiny_backbone(seed=None, depths=DEPTHS, device=device)  # the times are scripted: any weights
     scripted = ScriptedTimes(backbone, times)
     monkeypatch.setattr(timing, 'time_forwards', scripted)
-    args = argparse.Namespace(img_size=64, batch_size=1, num_warmup=warmup, num_repeats=repeats, no_progress=True)
-    return timing.Measurer(backbone, args, torch.device(device)), scripted, backbone
+    settings = SearchSettings(DEMO, 'ckpt.pth', img_size=64, batch_size=1, num_warmup=warmup, num_repeats=repeats,
+                              no_progress=True)
+    return timing.Measurer(backbone, settings, torch.device(device)), scripted, backbone
 
 
 def test_measurements_are_interleaved_and_trimmed(monkeypatch):
@@ -540,7 +546,8 @@ def test_demo_band_and_search_survive_a_change_of_machine_speed(speed, demo, tmp
     in milliseconds the way the demo did before (the dense backbone timed in another process, then fractions of
     it passed as ms) falls off the search's range on a machine 1.5x faster (the failure of a fresh `make demo`)."""
     import sparsevit.search.runner as runner
-    from sparsevit.deploy.build import build_sparse_backbone, load_config
+    from sparsevit.deploy.build import build_sparse_backbone
+    from sparsevit.utils.config import load_config
     from sparsevit.utils.latency import measure_backbone_latency
     from tools.search import main
     options, ckpt = demo

@@ -1,4 +1,5 @@
-"""tools/visualize_sparsity.py: token masks match what the backbone computes; the tool writes the PNG."""
+"""tools/visualize_sparsity.py (sparsevit.analysis.sparsity_figure): token masks match what the backbone computes;
+the tool writes the PNG."""
 import os.path as osp
 import sys
 
@@ -7,8 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import run
+from helpers import run, selection_record
 from tool_loader import load_tool
+
+from sparsevit.analysis.sparsity_figure import DIM, dim_image, stage_panel
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'visualize_sparsity.py')
@@ -16,10 +19,9 @@ SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
 
 
 def test_stage_panel_and_dimming():
-    tool = load_tool('visualize_sparsity')
-    rec = lambda keep, shift: dict(keep=torch.tensor([keep]), grid=(2, 2), shift=shift, hw=(14, 14), stride=4)
-    assert tool.stage_panel([None, None], [0, 0], 7) is None
-    panel = tool.stage_panel([rec([0, 3], 0), rec([0], 3), rec([3], 0)], [0.5, 0.7, 0.7], 7)
+    rec = lambda keep, shift: selection_record([keep], (2, 2), shift, (14, 14), stride=4)
+    assert stage_panel([None, None], [0, 0], 7) is None
+    panel = stage_panel([rec([0, 3], 0), rec([0], 3), rec([3], 0)], [0.5, 0.7, 0.7], 7)
     assert panel['blocks'] == [0, 1, 2] and panel['outline'] == 2 and panel['stride'] == 4
     cov = panel['coverage']
     assert cov[0, 0] == pytest.approx(1 / 3)  # window 0 by block 0; block 1's shifted window 0 starts at (3, 3)
@@ -27,8 +29,8 @@ def test_stage_panel_and_dimming():
     assert cov[10, 10] == pytest.approx(2 / 3)  # not in block 1's window
     assert cov[0, 10] == 0
     image = np.full((56, 56, 3), 200, np.uint8)
-    dimmed = tool.dim_image(image, cov, 4)
-    assert dimmed[0, 40, 0] == int(200 * tool.DIM) and dimmed[32, 32, 0] == 200
+    dimmed = dim_image(image, cov, 4)
+    assert dimmed[0, 40, 0] == int(200 * DIM) and dimmed[32, 32, 0] == 200
 
 
 def test_tool_writes_png(tmp_path, synthetic_coco):

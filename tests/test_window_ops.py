@@ -1,9 +1,11 @@
-"""Pure window functions against the pad/roll/partition they replace."""
+"""Pure window functions against the pad/roll/partition they replace; the window selectors."""
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
 from sparsevit.ops import window as W
+from sparsevit.ops.selection import L2Selector, RandomSelector, TopKSelector, make_selectors
 
 
 def partition(x, ws):
@@ -91,3 +93,25 @@ def test_shift_mask_equals_mmdet_slices():
         win = partition(img[None, :, :, None], ws).reshape(-1, ws * ws)
         expected = (win[:, None, :] - win[:, :, None]).ne(0).float() * -100.0
         assert torch.equal(W.shift_attn_mask(hp, wp, ws, shift), expected)
+
+
+def test_selectors_eager_and_traced():
+    importance = torch.rand(2, 14, 21, generator=torch.Generator().manual_seed(0))  # [B, Hp, Wp]
+    index = W.window_token_index(14, 21, 7, 3)  # [nW, N], nW = 6
+    where = (4, 2, 1)  # (call, stage, shifted)
+    eager, traced = make_selectors('l2', 9)
+    assert isinstance(eager, L2Selector) and isinstance(traced, TopKSelector)
+    order, scores = eager(importance, index, 4, where)
+    assert torch.equal(scores, W.window_scores(importance, index)) and scores.dtype == torch.float32
+    assert torch.equal(order, W.rank_windows(scores))  # [B, nW]: later blocks keep a prefix
+    top, top_scores = traced(importance, index, 4, where)
+    assert torch.equal(top, order[:, :4]) and torch.equal(top_scores, scores)  # [B, k]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert torch.equal(eager(importance, index, 4, where)[1], scores), 'scores in fp32 under autocast'
+    eager, traced = make_selectors('random', 9)
+    assert isinstance(eager, RandomSelector)
+    order, scores = eager(importance, index, 4, where)
+    assert torch.equal(scores, W.random_window_scores(2, 6, (9, 4, 2, 1)))
+    assert torch.equal(order, W.rank_windows(scores))
+    with pytest.raises(RuntimeError, match="window_selection='random' runs eagerly only"):
+        traced(importance, index, 4, where)

@@ -24,7 +24,7 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.analysis.kept_windows import SPLITS, analyze_dataset, format_markdown, write_outputs  # noqa: E402
-from sparsevit.deploy.cli import OneLineParser, fraction, int_at_least, run_reporting_errors  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, fraction, int_at_least, run_reporting_errors  # noqa: E402
 
 PROG = 'analyze_windows.py'
 

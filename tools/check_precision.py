@@ -24,15 +24,15 @@ import warnings
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
-from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
-from sparsevit.deploy.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
-                                  write_json)
-from sparsevit.deploy.precision import compare_selections, record_selections, stage_selection  # noqa: E402
+from sparsevit.analysis.selection_agreement import first_test_images, precision_agreement  # noqa: E402
+from sparsevit.deploy.build import build_sparse_backbone  # noqa: E402
 from sparsevit.schedule import is_dense  # noqa: E402
+from sparsevit.utils.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
+                                 write_json)
+from sparsevit.utils.config import load_config  # noqa: E402
 from sparsevit.utils.latency import resolve_device  # noqa: E402
 from sparsevit.utils.precision import resolve_dtype  # noqa: E402
 
@@ -63,50 +63,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_images(cfg, num: int, img_size) -> torch.Tensor:
-    """The first ``num`` images of ``cfg.data.test`` through its pipeline (first augmentation): ``[N, 3, H, W]``."""
-    from mmdet.datasets import build_dataset
-    ds_cfg = cfg.data.test[0] if isinstance(cfg.data.test, (list, tuple)) else cfg.data.test
-    ds_cfg = ds_cfg.copy()
-    ds_cfg.test_mode = True
-    for key in ('ann_file', 'img_prefix'):
-        path = ds_cfg.get(key)
-        if path and not osp.exists(path):
-            raise ValueError(f'the test set is missing ({key} {path} does not exist); create it or use --random')
-    dataset = build_dataset(ds_cfg)
-    if len(dataset) == 0:
-        raise ValueError('the test set is empty; use --random')
-    imgs = []
-    for i in range(min(num, len(dataset))):
-        img = dataset[i]['img']
-        img = img[0] if isinstance(img, (list, tuple)) else img
-        img = getattr(img, 'data', img)  # DataContainer
-        if img_size is not None:
-            img = F.interpolate(img[None], size=(img_size, img_size), mode='bilinear', align_corners=False)[0]
-        imgs.append(img)
-    if len({tuple(im.shape) for im in imgs}) > 1:
-        raise ValueError(f'test images have different sizes {sorted({tuple(im.shape[1:]) for im in imgs})}; '
-                         'give --img_size to resize them to one size')
-    return torch.stack(imgs)
-
-
-def same_input_mismatches(backbone, stage_inputs, dtype) -> int:
-    """Stages (of the autocast run) whose input, ranked in fp32, keeps other windows than autocast kept."""
-    bad = 0
-    for i, x in enumerate(stage_inputs):
-        ref, half = stage_selection(backbone, i, x.float()), stage_selection(backbone, i, x, dtype)
-        for a, b in zip(ref, half):
-            if a is not None and not torch.equal(a['keep'], b['keep']):
-                bad += 1
-                break
-    return bad
-
-
 def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    cfg = load_config(args.config, args.cfg_options)
-    backbone, bb = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
+    cfg = load_config(args.config, args.cfg_options, require_backbone=True)
+    backbone, _ = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
     if is_dense(backbone.pruning_ratios):
         raise ValueError('the configuration prunes nothing (all ratios 0): give --pruning-ratios or a sparse config')
     backbone.to(device)
@@ -114,35 +75,13 @@ def run(args: argparse.Namespace) -> dict:
         size = args.img_size or 672
         imgs = torch.randn(args.num_images, 3, size, size, generator=torch.Generator().manual_seed(args.seed))
     else:
-        imgs = test_images(cfg, args.num_images, args.img_size)
-    ref, half, mismatches = [], [], 0
-    for batch in imgs.split(args.batch_size):
-        batch = batch.to(device)
-        ref.append(record_selections(backbone, batch)[0])
-        selections, stage_inputs = record_selections(backbone, batch, dtype)
-        half.append(selections)
-        mismatches += same_input_mismatches(backbone, stage_inputs, dtype)
-    result = merge([compare_selections(r, h) for r, h in zip(ref, half)])
-    result.update(config=args.config, checkpoint=args.checkpoint, dtype=args.dtype, device=str(device),
-                  images='random' if args.random else 'test set', num_images=len(imgs),
-                  img_hw=list(imgs.shape[2:]), pruning_ratios=[list(s) for s in backbone.pruning_ratios],
-                  pad_before_norm=backbone.pad_before_norm, same_input_mismatches=mismatches,
-                  same_input_checks=len(ref) * len(backbone.stages))
-    return result
-
-
-def merge(results) -> dict:
-    """Sum per-batch comparisons."""
-    kept = sum(r['kept'] for r in results)
-    agree = sum(r['agree'] for r in results)
-    stages = [dict(stage=s['stage'], kept=0, agree=0, flips=0) for s in results[0]['per_stage']]
-    for r in results:
-        for total, s in zip(stages, r['per_stage']):
-            for key in ('kept', 'agree', 'flips'):
-                total[key] += s[key]
-    return dict(kept=kept, agree=agree, agreement=agree / kept if kept else 1.0, flips=kept - agree,
-                flip_rate=(kept - agree) / kept if kept else 0.0,
-                max_flip_gap=max(r['max_flip_gap'] for r in results), per_stage=stages)
+        imgs = first_test_images(cfg, args.num_images, args.img_size)
+    found = precision_agreement(backbone, imgs, dtype, args.batch_size, device)
+    return dict(found.comparison, config=args.config, checkpoint=args.checkpoint, dtype=args.dtype,
+                device=str(device), images='random' if args.random else 'test set', num_images=len(imgs),
+                img_hw=list(imgs.shape[2:]), pruning_ratios=[list(s) for s in backbone.pruning_ratios],
+                pad_before_norm=backbone.pad_before_norm, same_input_mismatches=found.same_input_mismatches,
+                same_input_checks=found.same_input_checks)
 
 
 def report(r: dict) -> str:

@@ -12,7 +12,6 @@ A file that is not such a checkpoint is one ``error:`` line and exit status 2.
 import argparse
 import os
 import os.path as osp
-import sys
 import warnings
 from typing import Optional
 
@@ -20,13 +19,9 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=U
 
 import torch  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, ROOT)
-
 from sparsevit.utils.checkpoint import (checkpoint_state_dict, convert_official_swin_detector,  # noqa: E402
                                         read_checkpoint)
-from sparsevit.utils.launch import fail  # noqa: E402
+from sparsevit.utils.cli import fail  # noqa: E402
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:

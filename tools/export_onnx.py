@@ -11,25 +11,20 @@ random input (max relative difference <= 1e-4 in fp32) and prints the onnxruntim
 configuration and of the dense one (exported next to it as ``FILE`` with a ``.dense`` suffix, then removed unless
 ``--keep-dense``), with their ratio; ``--torch-latency`` adds eager PyTorch's latencies for the same comparison.
 
-Errors in the arguments, or what cannot be exported (e.g. a non-Swin backbone), print one line and exit 2; a failed
-check exits 1.
+The export: :func:`sparsevit.deploy.export.export_config`. Errors in the arguments, or what cannot be exported
+(e.g. a non-Swin backbone), print one line and exit 2; a failed check exits 1.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 
-import torch  # noqa: E402
 from mmcv import DictAction  # noqa: E402
 
-import sparsevit  # noqa: F401,E402  (registers SparseViT)
-from sparsevit.deploy.build import build_sparse_backbone, load_config  # noqa: E402
-from sparsevit.deploy.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
-from sparsevit.schedule import is_dense  # noqa: E402
-from sparsevit.utils.latency import trimmed_mean, warm_then_time  # noqa: E402
+from sparsevit.deploy.export import export_config  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,56 +60,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def dense_path(path: str) -> str:
-    return path[:-len('.onnx')] + '.dense.onnx'
-
-
-def torch_latency(backbone, x: torch.Tensor, num_warmup: int, num_repeats: int) -> float:
-    with torch.inference_mode():
-        return trimmed_mean(warm_then_time(lambda: backbone(x), num_warmup, num_repeats, x.device))
-
-
-def run(args: argparse.Namespace) -> dict:
-    from sparsevit.deploy.onnx import check_onnx, export_backbone, ort_latency
-    cfg = load_config(args.config, args.cfg_options)
-    backbone, bb = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
-    ratios = [list(s) for s in backbone.pruning_ratios]
-    print(f'exporting {bb["type"]} of {args.config} at pruning_ratios {ratios}, input '
-          f'[{args.batch_size}, 3, {args.img_size}, {args.img_size}], opset {args.opset} -> {args.out}', flush=True)
-    export_backbone(backbone, args.out, args.img_size, args.batch_size, args.opset, dynamo=args.dynamo)
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=torch.Generator().manual_seed(0))
-    check = check_onnx(backbone, args.out, x)
-    for out in check['outputs']:
-        print(f"  {out['name']} {out['shape']}: max abs diff {out['max_abs_diff']:.2e}, max rel diff "
-              f"{out['max_rel_diff']:.2e}")
-    print(f"check onnxruntime vs PyTorch: {'ok' if check['ok'] else 'FAILED'} (max rel diff "
-          f"{check['max_rel_diff']:.2e}, tolerance {check['tolerance']:.0e})", flush=True)
-    result = dict(config=args.config, checkpoint=args.checkpoint, out=args.out, img_size=args.img_size,
-                  batch_size=args.batch_size, opset=args.opset, pruning_ratios=ratios, check=check)
-    if args.no_latency:
-        return result
-    dense = args.out if is_dense(backbone.pruning_ratios) else dense_path(args.out)
-    if dense != args.out:
-        backbone.set_pruning_ratios(None)
-        export_backbone(backbone, dense, args.img_size, args.batch_size, args.opset, dynamo=args.dynamo)
-    lat = dict(sparse=ort_latency(args.out, x, args.num_warmup, args.num_repeats),
-               dense=ort_latency(dense, x, args.num_warmup, args.num_repeats))
-    if dense != args.out and not args.keep_dense:
-        os.remove(dense)
-    result['onnxruntime_ms'] = lat
-    print(f"onnxruntime latency (CPU, {args.num_warmup} warm-up + {args.num_repeats} timed, trimmed mean): "
-          f"exported {lat['sparse']:.2f} ms, dense {lat['dense']:.2f} ms, ratio {lat['sparse'] / lat['dense']:.3f}")
-    if args.torch_latency:
-        tl = {}
-        for name, r in (('dense', None), ('sparse', ratios)):
-            backbone.set_pruning_ratios(r)
-            tl[name] = torch_latency(backbone, x, args.num_warmup, args.num_repeats)
-        result['torch_ms'] = tl
-        print(f"PyTorch eager fp32 latency: exported configuration {tl['sparse']:.2f} ms, dense {tl['dense']:.2f} ms, "
-              f"ratio {tl['sparse'] / tl['dense']:.3f}")
-    return result
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -122,7 +67,10 @@ def main(argv=None) -> int:
     except ImportError:
         print('export_onnx.py: error: onnxruntime is not installed; pip install -e .[deploy]', file=sys.stderr)
         return 2
-    result = run_reporting_errors('export_onnx.py', lambda: run(args))
+    result = run_reporting_errors('export_onnx.py', lambda: export_config(
+        args.config, args.out, args.checkpoint, args.pruning_ratios, args.img_size, args.batch_size, args.opset,
+        args.dynamo, args.num_warmup, args.num_repeats, not args.no_latency, args.torch_latency, args.keep_dense,
+        args.cfg_options))
     if result is None:
         return 2
     if args.json is not None:

@@ -13,13 +13,7 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=U
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
 from sparsevit.datasets.synthetic import STYLES, generate_synthetic_coco  # noqa: E402
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+from sparsevit.utils.cli import OneLineParser  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,42 +17,26 @@ neck, RPN and its NMS, RoI box head and its NMS, mask head, mask pasting), on ra
 ``max_per_img`` detections, as a trained model on a busy image, and the mask head runs at full load), and the
 backbone's and neck's share timed inside the same runs.
 
-The last line printed is the latency in milliseconds. Errors in the arguments or the config print one line and
+The measurement and the detector workload: :mod:`sparsevit.deploy.latency`. The last line printed is the latency in
+milliseconds. Errors in the arguments or the config print one line and
 exit 2; a failed ``--compile`` prints one line and exits 1.
 """
 import argparse
-import json
 import logging
-import os
 import os.path as osp
-import platform
 import sys
 import warnings
-from typing import Optional
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-import torch  # noqa: E402
-from mmcv import Config, DictAction, ProgressBar  # noqa: E402
+from mmcv import DictAction  # noqa: E402
 
-from mmdet.models import build_backbone, build_detector  # noqa: E402
-from sparsevit.deploy.build import SWIN_BACKBONES, parse_ratios  # noqa: E402
-from sparsevit.utils.config import apply_sparsevit_cfg  # noqa: E402
-from sparsevit.utils.latency import (CompileError, default_protocol, measure_backbone_latency,  # noqa: E402
-                                     measure_detector_latency, resolve_device)
-from sparsevit.utils.precision import DTYPES, resolve_dtype  # noqa: E402
-
-#: --scope detector: added to the random RoI classifier's first logit (see :func:`favour_one_class_`).
-FAVOURED_LOGIT = 5.0
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line (no usage dump) and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+from sparsevit.deploy.latency import SCOPES, latency_report, measure_config  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, write_json  # noqa: E402
+from sparsevit.utils.latency import CompileError  # noqa: E402
+from sparsevit.utils.precision import DTYPES  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -87,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='autocast precision: fp32 (default), bf16 (CPU and CUDA) or fp16 (CUDA only)')
     parser.add_argument('--compile', action='store_true',
                         help='time torch.compile(backbone, fullgraph=True) (compiled before the warm-up)')
-    parser.add_argument('--scope', choices=('backbone', 'detector'), default='backbone',
+    parser.add_argument('--scope', choices=SCOPES, default='backbone',
                         help='backbone (default, as the original) or the whole detector test forward on random '
                         'images, with the backbone share')
     parser.add_argument('--pruning-ratios', default=None,
@@ -99,146 +83,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def backbone_cfg(cfg: Config, ratios_text: Optional[str]) -> dict:
-    """The backbone config to build, with ``--pruning-ratios`` applied (a dense Swin becomes a sparse one)."""
-    if 'model' not in cfg or 'backbone' not in cfg.model:
-        raise ValueError('the config has no model.backbone')
-    bb = cfg.model.backbone.copy()
-    bb.pop('init_cfg', None)  # random weights: latency does not depend on them, and no download
-    bb.pop('pretrained', None)
-    if ratios_text is None:
-        return bb
-    if bb.get('type') not in SWIN_BACKBONES:
-        raise ValueError(f"--pruning-ratios needs a Swin backbone {SWIN_BACKBONES}, got {bb.get('type')!r}")
-    if bb['type'] == 'SwinTransformer':
-        bb['type'] = 'SparseSwinTransformer'
-    bb['pruning_ratios'] = parse_ratios(ratios_text, bb.get('depths', (2, 2, 6, 2)))
-    return bb
-
-
-def build_model(cfg: Config, bb: dict, scope: str) -> torch.nn.Module:
-    """The backbone, or the whole detector around it with random weights (:func:`favour_one_class_`)."""
-    if scope == 'backbone':
-        return build_backbone(bb)
-    model_cfg = cfg.model.copy()
-    model_cfg.backbone = bb
-    model_cfg.pop('pretrained', None)
-    model = build_detector(model_cfg, train_cfg=None if 'train_cfg' in model_cfg else cfg.get('train_cfg'),
-                           test_cfg=None if 'test_cfg' in model_cfg else cfg.get('test_cfg'))
-    if not hasattr(model, 'roi_head'):
-        raise ValueError(f'--scope detector needs a two-stage detector with RoI heads (e.g. Mask R-CNN), got '
-                         f'{type(model).__name__}')
-    logging.disable(logging.WARNING)  # mmcv logs every parameter's initialisation, mmdet "no pre-trained weights"
-    try:
-        model.init_weights()  # mmdet's random init of every part (the backbone's pretrained init_cfg was removed)
-    finally:
-        logging.disable(logging.NOTSET)
-    favour_one_class_(model)
-    return model
-
-
-def favour_one_class_(model: torch.nn.Module, logit: float = FAVOURED_LOGIT) -> int:
-    """Raise the RoI classifiers' logit of the first class by ``logit``; returns how many heads were changed.
-
-    With random weights every class scores about ``1 / (num_classes + 1)`` (0.012 on COCO), below the test
-    config's ``score_thr`` (0.05): no box would survive and the mask head would never run. With one favoured class
-    each proposal yields one candidate, so each image gets up to ``max_per_img`` (100) detections from an NMS over
-    its proposals: the workload of a trained detector on a busy image.
-    """
-    heads = [m for m in model.roi_head.modules() if isinstance(getattr(m, 'fc_cls', None), torch.nn.Linear)
-             and m.fc_cls.bias is not None]
-    with torch.no_grad():
-        for head in heads:
-            head.fc_cls.bias[0] += logit
-    return len(heads)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == 'cuda':
-        return torch.cuda.get_device_name(device)
-    return f'{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'
-
-
-def progress_of(bar: ProgressBar):
-    """A progress callback for ``bar`` whose clock starts at the first forward (so compiling is not in the ETA)."""
-
-    def progress(i: int) -> None:
-        if i == 0:
-            bar.start()
-        bar.update()
-
-    return progress
-
-
-def run(args: argparse.Namespace) -> dict:
-    """Load the config, build the backbone (or detector), measure it and return the result dict."""
-    if not osp.isfile(args.config):
-        raise ValueError(f'config file not found: {args.config}')
-    device = resolve_device(args.device)
-    resolve_dtype(args.dtype, device)
-    warmup, repeats, protocol = default_protocol('measure_latency', device, args.num_warmup, args.num_repeats)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    apply_sparsevit_cfg(cfg)
-    bb = backbone_cfg(cfg, args.pruning_ratios)
-    model = build_model(cfg, bb, args.scope)
-    what = bb['type'] if args.scope == 'backbone' else f'{type(model).__name__} with {bb["type"]}'
-    print(f'measuring {what} of {args.config} at {args.img_size}x{args.img_size}, batch {args.batch_size}, '
-          f'{args.dtype}{", compiled" if args.compile else ""} on {device}; {protocol}', file=sys.stderr)
-    if args.compile:
-        print('compiling (torch.compile, fullgraph=True) ...', file=sys.stderr, flush=True)
-    bar = None if args.no_progress else ProgressBar(warmup + repeats, file=sys.stderr, start=False)
-    measure = measure_backbone_latency if args.scope == 'backbone' else measure_detector_latency
-    result = measure(model, img_size=args.img_size, batch_size=args.batch_size, num_warmup=warmup,
-                     num_repeats=repeats, device=device, dtype=args.dtype, compile=args.compile,
-                     progress=None if bar is None else progress_of(bar))
-    if bar is not None:
-        sys.stderr.write('\n')
-    backbone = model if args.scope == 'backbone' else model.backbone
-    ratios = getattr(backbone, 'pruning_ratios', None)
-    result.update(config=args.config, backbone=bb['type'], scope=args.scope, protocol=protocol,
-                  device_name=device_name(device), torch=torch.__version__,
-                  pruning_ratios=[list(s) for s in ratios] if ratios is not None else None)
-    if args.scope == 'detector':
-        result.update(detector=type(model).__name__, favoured_class_logit=FAVOURED_LOGIT)
-    return result
-
-
-def write_json(path: str, result: dict) -> None:
-    parent = osp.dirname(osp.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(result, f, indent=2)
-
-
-def report(result: dict) -> str:
-    """The lines printed on stdout; the last one ends with the latency in ms."""
-    size = f'{result["img_size"]}x{result["img_size"]}'
-    precision = result['dtype'] + (', compiled' if result['compiled'] else '')
-    lines = [f'protocol: {result["protocol"]}']
-    what = result['backbone']
-    if result['scope'] == 'detector':
-        total, bb = result['latency_ms'], result['backbone_ms']
-        neck = result.get('neck_ms')
-        rest = total - bb - (neck or 0.0)
-        lines.append(f'backbone {bb:.2f} ms ({100 * result["backbone_share"]:.1f} % of the detector)'
-                     + (f', neck {neck:.2f} ms ({100 * neck / total:.1f} %)' if neck is not None else '')
-                     + f', heads and post-processing {rest:.2f} ms ({100 * rest / total:.1f} %); '
-                     f'{result["detections_per_image"]:.1f} detections per image')
-        what = f'{result["detector"]} ({result["backbone"]})'
-    lines.append(f'latency of {what} ({size}, batch {result["batch_size"]}, {result["device"]}, {precision}): '
-                 f'{result["latency_ms"]:.2f} ms')
-    return '\n'.join(lines)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.json is not None and osp.isdir(args.json):
         print(f'measure_latency.py: error: --json {args.json} is a directory; give a file path', file=sys.stderr)
         return 2
     try:
-        result = run(args)
+        result = measure_config(args.config, args.cfg_options, args.pruning_ratios, args.scope, args.img_size,
+                                args.batch_size, args.num_warmup, args.num_repeats, args.device, args.dtype,
+                                args.compile, progress=not args.no_progress)
     except CompileError as err:
         print(f'measure_latency.py: error: {err}', file=sys.stderr)
         return 1
@@ -248,7 +101,7 @@ def main(argv=None) -> int:
         return 2
     if args.json is not None:
         write_json(args.json, result)
-    print(report(result))
+    print(latency_report(result))
     return 0
 
 

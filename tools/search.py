@@ -7,29 +7,16 @@
 
 also with ``-np 1`` or as plain ``python tools/search.py ...`` (one process), on GPUs (nccl) or CPU (gloo).
 Finds the configuration (one pruning ratio per W-MSA/SW-MSA block pair) with the best bbox mAP (x100) among those
-whose backbone latency (batch ``--batch-size`` at ``--img_size``) lies in ``[--min, --max]`` ms; with
-``--budgets``, the best of each budget (latency in ``(previous budget, budget]``, the first from ``--min``). A
-limit typed with a trailing ``x`` (``--max 0.85x --min 0.6x``, ``--budgets 0.65x 0.72x``) is a fraction of the
-dense configuration's latency as the search itself measures or predicts it, so the band follows the machine's
-speed; a plain number is milliseconds, as in the original. Every rank runs the same seeded search in lockstep; the test images of each candidate are sharded over the ranks.
-
-``--strategy original`` (default) is the original algorithm, ``--iters`` counting its steps (one sampled candidate
-each, cached and infeasible ones included); ``--strategy elitist`` keeps the top parents across generations and
-redraws duplicates (see ``sparsevit/search/evolution.py``).
-
-Latency: measured per candidate (the original's protocol on CUDA: 200 warm-up + 300 timed forwards per rank, the
-samples of all ranks gathered; on CPU a short protocol timed by rank 0 alone), or, with ``--latency-table PATH``,
-predicted from a calibrated additive per-stage table (built once and saved there, loaded afterwards), checked
-against real measurements at the end. Outputs (see ``sparsevit/search/outputs.py``) go to ``--work-dir``: the
-original's log ``search_max{MAX}_min{MIN}.txt``, a JSONL history (one line per step), a state file for
-``--resume``, a summary, a PNG and the best configuration as a ready-to-train config
-``sparsevit_max{MAX}_min{MIN}.py`` (with ``--budgets``: ``sparsevit_max{B}.py`` per budget and ``front.md`` /
-``front.json``). This file parses and validates the arguments; the search itself is
-:func:`sparsevit.search.runner.run_search`.
+whose backbone latency (batch ``--batch-size`` at ``--img_size``) lies in ``[--min, --max]`` ms (``0.85x``: a
+fraction of the dense latency as the search measures or predicts it); with ``--budgets``, the best of each budget.
+Latency is measured per candidate (the original's protocol on CUDA) or predicted from ``--latency-table``. The
+outputs go to ``--work-dir``: the original's log ``search_max{MAX}_min{MIN}.txt``, the history, state, summary, plot
+and ready-to-train config(s) (see ``sparsevit/search/outputs.py``). This file parses the arguments; their check is
+:meth:`sparsevit.search.settings.SearchSettings.check`, the search :func:`sparsevit.search.runner.run_search` (the
+strategies: ``sparsevit/search/evolution.py``).
 """
 import argparse
 import logging
-import os.path as osp
 import sys
 import warnings
 
@@ -39,11 +26,12 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV will release
 
 from mmcv import DictAction  # noqa: E402
 
-from sparsevit.search.budgets import Budgets, Limit  # noqa: E402
+from sparsevit.search.budgets import Limit  # noqa: E402
 from sparsevit.search.evolution import STRATEGIES  # noqa: E402
 from sparsevit.search.runner import PROG, run_search  # noqa: E402
+from sparsevit.search.settings import SearchSettings  # noqa: E402
 from sparsevit.utils import dist  # noqa: E402
-from sparsevit.utils.latency import resolve_device  # noqa: E402
+from sparsevit.utils.cli import OneLineParser  # noqa: E402
 
 
 def latency_limit(text: str) -> Limit:
@@ -53,13 +41,6 @@ def latency_limit(text: str) -> Limit:
         return Limit.parse(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line (no usage dump) and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -120,70 +101,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check_latency_args(args: argparse.Namespace) -> None:
-    """Raise ValueError naming the first bad latency band or budget and what is allowed."""
-    if (args.max is None) == (args.budgets is None):
-        raise ValueError('give --max (one latency band [--min, --max]) or --budgets (several), not '
-                         + ('both' if args.budgets else 'neither'))
-    if args.budgets is None:
-        Budgets.from_limits([args.max], args.min, band=True)
-        return
-    Budgets.from_limits(args.budgets, args.min)
-    if args.strategy != 'original':
-        raise ValueError('--budgets needs --strategy original (the elitist strategy searches one band)')
-
-
-def check_search_args(args: argparse.Namespace) -> None:
-    """Raise ValueError naming the first bad evolution setting and what is allowed."""
-    k = len(args.budgets) if args.budgets else 1
-    if args.population < 2:
-        raise ValueError(f'--population must be >= 2, got {args.population}')
-    if args.strategy == 'elitist' and not 1 <= args.parents < args.population:
-        raise ValueError(f'--parents must be in [1, --population - 1] = [1, {args.population - 1}], '
-                         f'got {args.parents}')
-    if args.strategy == 'original' and k == 1 and not 2 <= args.parents <= args.population:
-        raise ValueError(f'--parents must be in [2, --population] = [2, {args.population}] (crossover needs two '
-                         f'parents), got {args.parents}')
-    if args.strategy == 'original' and k > 1:
-        if args.parents // k < 2:
-            raise ValueError(f'--parents must give each of the {k} budgets at least 2: >= {2 * k}, '
-                             f'got {args.parents}')
-        if args.population // k < args.parents // k:
-            raise ValueError(f'--population must give each of the {k} budgets at least its {args.parents // k} '
-                             f'parents: >= {k * (args.parents // k)}, got {args.population}')
-
-
-def check_args(args: argparse.Namespace) -> None:
-    """Raise ValueError naming the first bad argument and what is allowed."""
-    check_latency_args(args)
-    check_search_args(args)
-    rules = [
-        (args.iters >= 0, f'--iters must be >= 0, got {args.iters}'),
-        (0 <= args.mutation_prob <= 1, f'--mutation-prob must be in [0, 1], got {args.mutation_prob:g}'),
-        (args.num_images is None or args.num_images >= 1, f'--num-images must be >= 1, got {args.num_images}'),
-        (args.img_size > 0, f'--img_size must be positive, got {args.img_size}'),
-        (args.batch_size > 0, f'--batch-size must be positive, got {args.batch_size}'),
-        (args.num_warmup is None or args.num_warmup >= 0, f'--num-warmup must be >= 0, got {args.num_warmup}'),
-        (args.num_repeats is None or args.num_repeats >= 1, f'--num-repeats must be >= 1, got {args.num_repeats}'),
-        (args.table_rounds is None or args.table_rounds >= 1, f'--table-rounds must be >= 1, got {args.table_rounds}'),
-        (args.calibration_configs >= 0, f'--calibration-configs must be >= 0, got {args.calibration_configs}'),
-        (args.check_configs >= 0, f'--check-configs must be >= 0, got {args.check_configs}'),
-        (args.max_retries >= 1, f'--max-retries must be >= 1, got {args.max_retries}'),
-        (osp.isfile(args.config), f'config file not found: {args.config}'),
-        (osp.isfile(args.checkpoint), f'checkpoint not found: {args.checkpoint}'),
-    ]
-    for ok, message in rules:
-        if not ok:
-            raise ValueError(message)
-    resolve_device(args.device)
-
-
 def main(argv=None) -> int:
     """Parse, validate and search; bad input prints one ``search.py: error: ...`` line and returns 1."""
     args = parse_args(argv)
     try:
-        check_args(args)
-        run_search(args)
+        settings = SearchSettings(**vars(args))
+        settings.check()
+        run_search(settings)
     except (ValueError, OSError, dist.DistError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f'{PROG}: error: {message}', file=sys.stderr, flush=True)

@@ -27,13 +27,14 @@ from mmcv.runner import get_dist_info, wrap_fp16_model
 from mmdet.apis import multi_gpu_test, single_gpu_test
 from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
 from mmdet.models import build_detector
-from mmdet.utils import (build_dp, compat_cfg, get_device, get_root_logger, replace_cfg_vals, rfnext_init_model,
-                         setup_multi_processes, update_data_root)
+from mmdet.utils import build_dp, compat_cfg, get_device, get_root_logger, rfnext_init_model, setup_multi_processes
 
 import sparsevit  # noqa: F401  (registers SparseViT)
 from sparsevit.utils.checkpoint import load_weights
-from sparsevit.utils.config import apply_sparsevit_cfg
-from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
+from sparsevit.utils.cli import ConfigError, fail
+from sparsevit.utils.config import load_config as read_config
+from sparsevit.utils.dist import init_dist
+from sparsevit.utils.launch import build_ddp
 from sparsevit.utils.precision import DTYPES, autocast_inference, resolve_dtype
 
 
@@ -104,13 +105,8 @@ def load_config(args: argparse.Namespace) -> Config:
     for what, path in (('config file', args.config), ('checkpoint', args.checkpoint)):
         if '://' not in path and not osp.isfile(path):
             raise ConfigError(f'{what} {path!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg = replace_cfg_vals(cfg)
-    update_data_root(cfg)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     try:
-        apply_sparsevit_cfg(cfg)
+        cfg = read_config(args.config, args.cfg_options, mmdet_values=True)
     except ValueError as err:
         raise ConfigError(f'{args.config}: {err}') from err
     cfg = compat_cfg(cfg)
@@ -207,7 +203,7 @@ def main(argv: Optional[list] = None) -> None:
             raise ConfigError(str(err)) from err
         distributed = args.launcher != 'none'
         if distributed:
-            init_distributed(args.launcher, cfg.get('dist_params', {}))
+            init_dist(launcher=args.launcher, dist_params=cfg.get('dist_params', {}))
     except ConfigError as err:
         fail(__file__, err)
 

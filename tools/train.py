@@ -11,7 +11,8 @@ Differences from mmdet's tool:
     * Sparse models (SAA or fixed ratios) train under DDP with ``find_unused_parameters=True`` unless the config
       sets it: a block that keeps no window (small maps, high ratios) leaves its parameters without gradients.
 
-The distributed helpers below are shared with ``tools/test.py``.
+The distributed set-up (:func:`sparsevit.utils.dist.init_dist`, :mod:`sparsevit.utils.launch`) is shared with
+``tools/test.py``.
 """
 import argparse
 import copy
@@ -34,14 +35,15 @@ from mmdet import __version__
 from mmdet.apis import init_random_seed, set_random_seed, train_detector
 from mmdet.datasets import build_dataset
 from mmdet.models import build_detector
-from mmdet.utils import (collect_env, get_device, get_root_logger,
-                         replace_cfg_vals, rfnext_init_model, setup_multi_processes, update_data_root)
+from mmdet.utils import collect_env, get_device, get_root_logger, rfnext_init_model, setup_multi_processes
 
 import sparsevit  # noqa: F401  (registers SparseViT / SparsityAwareAdaptationHook)
 from sparsevit.schedule import is_dense
 from sparsevit.utils.checkpoint import checkpoint_state_dict, read_checkpoint
-from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, apply_sparsevit_cfg
-from sparsevit.utils.launch import ConfigError, build_ddp, fail, init_distributed
+from sparsevit.utils.cli import ConfigError, fail
+from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, load_config as read_config
+from sparsevit.utils.dist import group_backend, init_dist
+from sparsevit.utils.launch import build_ddp
 
 
 def drop_fp16_without_cuda(cfg: Config, device: str, logger) -> None:
@@ -115,13 +117,8 @@ def load_config(args: argparse.Namespace) -> Config:
     """Load the config, apply ``--cfg-options`` and the sparsevit keys, and validate (raises ConfigError)."""
     if not osp.isfile(args.config):
         raise ConfigError(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg = replace_cfg_vals(cfg)
-    update_data_root(cfg)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     try:
-        apply_sparsevit_cfg(cfg)
+        cfg = read_config(args.config, args.cfg_options, mmdet_values=True)
     except ValueError as err:
         raise ConfigError(f'{args.config}: {err}') from err
     if args.resume_from is not None:
@@ -183,7 +180,8 @@ def main(argv: Optional[list] = None) -> None:
         # init distributed env first, since logger depends on the dist info.
         distributed = args.launcher != 'none'
         if distributed:
-            backend = init_distributed(args.launcher, cfg.get('dist_params', {}))
+            init_dist(launcher=args.launcher, dist_params=cfg.get('dist_params', {}))
+            backend = group_backend()
             _, world_size = get_dist_info()
             cfg.gpu_ids = range(world_size)
     except ConfigError as err:

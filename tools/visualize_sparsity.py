@@ -6,35 +6,22 @@ The image goes through the config's test pipeline (resize, normalisation, paddin
 ``record_selection = True`` and, for each stage with a pruned block, a panel shows the network's input image where
 every token is dimmed by the share of the stage's pruned blocks that skipped it (bright: computed by every block;
 dark: pruned by every block), with the kept 7x7 windows of the stage's most pruned regular (W-MSA) block outlined.
-Without a checkpoint the weights are random and so are the selections (useful only to check the mechanics).
+Without a checkpoint the weights are random and so are the selections (useful only to check the mechanics). The
+figure: :mod:`sparsevit.analysis.sparsity_figure`.
 """
 import argparse
 import logging
-import os
-import os.path as osp
 import sys
 import warnings
-from typing import List, Optional, Sequence
 
 # Quiet imports: keep stderr to the progress bar and, on bad input, one error line.
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmcv import Config, DictAction  # noqa: E402
+from mmcv import DictAction  # noqa: E402
 
-from sparsevit.analysis.kept_windows import kept_token_mask  # noqa: E402
-from sparsevit.utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg  # noqa: E402
-
-DIM = 0.25  # brightness of a token that every pruned block of its stage skipped
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument on one line (no usage dump) and exits 2."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+from sparsevit.analysis.sparsity_figure import visualize  # noqa: E402
+from sparsevit.utils.cli import OneLineParser  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,164 +38,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Selections -> token masks (pure numpy)
-# ----------------------------------------------------------------------------------------------------------------
-def stage_panel(records: Sequence[Optional[dict]], ratios: Sequence[float], window_size: int,
-                image_index: int = 0) -> Optional[dict]:
-    """Summary of one stage's selections, or None when the stage prunes nothing.
-
-    Returns:
-        dict(coverage=(H, W) float share of pruned blocks that computed each token, stride, outline=(block,
-        record) of the most pruned regular block or None, blocks=[pruned block ids]).
-    """
-    pruned = [j for j, r in enumerate(records) if r is not None]
-    if not pruned:
-        return None
-    masks = [kept_token_mask(records[j], window_size, image_index) for j in pruned]
-    coverage = np.mean(np.stack(masks).astype(np.float32), axis=0)
-    regular = [j for j in pruned if records[j]['shift'] == 0]
-    outline = max(regular, key=lambda j: (ratios[j], j)) if regular else None
-    return dict(coverage=coverage, stride=records[pruned[0]]['stride'], outline=outline, blocks=pruned)
-
-
-def dim_image(image: np.ndarray, coverage: np.ndarray, stride: int) -> np.ndarray:
-    """``image (h, w, 3) uint8`` with each pixel scaled by ``DIM + (1 - DIM) * coverage`` of its token."""
-    scale = coverage.repeat(stride, 0).repeat(stride, 1)
-    h, w = image.shape[:2]
-    full = np.ones((h, w), dtype=np.float32) * DIM  # pixels beyond the token map (none without padding)
-    full[:min(h, scale.shape[0]), :min(w, scale.shape[1])] = scale[:h, :w] * (1 - DIM) + DIM
-    return (image.astype(np.float32) * full[..., None]).clip(0, 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Model and image
-# ----------------------------------------------------------------------------------------------------------------
-def load_config(args: argparse.Namespace) -> Config:
-    if not osp.isfile(args.config):
-        raise ValueError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    apply_sparsevit_cfg(cfg)
-    if cfg.model.backbone.get('type') not in SPARSE_BACKBONES:
-        raise ValueError(f"the config's backbone is {cfg.model.backbone.get('type')!r}; visualising needs one "
-                         f'of {SPARSE_BACKBONES}')
-    cfg.model.backbone.pop('init_cfg', None)
-    return cfg
-
-
-def build_backbone_from(cfg: Config, checkpoint: Optional[str], device: torch.device) -> torch.nn.Module:
-    """The detector's backbone with the checkpoint's weights (random weights without one), in eval mode."""
-    from mmdet.apis import init_detector
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise ValueError(f'checkpoint file not found: {checkpoint}')
-    torch.manual_seed(0)  # without a checkpoint: the same random weights every run
-    model = init_detector(cfg, checkpoint, device=str(device))
-    return model.backbone.eval()
-
-
-def preprocess(cfg: Config, image_path: str, device: torch.device):
-    """Run the config's test pipeline; returns (input tensor [1, 3, Hp, Wp], img_meta)."""
-    from mmdet.datasets.pipelines import Compose
-    if not osp.isfile(image_path):
-        raise ValueError(f'image file not found: {image_path}')
-    pipeline = Compose(cfg.data.test.pipeline)
-    data = pipeline(dict(img_info=dict(filename=image_path), img_prefix=None))
-    img, meta = data['img'], data['img_metas']
-    img, meta = (img[0], meta[0]) if isinstance(img, list) else (img, meta)  # MultiScaleFlipAug: first scale
-    meta = meta.data if hasattr(meta, 'data') else meta
-    img = img.data if hasattr(img, 'data') else img
-    return img.unsqueeze(0).to(device), meta
-
-
-def denormalize(img: torch.Tensor, meta: dict) -> np.ndarray:
-    """The network input as an RGB uint8 image ``(h, w, 3)``, cropped to ``img_shape`` (no padding)."""
-    norm = meta['img_norm_cfg']
-    x = img[0].permute(1, 2, 0).cpu().numpy() * norm['std'] + norm['mean']  # [Hp, Wp, 3]
-    if not norm.get('to_rgb', False):
-        x = x[..., ::-1]  # BGR input -> RGB for display
-    h, w = meta['img_shape'][:2]
-    return x[:h, :w].clip(0, 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Drawing
-# ----------------------------------------------------------------------------------------------------------------
-def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
-    """Save the input image and one panel per pruning stage side by side (matplotlib, Agg)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.6), squeeze=False)
-    axes[0, 0].imshow(image)
-    axes[0, 0].set_title('input', fontsize=9)
-    for ax, (name, panel, rec, window_px) in zip(axes[0, 1:], panels):
-        ax.imshow(dim_image(image, panel['coverage'], panel['stride']))
-        if rec is not None:
-            nww = rec['grid'][1]
-            for win in np.asarray(rec['keep'][0]).tolist():
-                r, c = divmod(win, nww)
-                ax.add_patch(Rectangle((c * window_px - 0.5, r * window_px - 0.5), window_px, window_px,
-                                       fill=False, edgecolor='lime', linewidth=0.8))
-        ax.set_title(name, fontsize=8)
-    for ax in axes[0]:
-        ax.set_xlim(-0.5, image.shape[1] - 0.5)
-        ax.set_ylim(image.shape[0] - 0.5, -0.5)
-        ax.axis('off')
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-
-
-def panel_name(stage: int, panel: dict, ratios: Sequence[float], records: Sequence[Optional[dict]]) -> str:
-    blocks = panel['blocks']
-    ratio_text = '/'.join(f'{ratios[j]:g}' for j in blocks)
-    which = f'block {blocks[0]}' if len(blocks) == 1 else f'blocks {blocks[0]}-{blocks[-1]}'
-    name = f'stage {stage}: {which} prune {ratio_text}'
-    if panel['outline'] is not None:
-        rec = records[panel['outline']]
-        nw = rec['grid'][0] * rec['grid'][1]
-        name += f"\nblock {panel['outline']} keeps {len(rec['keep'][0])}/{nw} windows (outlined)"
-    return name
-
-
-def visualize(args: argparse.Namespace) -> int:
-    """Run the backbone on the image and write the PNG; returns the number of pruning stages drawn."""
-    from sparsevit.utils.latency import resolve_device
-    device = resolve_device(args.device)
-    cfg = load_config(args)
-    backbone = build_backbone_from(cfg, args.checkpoint, device)
-    if args.pruning_ratios is not None:
-        from measure_latency import parse_ratios  # same parsing as tools/measure_latency.py
-        backbone.set_pruning_ratios(parse_ratios(args.pruning_ratios, backbone.depths))
-    img, meta = preprocess(cfg, args.image, device)
-    backbone.record_selection = True
-    with torch.inference_mode():
-        backbone(img)
-    image = denormalize(img, meta)
-    ws, panels = backbone.window_size, []
-    for i, (records, ratios) in enumerate(zip(backbone.last_selection, backbone.pruning_ratios)):
-        panel = stage_panel(records, ratios, ws)
-        if panel is not None:
-            rec = records[panel['outline']] if panel['outline'] is not None else None
-            panels.append((panel_name(i, panel, ratios, records), panel, rec, ws * panel['stride']))
-    if not panels:
-        raise ValueError('the pruning ratios are all 0: no stage prunes, nothing to draw (set pruning_ratios in '
-                         'the config or pass --pruning-ratios)')
-    weights = osp.basename(args.checkpoint) if args.checkpoint else 'random weights'
-    draw(image, panels, args.out, f'{osp.basename(args.config)} ({weights}): kept windows, pruned tokens dimmed')
-    return len(panels)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # sibling tools (measure_latency.parse_ratios)
     try:
-        n = visualize(args)
+        n = visualize(args.config, args.image, args.out, args.checkpoint, args.pruning_ratios, args.device,
+                      args.cfg_options)
     except (ValueError, TypeError, KeyError, FileNotFoundError, SyntaxError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'visualize_sparsity.py: error: {message}', file=sys.stderr)

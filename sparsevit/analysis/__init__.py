@@ -2,7 +2,12 @@
 
 * :mod:`.kept_windows` — which image content lies in the windows a pruned block computes (below);
 * :mod:`.compute` — multiply-accumulates of the backbone for the windows actually kept (analytic, per block);
-* :mod:`.bootstrap` — paired bootstrap intervals of COCO AP differences over val images.
+* :mod:`.bootstrap` — paired bootstrap intervals of COCO AP differences over val images;
+* :mod:`.selection_agreement` — whether half precision (autocast) keeps the windows fp32 keeps
+  (``tools/check_precision.py``);
+* :mod:`.table_accuracy` — how well the search's latency table predicts measured latency
+  (``tools/check_latency_table.py``);
+* :mod:`.sparsity_figure` — the kept windows drawn on an image (``tools/visualize_sparsity.py``).
 
 The measurements here compare the backbone's recorded selections (``record_selection=True``) with ground truth
 (instance masks mapped to each stage's token grid): how much of the objects the kept windows cover (recall), how

@@ -42,7 +42,9 @@ import numpy as np
 import torch
 
 from ..ops import window as W
+from ..ops.selection import SelectionRecord, Selections
 from ..schedule import Ratios, is_dense, normalize_pruning_ratios
+from ..utils.cli import write_json
 
 #: COCO's object sizes by area (original image pixels): (name, upper bound, exclusive).
 SIZE_BINS: Tuple[Tuple[str, float], ...] = (('small', 32.0 ** 2), ('medium', 96.0 ** 2), ('large', math.inf))
@@ -53,8 +55,6 @@ KINDS = ('regular', 'shifted')
 OBJECT_TOKEN_SHARE = 0.5
 #: Dataset entries of a config that can be analysed (always through the test pipeline).
 SPLITS = ('train', 'val', 'test')
-
-Selection = List[List[Optional[dict]]]  # backbone.last_selection: per stage, per block, None or a record
 
 
 # ---------------------------------------------------------------------------------------------------- ground truth
@@ -124,18 +124,18 @@ def window_pixel_counts(counts: np.ndarray, window_size: int, shift: int) -> np.
     return padded.reshape(-1)[index].sum(axis=1)  # [nW, N] -> [nW]
 
 
-def kept_token_mask(record: dict, window_size: int, image_index: int = 0) -> np.ndarray:
+def kept_token_mask(record: SelectionRecord, window_size: int, image_index: int = 0) -> np.ndarray:
     """Boolean ``(H, W)`` token mask of one block's kept windows, in the unshifted, unpadded token map.
 
     ``record`` is one entry of ``last_selection`` (``keep [B, k]`` window ids of the padded map's row-major grid
     ``grid``, rolled by ``-shift`` for shifted blocks; ``hw`` the unpadded size); the backbone's token-index table
     folds the roll and the padding in.
     """
-    nwh, nww = record['grid']
-    index = _token_index((nwh, nww), window_size, record['shift'])  # [nW, N]
+    nwh, nww = record.grid
+    index = _token_index((nwh, nww), window_size, record.shift)  # [nW, N]
     mask = np.zeros(nwh * nww * window_size * window_size, dtype=bool)  # [Hp*Wp]
-    mask[index[np.asarray(record['keep'][image_index], dtype=np.int64)].reshape(-1)] = True
-    h, w = record['hw']
+    mask[index[np.asarray(record.keep[image_index], dtype=np.int64)].reshape(-1)] = True
+    h, w = record.hw
     return mask.reshape(nwh * window_size, nww * window_size)[:h, :w]  # [Hp, Wp] -> [H, W]
 
 
@@ -184,11 +184,11 @@ class SelectionTally:
                     chance_precision=_ratio(self.expected_object_windows, self.kept_windows))
 
 
-def block_tally(record: dict, image_index: int, truth: ImageTruth, window_size: int) -> SelectionTally:
+def block_tally(record: SelectionRecord, image_index: int, truth: ImageTruth, window_size: int) -> SelectionTally:
     """The tally of one block's kept windows on one image of the batch (``record`` from ``last_selection``)."""
-    stride, grid_hw, shift = record['stride'], tuple(record['hw']), record['shift']
-    keep = np.asarray(record['keep'][image_index], dtype=np.int64)  # [k]
-    num_windows, k = int(record['grid'][0] * record['grid'][1]), len(keep)
+    stride, grid_hw, shift = record.stride, tuple(record.hw), record.shift
+    keep = np.asarray(record.keep[image_index], dtype=np.int64)  # [k]
+    num_windows, k = int(record.grid[0] * record.grid[1]), len(keep)
     union = token_pixel_counts(truth.union(), stride, grid_hw)  # [H, W]
     kept = kept_token_mask(record, window_size, image_index)  # [H, W]
     per_window = window_pixel_counts(union, window_size, shift) > 0  # [nW]
@@ -241,7 +241,7 @@ def magnitude_tally(importance: np.ndarray, truth: ImageTruth, stride: int) -> M
                           background_sum=float(importance[is_bg].sum()), background_tokens=int(is_bg.sum()))
 
 
-def selection_tallies(selection: Selection, truths: Sequence[ImageTruth],
+def selection_tallies(selection: Selections, truths: Sequence[ImageTruth],
                       window_size: int) -> Dict[Tuple[int, str], Tuple[int, SelectionTally]]:
     """``(stage, kind) -> (block, tally over the batch)`` of the first pruned block of each kind per stage."""
     out: Dict[Tuple[int, str], Tuple[int, SelectionTally]] = {}
@@ -295,7 +295,7 @@ def _selection_mode(backbone, window_selection: str, seed: int, call: int):
 
 @torch.no_grad()
 def record_forward(backbone, img: torch.Tensor, window_selection: str = 'l2', seed: int = 0,
-                   call: int = 0) -> Tuple[Selection, List[np.ndarray]]:
+                   call: int = 0) -> Tuple[Selections, List[np.ndarray]]:
     """One forward of a ``SparseSwinTransformer`` on ``img [B, 3, H, W]``; its settings are restored after.
 
     Args:
@@ -303,27 +303,17 @@ def record_forward(backbone, img: torch.Tensor, window_selection: str = 'l2', se
             forward-call number, so a selection is reproducible image by image).
 
     Returns:
-        (``last_selection``: per stage, per block, None or dict(keep, grid, shift, hw, stride, scores); per stage
-        the importance ``[B, H, W]`` (fp32 numpy) of its input, by the backbone's own ``_importance``).
+        (``last_selection``: per stage, per block, None or a ``SelectionRecord``; per stage the importance
+        ``[B, H, W]`` (fp32 numpy) of its input, by the backbone's own ``_importance``).
     """
     maps: Dict[int, np.ndarray] = {}
-    sizes: List[Tuple[int, int]] = []
 
-    def store(i: int, x: torch.Tensor, hw) -> None:  # at once: the stage then overwrites its input in place
-        nhwc = x.view(x.shape[0], int(hw[0]), int(hw[1]), -1)  # [B, H*W, C] -> [B, H, W, C]
-        maps[i] = backbone._importance(nhwc, None).cpu().numpy()  # [B, H, W]
+    def store(i: int, x: torch.Tensor) -> None:  # at once: the stage then overwrites its input in place
+        maps[i] = backbone._importance(x, None).cpu().numpy()  # [B, H, W, C] -> [B, H, W]
 
-    hooks = [backbone.patch_embed.register_forward_hook(lambda m, a, out: sizes.append(tuple(out[1]))),
-             backbone.drop_after_pos.register_forward_hook(lambda m, a, out: store(0, out, sizes[-1]))]
-    for i, stage in enumerate(backbone.stages[:-1]):  # stage i's patch merging gives stage i + 1's input
-        hooks.append(stage.downsample.register_forward_hook(lambda m, a, out, i=i: store(i + 1, out[0], out[1])))
-    try:
-        with _selection_mode(backbone, window_selection, seed, call):
-            backbone(img)
-            selection = backbone.last_selection
-    finally:
-        for h in hooks:
-            h.remove()
+    with _selection_mode(backbone, window_selection, seed, call), backbone.observe_stages(before=store):
+        backbone(img)
+        selection = backbone.last_selection
     importance = [maps[i] for i in range(len(backbone.stages))]
     return selection, importance
 
@@ -569,14 +559,15 @@ def analyze_dataset(config: str, checkpoint: Optional[str], *, split: str = 'val
     Raises:
         ValueError: one line, on a bad config, checkpoint, split, ratio, or a configuration that prunes nothing.
     """
-    from ..deploy.build import build_sparse_backbone, load_config
+    from ..deploy.build import build_sparse_backbone
+    from ..utils.config import load_config
     from ..utils.latency import resolve_device
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ValueError(f'num_images must be a positive integer, got {num_images!r}')
     if isinstance(random_seeds, bool) or not isinstance(random_seeds, int) or random_seeds < 0:
         raise ValueError(f'random_seeds must be a non-negative integer, got {random_seeds!r}')
     dev = resolve_device(device)
-    cfg = load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options, require_backbone=True)
     backbone, _ = build_sparse_backbone(cfg, checkpoint)
     backbone.to(dev)
     if prune_ratios:
@@ -631,7 +622,6 @@ def format_markdown(result: dict) -> str:
 
 def write_outputs(result: dict, json_path: Optional[str] = None, markdown_path: Optional[str] = None) -> None:
     """Write the result as JSON and/or as :func:`format_markdown`'s tables (directories are created)."""
-    from ..deploy.cli import write_json
     if json_path is not None:
         write_json(json_path, result)
     if markdown_path is not None:

@@ -1,5 +1,6 @@
-"""Deployment helpers: half-precision selection checks (:mod:`.precision`) and ONNX export (:mod:`.onnx`, needs the
-optional ``onnx``/``onnxruntime`` packages, imported only by that module)."""
-from .precision import compare_selections, record_selections, stage_selection
-
-__all__ = ['compare_selections', 'record_selections', 'stage_selection']
+"""Deployment: the config's backbone built for a tool (:mod:`.build`), ONNX export checked in onnxruntime
+(:mod:`.onnx`, needs the optional ``onnx``/``onnxruntime`` packages, imported only by that module; a config's
+backbone exported, checked and timed: :mod:`.export`, ``tools/export_onnx.py``), the latency of a config's backbone
+or detector (:mod:`.latency`, ``tools/measure_latency.py``) and the backbone benchmark over precisions and runtimes
+(:mod:`.benchmark`, ``tools/benchmark_backbone.py``). Whether half precision keeps the same windows is an
+analysis: :mod:`sparsevit.analysis.selection_agreement`."""

@@ -1,6 +1,9 @@
-"""Build a detector config's SparseViT backbone (with a checkpoint's backbone weights) for the deployment tools.
+"""Build a detector config's backbone without downloading weights, as SparseViT, with a checkpoint's weights.
 
-Shared by ``tools/check_precision.py`` and ``tools/export_onnx.py``. Everything that can go wrong with the user's
+The one home of "the config's backbone with random weights" (:func:`backbone_cfg`: ``init_cfg`` and
+``pretrained`` removed, optionally as ``SparseSwinTransformer``, ``--pruning-ratios`` applied) and of
+:func:`build_sparse_backbone` (with a detector checkpoint's backbone weights), used by the deployment and latency
+tools, the experiments' latency driver and the kept-window analysis. Everything that can go wrong with the user's
 input raises ``ValueError`` with a one-line message.
 """
 import ast
@@ -13,7 +16,7 @@ from mmcv import Config
 from mmdet.models import build_backbone
 
 from ..schedule import genes_to_ratios, normalize_pruning_ratios
-from ..utils.config import SPARSE_BACKBONES, apply_sparsevit_cfg
+from ..utils.config import SPARSE_BACKBONES
 
 #: Backbones that can run as ``SparseSwinTransformer`` (same arguments and weights).
 SWIN_BACKBONES = ('SwinTransformer', ) + SPARSE_BACKBONES
@@ -35,19 +38,6 @@ def parse_ratios(text: str, depths):
     return normalize_pruning_ratios(value, depths)
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """The config with ``--cfg-options`` merged and the top-level ``pruning_ratios`` applied."""
-    if not osp.isfile(path):
-        raise ValueError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if 'model' not in cfg or 'backbone' not in cfg.model:
-        raise ValueError(f'{path} has no model.backbone')
-    apply_sparsevit_cfg(cfg)
-    return cfg
-
-
 def backbone_state_dict(path: str) -> dict:
     """The ``backbone.*`` weights of a detector checkpoint, prefix removed."""
     if not osp.isfile(path):
@@ -65,25 +55,44 @@ def backbone_state_dict(path: str) -> dict:
     return weights
 
 
+def backbone_cfg(cfg: Config, sparse: bool = False, ratios_text: Optional[str] = None) -> dict:
+    """``cfg.model.backbone`` as a dict that builds without a download: ``init_cfg`` and ``pretrained`` removed (the
+    weights stay random, as latency needs, or a checkpoint's are loaded afterwards).
+
+    Args:
+        sparse: as ``SparseSwinTransformer``: a dense mmdet ``SwinTransformer`` becomes the sparse one with the same
+            arguments (and weights); another backbone is a ValueError.
+        ratios_text: ``--pruning-ratios`` (:func:`parse_ratios`), which needs a Swin backbone: a dense
+            ``SwinTransformer`` becomes ``SparseSwinTransformer``, a sparse one keeps its registered name.
+    """
+    if 'model' not in cfg or 'backbone' not in cfg.model:
+        raise ValueError('the config has no model.backbone')
+    bb = dict(cfg.model.backbone)
+    bb.pop('init_cfg', None)
+    bb.pop('pretrained', None)
+    if sparse:
+        if bb.get('type') not in SWIN_BACKBONES:
+            raise ValueError(f"model.backbone.type is {bb.get('type')!r}; only Swin backbones {SWIN_BACKBONES} can "
+                             'run with window pruning')
+        bb['type'] = 'SparseSwinTransformer'
+    if ratios_text is not None:
+        if bb.get('type') not in SWIN_BACKBONES:
+            raise ValueError(f"--pruning-ratios needs a Swin backbone {SWIN_BACKBONES}, got {bb.get('type')!r}")
+        if bb['type'] == 'SwinTransformer':
+            bb['type'] = 'SparseSwinTransformer'
+        bb['pruning_ratios'] = parse_ratios(ratios_text, bb.get('depths', (2, 2, 6, 2)))
+    return bb
+
+
 def build_sparse_backbone(cfg: Config, checkpoint: Optional[str] = None,
                           ratios_text: Optional[str] = None) -> Tuple[torch.nn.Module, dict]:
-    """The config's backbone as a ``SparseSwinTransformer`` in eval mode, with the checkpoint's backbone weights.
-
-    A dense mmdet ``SwinTransformer`` becomes the sparse one with the same arguments (and weights). Without a
-    checkpoint the weights are the random init (no pre-trained download).
+    """The config's backbone as a ``SparseSwinTransformer`` in eval mode (:func:`backbone_cfg` with ``sparse``),
+    with the checkpoint's backbone weights; without a checkpoint the weights are the random init.
 
     Returns:
         (backbone, the backbone config it was built from).
     """
-    bb = cfg.model.backbone.copy()
-    if bb.get('type') not in SWIN_BACKBONES:
-        raise ValueError(f"model.backbone.type is {bb.get('type')!r}; only Swin backbones {SWIN_BACKBONES} can run "
-                         'with window pruning')
-    bb['type'] = 'SparseSwinTransformer'
-    bb.pop('init_cfg', None)
-    bb.pop('pretrained', None)
-    if ratios_text is not None:
-        bb['pruning_ratios'] = parse_ratios(ratios_text, bb.get('depths', (2, 2, 6, 2)))
+    bb = backbone_cfg(cfg, sparse=True, ratios_text=ratios_text)
     backbone = build_backbone(bb)
     if checkpoint is not None:
         try:

@@ -9,7 +9,7 @@ run a model.
 import os
 import os.path as osp
 import warnings
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -80,12 +80,16 @@ def export_backbone(backbone: torch.nn.Module, path: str, img_size: int = 672, b
     return path
 
 
-def _session(path: str):
+def ort_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session of the model at ``path`` (warnings silenced); ``threads``: its intra-op threads
+    (default: onnxruntime's)."""
     import onnxruntime as ort
     if not osp.isfile(path):
         raise ValueError(f'ONNX file not found: {path}')
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
@@ -96,7 +100,7 @@ def check_onnx(backbone: torch.nn.Module, path: str, x: torch.Tensor) -> Dict[st
         dict(outputs=[dict(name, shape, max_abs_diff, max_rel_diff)], max_rel_diff, tolerance, ok): the relative
         difference of an output is ``max |ort - torch| / max |torch|``; ``ok`` when every one is <= 1e-4.
     """
-    session = _session(path)
+    session = ort_session(path)
     feed = {session.get_inputs()[0].name: x.detach().cpu().float().numpy()}
     onnx_outs = session.run(None, feed)
     was_training = backbone.training
@@ -125,6 +129,6 @@ def ort_latency(path: str, x: torch.Tensor, num_warmup: int = 5, num_repeats: in
     """onnxruntime latency of the model at ``path`` on input ``x`` (CPU): trimmed mean in ms (25 % each side)."""
     if num_warmup < 0 or num_repeats <= 0:
         raise ValueError(f'num_warmup must be >= 0 and num_repeats > 0, got {num_warmup} and {num_repeats}')
-    session = _session(path)
+    session = ort_session(path)
     feed = {session.get_inputs()[0].name: x.detach().cpu().float().numpy()}
     return trimmed_mean(warm_then_time(lambda: session.run(None, feed), num_warmup, num_repeats, torch.device('cpu')))

@@ -265,6 +265,24 @@ class Budgets:
             raise ValueError('relative budgets must be resolved against the dense latency first (resolve())')
 
 
+def unreachable_message(budgets: Budgets, dense_ms: float, sparsest_ms: float) -> str:
+    """The one line of budgets that no configuration can meet (:meth:`Budgets.reachable` all False): one band says
+    which end to move and where to; several budgets give the range of the space's latencies."""
+    if len(budgets) == 1:
+        band = budgets.describe()[len('band '):]
+        if budgets.min > dense_ms:
+            return (f'latency band {band} is above the dense model ({dense_ms:.2f} ms), the slowest configuration: '
+                    f'lower --min below {dense_ms:.2f}')
+        fix = f'{sparsest_ms / dense_ms:.3g}x' if budgets.relative else f'{sparsest_ms:.2f}'
+        return (f'latency band {band} is below the sparsest configuration ({sparsest_ms:.2f} ms), the fastest one: '
+                f'raise --max above {fix}')
+    typed, low = budgets.texts()
+    unit = '' if budgets.relative else ' ms'
+    return (f"no budget is reachable: budgets {' '.join(typed)}{unit} (from --min {low}) lie outside "
+            f'[{sparsest_ms:.2f}, {dense_ms:.2f}] ms, the sparsest and dense latencies'
+            + (f' ([{sparsest_ms / dense_ms:.3g}x, 1x])' if budgets.relative else ''))
+
+
 def infeasible_message(budgets: Budgets, steps: int, dense_ms: float, sparsest_ms: float, below: int, above: int,
                        source: str) -> str:
     """The one line of a search that found nothing feasible: the band, the dense and sparsest latencies as the

@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, crossover_genes, dense_genes, genes_key,
                         mutate_genes, mutate_genes_from_sample, sample_genes, sparsest_genes)
-from .budgets import Budgets, infeasible_message
+from .budgets import Budgets, infeasible_message, unreachable_message
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +88,11 @@ class SearchBase:
 
     @property
     def best(self) -> Optional[dict]:
-        """One band: its best record; several budgets: the best over all of them (None: none feasible yet)."""
-        return self.bests[-1] if len(self.bests) == 1 else max(
-            (b for b in self.bests if b is not None), key=lambda r: (r['metric'], r['step']), default=None)
+        """The best record over all budgets, a tie going to the later one (None: none feasible yet)."""
+        return max((b for b in self.bests if b is not None), key=lambda r: (r['metric'], r['step']), default=None)
 
     def feasible(self, latency: float) -> bool:
-        """Whether ``latency`` falls in a budget (single band: ``min <= latency <= max``)."""
+        """Whether ``latency`` falls in a budget (one band: ``min <= latency <= max``)."""
         return self.budgets.index(latency) is not None
 
     def check_band(self, dense: Optional[float] = None, sparsest: Optional[float] = None) -> Tuple[float, float]:
@@ -101,8 +100,8 @@ class SearchBase:
 
         Relative budgets (fractions of the dense latency) are resolved here, against the dense latency as
         ``latency_fn`` gives it: :attr:`budgets` becomes the budgets in milliseconds. Budgets that no configuration
-        can meet (their band outside ``[sparsest, dense]``) are left out of the turns of a multi-budget search
-        (:attr:`targets`); call it before :meth:`run` (and before resuming).
+        can meet (their band outside ``[sparsest, dense]``) are left out of the turns (:attr:`targets`); call it
+        before :meth:`run` (and before resuming).
 
         Args:
             dense, sparsest: the two latencies when already known (a resumed search passes those it saw first, so
@@ -112,8 +111,8 @@ class SearchBase:
             (dense latency, sparsest latency) in ms.
 
         Raises:
-            InfeasibleBandError: if no budget can be met: the band lies above the dense or below the sparsest
-                latency.
+            InfeasibleBandError: if no budget can be met: every band lies above the dense or below the sparsest
+                latency (:func:`~.budgets.unreachable_message`).
         """
         if dense is None:
             dense = self.latency_fn(dense_genes(self.depths))
@@ -123,26 +122,10 @@ class SearchBase:
         if not self.budgets.resolved:
             self.budgets = self.budgets.resolve(dense)
         self.reference = (dense, sparsest)
-        b = self.budgets
-        if len(b) == 1:
-            band = b.describe()[len('band '):]
-            if b.min > dense:
-                raise InfeasibleBandError(f'latency band {band} is above the dense model ({dense:.2f} ms), the '
-                                          f'slowest configuration: lower --min below {dense:.2f}')
-            if b.max < sparsest:
-                fix = f'{sparsest / dense:.3g}x' if b.relative else f'{sparsest:.2f}'
-                raise InfeasibleBandError(f'latency band {band} is below the sparsest configuration ({sparsest:.2f} '
-                                          f'ms), the fastest one: raise --max above {fix}')
-        else:
-            reachable = b.reachable(dense, sparsest)
-            if not any(reachable):
-                typed, low = b.texts()
-                unit = '' if b.relative else ' ms'
-                raise InfeasibleBandError(
-                    f"no budget is reachable: budgets {' '.join(typed)}{unit} (from --min {low}) lie outside "
-                    f'[{sparsest:.2f}, {dense:.2f}] ms, the sparsest and dense latencies'
-                    + (f' ([{sparsest / dense:.3g}x, 1x])' if b.relative else ''))
-            self.targets = [i for i, ok in enumerate(reachable) if ok]
+        reachable = self.budgets.reachable(dense, sparsest)
+        if not any(reachable):
+            raise InfeasibleBandError(unreachable_message(self.budgets, dense, sparsest))
+        self.targets = [i for i, ok in enumerate(reachable) if ok]
         return dense, sparsest
 
     def outside(self) -> Tuple[int, int]:
@@ -299,8 +282,9 @@ class EvolutionSearcher(SearchBase):
     is, except that a crossover pairs one of its parents with a parent of any budget, so genes flow between
     budgets. The candidate is filed under the budget its latency falls in, whichever that is. Taking turns gives
     every reachable budget the same share of the steps whatever the scores; drawing every parent from all budgets
-    alike (the "pooled" variant of ``tools/benchmark_search.py``, within noise of this one on its objective) lets
-    the budgets that fill their population first take all the steps after that.
+    alike (:class:`~.pooled.PooledSearcher`, which only proposes otherwise: within noise of this one on the
+    objective of ``tools/benchmark_search.py``) lets the budgets that fill their population first take all the
+    steps after that.
 
     Args:
         population: candidates per generation (in all budgets). Default: 100.
@@ -318,7 +302,8 @@ class EvolutionSearcher(SearchBase):
                  population: int = 100, parents: int = 25, mutation_prob: float = 0.1,
                  choices: Sequence[float] = DEFAULT_CHOICES, seed: int = 0, on_record: Optional[RecordFn] = None):
         super().__init__(depths, latency_fn, score_fn, budgets, choices, seed, on_record)
-        check_original_settings(population, parents, mutation_prob, len(budgets))
+        check_population(self.strategy, population, parents, len(budgets))
+        check_mutation_prob(mutation_prob)
         self.population_size, self.num_parents = int(population), int(parents)
         self.mutation_prob = float(mutation_prob)
         k = len(budgets)
@@ -333,27 +318,31 @@ class EvolutionSearcher(SearchBase):
                 on_step(self)
 
     def step(self) -> dict:
-        """One step (see the class docstring); returns its record."""
+        """One step (see the class docstring): full populations become parents, a candidate is proposed
+        (:meth:`propose`) and evaluated, and a feasible one joins the population of its budget; returns its
+        record."""
         for b, pop in enumerate(self.populations):
             if len(pop) >= self.share_population:
                 self.parents[b] = _by_metric(pop)[:self.share_parents]
                 self.populations[b] = []
-        turn = self.targets[self.steps % len(self.targets)]
-        own = self.parents[turn]
-        if not own:
-            genes, origin = self._sample(), 'random'
-        elif len(self.populations[turn]) < self.share_population // 2:
-            parent = self.rng.choice(own)['config']
-            genes = mutate_genes_from_sample(parent, self.rng, self.depths, self.mutation_prob, self.choices)
-            origin = 'mutation'
-        else:
-            a = self.rng.choice(own)
-            b = self.rng.choice([p for parents in self.parents for p in parents if p is not a])
-            genes, origin = crossover_genes(a['config'], b['config'], self.rng, self.depths), 'crossover'
-        record = self._evaluate(genes, origin)
+        record = self._evaluate(*self.propose())
         if record['feasible']:
             self.populations[record['budget']].append(record)
         return record
+
+    def propose(self) -> Tuple[Genes, str]:
+        """The candidate of this step and its origin, from the population and parents of the budget whose turn
+        it is."""
+        turn = self.targets[self.steps % len(self.targets)]
+        own = self.parents[turn]
+        if not own:
+            return self._sample(), 'random'
+        if len(self.populations[turn]) < self.share_population // 2:
+            parent = self.rng.choice(own)['config']
+            return mutate_genes_from_sample(parent, self.rng, self.depths, self.mutation_prob, self.choices), 'mutation'
+        a = self.rng.choice(own)
+        b = self.rng.choice([p for parents in self.parents for p in parents if p is not a])
+        return crossover_genes(a['config'], b['config'], self.rng, self.depths), 'crossover'
 
     def settings(self) -> dict:
         return dict(super().settings(), population=self.population_size, parents=self.num_parents,
@@ -391,10 +380,11 @@ class ElitistSearcher(SearchBase):
                  choices: Sequence[float] = DEFAULT_CHOICES, seed: int = 0, max_retries: int = 1000,
                  on_record: Optional[RecordFn] = None):
         super().__init__(depths, latency_fn, score_fn, budgets, choices, seed, on_record)
-        if len(budgets) != 1:
-            raise ValueError(f'the elitist strategy searches one band; got {len(budgets)} budgets (use the '
-                             f'original strategy)')
-        check_elitist_settings(population, parents, mutation_prob, mutation_ratio, max_retries)
+        check_population(self.strategy, population, parents, len(budgets))
+        check_mutation_prob(mutation_prob)
+        if not 0.0 <= mutation_ratio <= 1.0:
+            raise ValueError(f'mutation ratio must be in [0, 1], got {mutation_ratio}')
+        check_max_retries(max_retries)
         self.population_size, self.num_parents = int(population), int(parents)
         self.mutation_prob, self.mutation_ratio = float(mutation_prob), float(mutation_ratio)
         self.max_retries = int(max_retries)
@@ -508,38 +498,47 @@ def make_searcher(strategy: str, depths: Sequence[int], latency_fn: LatencyFn, s
     raise ValueError(f'unknown search strategy {strategy!r}; expected one of {STRATEGIES}')
 
 
-def check_original_settings(population: int, parents: int, mutation_prob: float, num_budgets: int = 1) -> None:
-    """Raise ValueError with one clear message for the first invalid setting of the original strategy."""
-    k = num_budgets
-    if k == 1:
-        if population < 2:
-            raise ValueError(f'population must be >= 2, got {population}')
-        if not 2 <= parents <= population:
-            raise ValueError(f'parents must be in [2, population] = [2, {population}] (crossover needs two), '
-                             f'got {parents}')
-    else:
-        if parents // k < 2:
-            raise ValueError(f'parents must give each of the {k} budgets at least 2: >= {2 * k}, got {parents}')
-        if population // k < parents // k:
-            raise ValueError(f'population must give each of the {k} budgets at least its {parents // k} parents: '
-                             f'>= {k * (parents // k)}, got {population}')
-    _check_prob(mutation_prob)
+#: The message of several budgets given to the elitist strategy.
+ONE_BAND = '--budgets needs --strategy original (the elitist strategy searches one band)'
 
 
-def check_elitist_settings(population: int, parents: int, mutation_prob: float, mutation_ratio: float,
-                           max_retries: int) -> None:
-    """Raise ValueError with one clear message for the first invalid setting of the elitist strategy."""
+def check_population(strategy: str, population: int, parents: int, num_budgets: int = 1) -> None:
+    """Raise ValueError naming the first bad ``--population`` / ``--parents`` of ``strategy`` (the flags of
+    ``tools/search.py``, which prints the message) for ``num_budgets`` budgets.
+
+    The original strategy gives each budget an equal share of both, and each share needs 2 parents (crossover
+    needs two) and room for them; the elitist strategy searches one band, keeping 1 to ``population - 1``
+    parents.
+    """
+    if strategy == 'elitist' and num_budgets != 1:
+        raise ValueError(ONE_BAND)
     if population < 2:
-        raise ValueError(f'population must be >= 2, got {population}')
-    if not 1 <= parents < population:
-        raise ValueError(f'parents must be in [1, population - 1] = [1, {population - 1}], got {parents}')
-    _check_prob(mutation_prob)
-    if not 0.0 <= mutation_ratio <= 1.0:
-        raise ValueError(f'mutation ratio must be in [0, 1], got {mutation_ratio}')
-    if max_retries < 1:
-        raise ValueError(f'max retries must be >= 1, got {max_retries}')
+        raise ValueError(f'--population must be >= 2, got {population}')
+    if strategy == 'elitist':
+        if not 1 <= parents < population:
+            raise ValueError(f'--parents must be in [1, --population - 1] = [1, {population - 1}], got {parents}')
+        return
+    k = num_budgets
+    if parents // k < 2 or population // k < parents // k:
+        raise ValueError(_shares_message(population, parents, k))
 
 
-def _check_prob(mutation_prob: float) -> None:
+def _shares_message(population: int, parents: int, k: int) -> str:
+    """What is wrong with the shares of ``k`` budgets: for one budget (a band) the allowed range of ``--parents``."""
+    if k == 1:
+        return (f'--parents must be in [2, --population] = [2, {population}] (crossover needs two parents), got '
+                f'{parents}')
+    if parents // k < 2:
+        return f'--parents must give each of the {k} budgets at least 2: >= {2 * k}, got {parents}'
+    return (f'--population must give each of the {k} budgets at least its {parents // k} parents: '
+            f'>= {k * (parents // k)}, got {population}')
+
+
+def check_mutation_prob(mutation_prob: float) -> None:
     if not 0.0 <= mutation_prob <= 1.0:
-        raise ValueError(f'mutation probability must be in [0, 1], got {mutation_prob}')
+        raise ValueError(f'--mutation-prob must be in [0, 1], got {mutation_prob:g}')
+
+
+def check_max_retries(max_retries: int) -> None:
+    if max_retries < 1:
+        raise ValueError(f'--max-retries must be >= 1, got {max_retries}')

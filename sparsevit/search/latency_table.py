@@ -26,7 +26,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import random
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -35,7 +34,7 @@ import torch
 
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, dense_genes, gene_names, genes_key, genes_per_stage,
                         genes_to_ratios, sample_genes, sparsest_genes)
-from ..utils.latency import resolve_device, trimmed_mean
+from ..utils.latency import device_name as latency_device_name, resolve_device, trimmed_mean
 
 TABLE_VERSION = 2  # 2: timed in context and calibrated (version 1 tables are rejected: rebuild them)
 Entry = Tuple[int, Tuple[float, ...]]  # (stage, the stage's gene values)
@@ -65,12 +64,14 @@ def split_genes(genes: Genes, depths: Sequence[int]) -> List[Tuple[float, ...]]:
     return out
 
 
+#: The table key's device label (part of every saved table's key: keep it): ``cuda:<GPU model>`` or
+#: ``cpu:<CPU type>:<threads>threads``.
+DEVICE_LABEL = dict(cuda='cuda:{name}', cpu='cpu:{processor}:{threads}threads')
+
+
 def device_name(device: torch.device) -> str:
-    """A readable identity of the timing device (GPU model, or CPU type and thread count)."""
-    if device.type == 'cuda':
-        return f'cuda:{torch.cuda.get_device_name(device)}'
-    cpu = platform.processor() or platform.machine()
-    return f'cpu:{cpu}:{torch.get_num_threads()}threads'
+    """A readable identity of the timing device (GPU model, or CPU type and thread count): :data:`DEVICE_LABEL`."""
+    return latency_device_name(device, **DEVICE_LABEL)
 
 
 def model_signature(backbone: torch.nn.Module) -> dict:
@@ -209,7 +210,7 @@ def entries_to_genes(entries: Sequence[Tuple[float, ...]], depths: Sequence[int]
 
 
 class StageClock:
-    """Times every stage inside a full forward of the backbone: ``forward_stage`` is wrapped for the duration.
+    """Times every stage inside a full forward of the backbone, as an observer of its stages (``observe_stages``).
 
     On CPU with ``time.perf_counter``; on CUDA with CUDA events recorded in the stream around every stage (no
     synchronisation inside the forward), read after it. ``forward(x)`` returns ``(total_ms, [stage_ms, ...])``;
@@ -227,23 +228,17 @@ class StageClock:
             return event
         return time.perf_counter()
 
-    def _timed_stage(self, i: int, inp: torch.Tensor, **kwargs):
+    def _stage_mark(self, *args) -> None:
         self.marks.append(self._mark())
-        out = self.run_stage(i, inp, **kwargs)
-        self.marks.append(self._mark())
-        return out
 
     def forward(self, x: torch.Tensor) -> Tuple[float, List[float]]:
-        self.run_stage, self.marks = self.backbone.forward_stage, []
-        self.backbone.forward_stage = self._timed_stage  # instance attribute shadows the method
-        try:
+        self.marks = []
+        with self.backbone.observe_stages(before=self._stage_mark, after=self._stage_mark):
             if self.cuda:
                 torch.cuda.synchronize()
             start = self._mark()
             self.backbone(x)
             end = self._mark()
-        finally:
-            del self.backbone.forward_stage
         if self.cuda:
             torch.cuda.synchronize()
             span = lambda a, b: a.elapsed_time(b)  # noqa: E731  (ms)
@@ -304,7 +299,7 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
     keeps the costs a stage pays for its neighbours: the cache state the previous stage leaves, allocations.
 
     Args:
-        backbone: a ``SparseSwinTransformer`` (``forward_stage``, ``set_pruning_ratios``, ``depths``).
+        backbone: a ``SparseSwinTransformer`` (``observe_stages``, ``set_pruning_ratios``, ``depths``).
         img_size, batch_size: the random input ``(batch_size, 3, img_size, img_size)``.
         num_warmup: untimed dense forwards first.
         num_rounds: rounds of the schedule (Swin-T: 165 timed forwards each).

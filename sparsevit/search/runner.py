@@ -2,13 +2,16 @@
 
 Every rank runs :func:`run_search` in lockstep: the searcher is seeded identically, latencies come from the table or
 from a collective measurement (the same value on every rank), and scores are broadcast by the evaluator; rank 0
-writes the files. ``args`` carries the tool's arguments (see ``tools/search.py --help``).
+writes the files. The settings are the tool's (:class:`~.settings.SearchSettings`, see ``tools/search.py --help``).
+
+One band (``--max/--min``) is a search with one budget, through the same code as ``--budgets``; its outputs keep the
+original's names and keys (``final best``, ``sparsevit_max42_min37.py``, the summary's ``best``), worded from the
+same per-budget results (:func:`wording`, :func:`summary_results`).
 
 As the original: the score is the mAP of the first ``--eval`` metric x100, computed in fp32 (no fp16 wrapping, even
 when the config trains in fp16), with ``torch.backends.cudnn.benchmark`` on CUDA; the latency and score of the
 dense configuration and of uniform 0.5 are measured and logged before the search.
 """
-import argparse
 import os.path as osp
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
@@ -24,26 +27,25 @@ from tqdm import tqdm
 from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
 from ..utils import dist
 from ..utils.checkpoint import load_weights
-from ..utils.config import apply_sparsevit_cfg, get_sparse_backbone
-from .budgets import Budgets, Limit
+from ..utils.config import get_sparse_backbone, load_config as read_config
+from .budgets import Budgets
 from .evaluator import DetectorEvaluator
 from .evolution import EvolutionSearcher, SearchBase, make_searcher
 from .latency_table import LatencyTable
-from .outputs import SearchFiles, band_tag, budgets_tag
+from .outputs import SearchFiles
+from .settings import SearchSettings
 from .timing import Measurer, Meter, check_configs, check_table, latency_protocol, load_or_build_table
 
 PROG = 'search.py'
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
-def load_config(args: argparse.Namespace) -> Config:
-    """The config with ``--cfg-options``, the plugin imported, SparseViT keys applied, ready for testing."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+def load_config(settings: SearchSettings) -> Config:
+    """The config (:func:`sparsevit.utils.config.load_config`: ``--cfg-options`` merged, SparseViT keys applied)
+    with the plugin imported, ready for testing."""
+    cfg = read_config(settings.config, settings.cfg_options)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])
-    apply_sparsevit_cfg(cfg)
     cfg = compat_cfg(cfg)
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
@@ -64,33 +66,18 @@ def build_model(cfg: Config, checkpoint: str, device: torch.device):
     return model.to(device).eval(), dataset
 
 
-def build_evaluator(cfg: Config, model, dataset, args: argparse.Namespace, device: torch.device
+def build_evaluator(cfg: Config, model, dataset, settings: SearchSettings, device: torch.device
                     ) -> DetectorEvaluator:
     """The score: ``--eval`` metrics on (a ``--num-images`` subset of) the test set, with the config's loader."""
     loader = cfg.data.test_dataloader
     eval_kwargs = dict(cfg.get('evaluation', {}))
     for key in ('interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals', 'metric'):
         eval_kwargs.pop(key, None)
-    return DetectorEvaluator(model, dataset, args.eval, args.num_images, args.seed, loader['samples_per_gpu'],
-                             loader['workers_per_gpu'], eval_kwargs, device)
+    return DetectorEvaluator(model, dataset, settings.eval, settings.num_images, settings.seed,
+                             loader['samples_per_gpu'], loader['workers_per_gpu'], eval_kwargs, device)
 
 
 # ---------------------------------------------------------------------------------------------------- search
-def make_budgets(args: argparse.Namespace) -> Budgets:
-    """``--budgets`` (with ``--min``) or the band ``[--min, --max]``, in milliseconds or as fractions of the dense
-    latency (resolved by the searcher's :meth:`~.evolution.SearchBase.check_band`)."""
-    if args.budgets:
-        return Budgets.from_limits(args.budgets, args.min)
-    return Budgets.from_limits([args.max], args.min, band=True)
-
-
-def files_for(args: argparse.Namespace) -> SearchFiles:
-    low = Limit.parse(args.min)
-    if args.budgets:
-        return SearchFiles(args.work_dir, budgets_tag(args.budgets, low if low.value > 0 else None))
-    return SearchFiles(args.work_dir, band_tag(args.max, low))
-
-
 class Recorder:
     """The searcher's callback: history, the log of best changes, progress bar (files on rank 0)."""
 
@@ -104,17 +91,17 @@ class Recorder:
             return
         self.files.append_record(record)
         if new_best:
-            budgets = self.searcher.budgets
-            label = budgets.label(record['budget']) if len(budgets) > 1 else ''
+            label = wording(self.searcher.budgets, record['budget'], self.files)['label']
             self.files.log_best(record, self.metric_name, label)
         found = [b['metric'] for b in self.searcher.bests if b is not None]
         self.bar.set_postfix(best=f'{max(found):.2f}' if found else '-', evaluated=len(self.searcher.cache))
 
 
-def tool_settings(args: argparse.Namespace, table: Optional[LatencyTable]) -> dict:
+def tool_settings(settings: SearchSettings, table: Optional[LatencyTable]) -> dict:
     """What must match for ``--resume`` besides the searcher's own settings."""
-    return dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint), eval=args.eval,
-                num_images=args.num_images, img_size=args.img_size, batch_size=args.batch_size,
+    s = settings
+    return dict(config=osp.abspath(s.config), checkpoint=osp.abspath(s.checkpoint), eval=s.eval,
+                num_images=s.num_images, img_size=s.img_size, batch_size=s.batch_size,
                 latency='table' if table is not None else 'measured', table_key=table.key if table else None,
                 table_calibration=_calibration(table))
 
@@ -145,11 +132,11 @@ def saved_reference(saved: Optional[Tuple[dict, List[dict]]]) -> Tuple[Optional[
     return ref.get('dense'), ref.get('sparsest')
 
 
-def restore(searcher: SearchBase, saved: Tuple[dict, List[dict]], settings: dict, log) -> dict:
-    """Check the saved settings against this search's and give the history to the searcher to replay; returns the
-    state."""
+def restore(searcher: SearchBase, saved: Tuple[dict, List[dict]], tool: dict, log) -> dict:
+    """Check the saved settings (``tool``: :func:`tool_settings`, and the searcher's) against this search's and
+    give the history to the searcher to replay; returns the state."""
     state, history = saved
-    mine = dict(settings, **{f'search.{k}': v for k, v in searcher.settings().items()})
+    mine = dict(tool, **{f'search.{k}': v for k, v in searcher.settings().items()})
     theirs = dict(state.get('tool', {}), **{f'search.{k}': v for k, v in state.get('settings', {}).items()})
     diff = [k.replace('search.', '') for k, v in mine.items() if theirs.get(k) != v]
     if diff:
@@ -177,86 +164,87 @@ def references(depths, latency: Callable, score: Callable, metric_name: str, log
     return out
 
 
-def run_search(args: argparse.Namespace) -> dict:
-    """The whole search for the arguments of ``tools/search.py`` (validated); returns the summary (every rank)."""
-    use_cuda = args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available())
+def run_search(settings: SearchSettings) -> dict:
+    """The whole search with the settings of ``tools/search.py`` (checked: :meth:`~.settings.SearchSettings.check`);
+    returns the summary (every rank)."""
+    use_cuda = settings.device == 'cuda' or (settings.device == 'auto' and torch.cuda.is_available())
     device = dist.init_dist(use_cuda)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # as the original's search
     log = (lambda msg: tqdm.write(f'[search] {msg}', file=sys.stdout)) if dist.is_master() else (lambda msg: None)
-    protocol = latency_protocol(args, device)
-    cfg = load_config(args)
-    model, dataset = build_model(cfg, args.checkpoint, device)
+    s, protocol = latency_protocol(settings, device)
+    cfg = load_config(s)
+    model, dataset = build_model(cfg, s.checkpoint, device)
     backbone = get_sparse_backbone(model)
-    budgets, files = make_budgets(args), files_for(args)
-    measurer = Measurer(backbone, args, device)
+    budgets, files = s.latency_budgets(), SearchFiles(s.work_dir, s.tag())
+    measurer = Measurer(backbone, s, device)
     measure = Meter(measurer)
     log(f'latency: {protocol}')
-    saved = read_saved(files) if args.resume else None
-    if args.latency_table and not osp.isfile(args.latency_table):  # unreachable budgets fail before the build
+    saved = read_saved(files) if s.resume else None
+    if s.latency_table and not osp.isfile(s.latency_table):  # unreachable budgets fail before the build
         precheck_band(backbone.depths, measure, budgets)
-    table = load_or_build_table(backbone, args, device, measurer, log) if args.latency_table else None
+    table = load_or_build_table(backbone, s, device, measurer, log) if s.latency_table else None
     latency = Meter(table.predict if table is not None else measure)
-    evaluator = build_evaluator(cfg, model, dataset, args, device)
-    score, metric_name = Meter(evaluator), f'{args.eval[0]}_mAP'
-    bar = tqdm(total=args.iters, desc='search', unit='step', file=sys.stderr,
-               disable=args.no_progress or not dist.is_master())
+    evaluator = build_evaluator(cfg, model, dataset, s, device)
+    score, metric_name = Meter(evaluator), f'{s.eval[0]}_mAP'
+    bar = tqdm(total=s.iters, desc='search', unit='step', file=sys.stderr,
+               disable=s.no_progress or not dist.is_master())
     recorder = Recorder(files, metric_name, bar)
-    searcher = make_searcher(args.strategy, backbone.depths, latency, score, budgets, args.population, args.parents,
-                             args.mutation_prob, seed=args.seed, max_retries=args.max_retries,
-                             on_record=recorder.on_record)
+    searcher = make_searcher(s.strategy, backbone.depths, latency, score, budgets, s.population, s.parents,
+                             s.mutation_prob, seed=s.seed, max_retries=s.max_retries, on_record=recorder.on_record)
     recorder.searcher = searcher
     dense_ms, sparsest_ms = searcher.check_band(*saved_reference(saved))  # resolves relative budgets
-    settings = tool_settings(args, table)
-    describe_start(args, searcher.budgets, settings, dense_ms, sparsest_ms, evaluator.num_images, log)
+    tool = tool_settings(s, table)
+    describe_start(s, searcher.budgets, tool, dense_ms, sparsest_ms, evaluator.num_images, log)
     band = dict(searcher.budgets.to_dict(), sparsest_ms=sparsest_ms)
     reference_ms = dict(dense=dense_ms, sparsest=sparsest_ms)
-    if args.resume:
-        refs = restore(searcher, saved, settings, log)['references']
+    if s.resume:
+        refs = restore(searcher, saved, tool, log)['references']
     else:
         refs = references(searcher.depths, latency, score, metric_name, log)
         if dist.is_master():
-            files.start(header(args, searcher.budgets, settings, protocol, metric_name, dense_ms, sparsest_ms, refs))
-            files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=False,
+            files.start(header(s, searcher.budgets, tool, protocol, metric_name, dense_ms, sparsest_ms, refs))
+            files.write_state(dict(settings=searcher.settings(), tool=tool, references=refs, finished=False,
                                    reference_ms=reference_ms, band=band))
-    searcher.run(args.iters)
+    searcher.run(s.iters)
     bar.close()
-    searcher.require_feasible(settings['latency'])
+    searcher.require_feasible(tool['latency'])
     if dist.is_master():
-        files.write_state(dict(settings=searcher.settings(), tool=settings, references=refs, finished=True,
+        files.write_state(dict(settings=searcher.settings(), tool=tool, references=refs, finished=True,
                                reference_ms=reference_ms, band=band, progress=searcher.state_dict()))
     costs = dict(latency=latency, measure=measure, score=score, measure_many=Meter(measurer.many))
-    return finish(args, files, searcher, table, costs, metric_name, refs, protocol, log)
+    return finish(s, files, searcher, table, costs, metric_name, refs, protocol, log)
 
 
-def describe_start(args, budgets: Budgets, settings: dict, dense_ms: float, sparsest_ms: float, num_images: int,
-                   log) -> None:
+def describe_start(settings: SearchSettings, budgets: Budgets, tool: dict, dense_ms: float, sparsest_ms: float,
+                   num_images: int, log) -> None:
     """The first lines of the output: budgets, latency range and source, processes, strategy; unmet budgets."""
-    log(f"{budgets.describe()}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms ({settings['latency']}); "
-        f'{dist.world_size()} process(es); scoring {num_images} images; strategy {args.strategy}, '
-        f'{args.iters} steps')
-    for i, ok in enumerate(budgets.reachable(dense_ms, sparsest_ms) if len(budgets) > 1 else []):
+    log(f"{budgets.describe()}; dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms ({tool['latency']}); "
+        f'{dist.world_size()} process(es); scoring {num_images} images; strategy {settings.strategy}, '
+        f'{settings.iters} steps')
+    for i, ok in enumerate(budgets.reachable(dense_ms, sparsest_ms)):
         if not ok:
             log(f'budget {budgets.label(i)} is unreachable (outside [{sparsest_ms:.2f}, {dense_ms:.2f}] ms): '
                 f'it takes no turns and will stay empty')
 
 
-def header(args, budgets: Budgets, settings: dict, protocol: str, metric_name: str, dense_ms: float,
-           sparsest_ms: float, refs: List[dict]) -> str:
-    """The log's first lines: the command, the budgets (as typed and in ms), latency source and protocol,
-    reference points."""
+def header(settings: SearchSettings, budgets: Budgets, tool: dict, protocol: str, metric_name: str,
+           dense_ms: float, sparsest_ms: float, refs: List[dict]) -> str:
+    """The log's first lines: the command (the limits by their flags, as typed), the budgets (as typed and in ms),
+    latency source and protocol, reference points."""
+    s = settings
     typed, low = budgets.texts()
-    where = f'--budgets {" ".join(typed)} --min {low}' if args.budgets else f'--max {typed[0]} --min {low}'
-    lines = [f'{PROG} {args.config} {args.checkpoint} {where} --strategy {args.strategy} --iters {args.iters}',
+    where = f'--budgets {" ".join(typed)} --min {low}' if s.budgets else f'--max {typed[0]} --min {low}'
+    lines = [f'{PROG} {s.config} {s.checkpoint} {where} --strategy {s.strategy} --iters {s.iters}',
              budgets.describe(),
-             f"latency: {settings['latency']} ({protocol}); dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms",
+             f"latency: {tool['latency']} ({protocol}); dense {dense_ms:.2f} ms, sparsest {sparsest_ms:.2f} ms",
              f'metric: {metric_name} (x100)']
     lines += [f"reference {r['name']}: latency {r['latency']:.2f} ms | {metric_name} {r['metric']:.2f}" for r in refs]
     return '\n'.join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------- results
-def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, table: Optional[LatencyTable],
+def finish(settings: SearchSettings, files: SearchFiles, searcher: SearchBase, table: Optional[LatencyTable],
            costs: Dict[str, Meter], metric_name: str, refs: List[dict], protocol: str, log) -> dict:
     """Confirm the best(s) by real measurements, check the table, write the summary, plot, configs (and front).
 
@@ -269,16 +257,15 @@ def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, t
     check = None
     if table is not None:  # the bests are measured with the check's configurations, interleaved
         fixed = [dense, sparsest_genes(searcher.depths, searcher.choices)] + bests
-        configs = check_configs(fixed, searcher.history, args.check_configs, args.seed)
+        configs = check_configs(fixed, searcher.history, settings.check_configs, settings.seed)
         check = check_table(table, costs['measure_many'], configs, {})
         measured = {genes_key(row['config']): row['measured_ms'] for row in check['rows']}
     else:
         confirm = ([dense] if searcher.budgets.relative else []) + bests
         measured = dict(zip([genes_key(g) for g in confirm], costs['measure_many'](confirm)))
-    # relative band: measured latencies at the search's speed (the dense latency it resolved the band with)
-    scale = searcher.reference[0] / measured[genes_key(dense)] if searcher.budgets.relative else 1.0
+    rows = result_rows(files, searcher, measured)
     summary = dict(
-        strategy=args.strategy, metric=metric_name, steps=searcher.steps, evaluated=len(searcher.cache),
+        strategy=settings.strategy, metric=metric_name, steps=searcher.steps, evaluated=len(searcher.cache),
         scored=sum(r['feasible'] for r in searcher.cache.values()),
         cached_steps=sum(r['cached'] for r in searcher.history),
         infeasible_steps=sum(not r['feasible'] for r in searcher.history), world_size=dist.world_size(),
@@ -286,94 +273,113 @@ def finish(args: argparse.Namespace, files: SearchFiles, searcher: SearchBase, t
         band=dict(searcher.budgets.to_dict(), sparsest_ms=searcher.reference[1]),
         cost_s={**{f'{k}_per_call': m.mean() for k, m in costs.items()},
                 **{f'{k}_calls': m.calls for k, m in costs.items()}},
-        table_check=check)
-    if len(searcher.budgets) == 1:
-        best = searcher.best
-        confirmed = measured[genes_key(best['config'])]
-        summary.update(best=best, measured_latency_ms=confirmed,
-                       measured_in_band=searcher.feasible(scale * confirmed))
-        if searcher.budgets.relative:
-            summary['measured_fraction'] = confirmed / measured[genes_key(dense)]
-    else:
-        summary['budgets'] = front_rows(files, searcher, measured)
-        for row in summary['budgets']:
-            if row['measured_ms'] is not None:
-                row['measured_in_budgets'] = searcher.budgets.index(scale * row['measured_ms']) is not None
-                if searcher.budgets.relative:
-                    row['measured_fraction'] = row['measured_ms'] / measured[genes_key(dense)]
+        table_check=check, **summary_results(rows, searcher.bests))
     if dist.is_master():
         files.write_summary(summary)
-        write_results(args, files, searcher, summary, measured, metric_name)
-        report(summary, files, searcher, log)
+        written = write_results(settings, files, searcher, rows, metric_name)
+        report(summary, rows, files, written, searcher, log)
     return summary
 
 
-def front_rows(files: SearchFiles, searcher: SearchBase, measured: Dict[str, float]) -> List[dict]:
-    """Per budget: its band (ms, and the fraction of the dense latency), best (or None), measured latency and
-    config file."""
+def result_rows(files: SearchFiles, searcher: SearchBase, measured: Dict[str, float]) -> List[dict]:
+    """Per budget: its band (ms, and the fraction of the dense latency), best (or None), its latency measured now
+    (``measured``: ms by configuration key) and whether that lies in the budgets, and its config file.
+
+    A relative band is checked at the search's speed: the measured latencies scaled by the dense latency it resolved
+    the band with over the dense latency measured now (``measured_fraction``: of dense measured now).
+    """
     rows, budgets = [], searcher.budgets
     fractions = budgets.fractions
+    dense = measured[genes_key(dense_genes(searcher.depths))] if budgets.relative else None
+    scale = searcher.reference[0] / dense if budgets.relative else 1.0
     for i, (name, edge, best) in enumerate(zip(budgets.texts()[0], budgets.edges, searcher.bests)):
         row = dict(budget=edge, name=name, fraction=None if fractions is None else fractions[i],
                    band=budgets.label(i), latency=None, measured_ms=None, metric=None, config=None, step=None,
                    config_file=None)
         if best is not None:
-            row.update(latency=best['latency'], measured_ms=measured[genes_key(best['config'])],
-                       metric=best['metric'], config=best['config'], step=best['step'],
-                       config_file=files.budget_config(name), extra=best['extra'])
+            ms = measured[genes_key(best['config'])]
+            row.update(latency=best['latency'], measured_ms=ms, metric=best['metric'], config=best['config'],
+                       step=best['step'], config_file=wording(budgets, i, files)['config_file'], extra=best['extra'],
+                       measured_in_budgets=budgets.index(scale * ms) is not None)
+            if budgets.relative:
+                row['measured_fraction'] = ms / dense
         rows.append(row)
     return rows
 
 
-def write_results(args, files: SearchFiles, searcher: SearchBase, summary: dict, measured: Dict[str, float],
-                  metric_name: str) -> None:
-    """Rank 0: the final log lines, the ready-to-train config(s), the front and the plot."""
-    shape = f'batch {args.batch_size} at {args.img_size}x{args.img_size}'
-    if len(searcher.budgets) == 1:
-        best, confirmed = summary['best'], summary['measured_latency_ms']
-        files.log_line(f"final best: step {best['step']} | {metric_name} {best['metric']:.2f} | latency "
-                       f"{best['latency']:.2f} ms, measured {confirmed:.2f} ms")
-        comment = (f"Found by tools/search.py: {metric_name} {best['metric']:.2f}, backbone latency {confirmed:.2f} ms "
-                   f'measured ({searcher.budgets.describe()}, {shape}).\n'
+def wording(budgets: Budgets, i: int, files: SearchFiles) -> Dict[str, str]:
+    """How the outputs name budget ``i`` and its result: its ``label`` in the log, the ``final`` log line, who
+    ``found`` it and ``where`` in its config's comment, the ``best`` line of the report (with the latency ``source``
+    or not) and what it says when the best measured now falls ``outside``, and its ``config_file``.
+
+    One budget is the original's band: no label, ``final best``, ``sparsevit_{tag}.py``; each of several is named by
+    its band and has its ``sparsevit_max{B}.py``.
+    """
+    if len(budgets) == 1:
+        return dict(label='', final='best', found='tools/search.py', where=budgets.describe(), best='best ',
+                    source=True, outside=' (OUTSIDE the band: widen it or rebuild the table)',
+                    config_file=files.best_config)
+    label = budgets.label(i)
+    return dict(label=label, final=f'budget {label}', found='tools/search.py --budgets', where=f'budget {label}',
+                best=f'best in budget {label}: ', source=False, outside=' (outside the budgets)',
+                config_file=files.budget_config(budgets.texts()[0][i]))
+
+
+def summary_results(rows: List[dict], bests: List[Optional[dict]]) -> dict:
+    """The results in the summary: ``budgets``, a row per budget; one budget (a band) with the original's keys
+    instead: its ``best`` record, ``measured_latency_ms``, ``measured_in_band`` (and ``measured_fraction``)."""
+    if len(rows) > 1:
+        return dict(budgets=rows)
+    row = rows[0]
+    out = dict(best=bests[0], measured_latency_ms=row['measured_ms'], measured_in_band=row['measured_in_budgets'])
+    if 'measured_fraction' in row:
+        out['measured_fraction'] = row['measured_fraction']
+    return out
+
+
+def write_results(settings: SearchSettings, files: SearchFiles, searcher: SearchBase, rows: List[dict],
+                  metric_name: str) -> List[str]:
+    """Rank 0: the final log lines, the ready-to-train configs, the front (of several budgets) and the plot; returns
+    the paths written besides the plot (the front's, then the configs)."""
+    shape = f'batch {settings.batch_size} at {settings.img_size}x{settings.img_size}'
+    configs = []
+    for i, row in enumerate(rows):
+        say = wording(searcher.budgets, i, files)
+        if row['latency'] is None:
+            files.log_line(f"final {say['final']}: no candidate found")
+            continue
+        files.log_line(f"final {say['final']}: step {row['step']} | {metric_name} {row['metric']:.2f} | "
+                       f"latency {row['latency']:.2f} ms, measured {row['measured_ms']:.2f} ms")
+        comment = (f"Found by {say['found']}: {metric_name} {row['metric']:.2f}, backbone latency "
+                   f"{row['measured_ms']:.2f} ms measured ({say['where']}, {shape}).\n"
                    'Search log (genes: one ratio per W-MSA/SW-MSA block pair):')
-        files.write_config(files.best_config, best['config'], searcher.depths, args.config, args.checkpoint, comment)
-    else:
-        for row in summary['budgets']:
-            if row['latency'] is None:
-                files.log_line(f"final budget {row['band']}: no candidate found")
-                continue
-            files.log_line(f"final budget {row['band']}: step {row['step']} | {metric_name} {row['metric']:.2f} | "
-                           f"latency {row['latency']:.2f} ms, measured {row['measured_ms']:.2f} ms")
-            comment = (f"Found by tools/search.py --budgets: {metric_name} {row['metric']:.2f}, backbone latency "
-                       f"{row['measured_ms']:.2f} ms measured (budget {row['band']}, {shape}).\n"
-                       'Search log (genes: one ratio per W-MSA/SW-MSA block pair):')
-            files.write_config(row['config_file'], row['config'], searcher.depths, args.config, args.checkpoint,
-                               comment)
-        files.write_front(summary['budgets'], metric_name)
+        configs.append(files.write_config(row['config_file'], row['config'], searcher.depths, settings.config,
+                                          settings.checkpoint, comment))
+    front = []
+    if len(rows) > 1:
+        files.write_front(rows, metric_name)
+        front = [files.front_md, files.front_json]
     files.plot_history(searcher.history, searcher.bests, searcher.budgets.edges, searcher.budgets.min, metric_name)
+    return front + configs
 
 
-def report(summary: dict, files: SearchFiles, searcher: SearchBase, log) -> None:
-    """Print the result, the table check and the costs (rank 0)."""
+def report(summary: dict, rows: List[dict], files: SearchFiles, written: List[str], searcher: SearchBase,
+           log) -> None:
+    """Print the results, the table check, the costs and the files written (rank 0)."""
     metric = summary['metric']
     log(f"{summary['steps']} steps: {summary['evaluated']} configurations evaluated, {summary['scored']} scored, "
         f"{summary['cached_steps']} cached steps, {summary['infeasible_steps']} infeasible steps")
-    if 'best' in summary:
-        best = summary['best']
-        fraction = (f" = {summary['measured_fraction']:.3g}x of dense measured now" if 'measured_fraction' in summary
-                    else '')
-        log(f"best {metric} {best['metric']:.2f} at {best['latency']:.2f} ms ({summary['latency']}), "
-            f"{summary['measured_latency_ms']:.2f} ms measured now{fraction}"
-            + ('' if summary['measured_in_band'] else ' (OUTSIDE the band: widen it or rebuild the table)'))
-    for row in summary.get('budgets', []):
+    for i, row in enumerate(rows):
+        say = wording(searcher.budgets, i, files)
         if row['latency'] is None:
-            log(f"best in budget {row['band']}: none found")
-        else:
-            inside = row['measured_in_budgets']
-            log(f"best in budget {row['band']}: {metric} {row['metric']:.2f} at {row['latency']:.2f} ms, "
-                f"{row['measured_ms']:.2f} ms measured now"
-                + (f" = {row['measured_fraction']:.3g}x of dense measured now" if 'measured_fraction' in row else '')
-                + ('' if inside else ' (outside the budgets)'))
+            log(f"{say['best']}none found")
+            continue
+        source = f" ({summary['latency']})" if say['source'] else ''
+        fraction = (f" = {row['measured_fraction']:.3g}x of dense measured now" if 'measured_fraction' in row
+                    else '')
+        log(f"{say['best']}{metric} {row['metric']:.2f} at {row['latency']:.2f} ms{source}, "
+            f"{row['measured_ms']:.2f} ms measured now{fraction}"
+            + ('' if row['measured_in_budgets'] else say['outside']))
     check = summary['table_check']
     for row in check['rows'] if check else []:
         log(f"table check: predicted {row['predicted_ms']:.2f} ms, measured {row['measured_ms']:.2f} ms, error "
@@ -387,13 +393,7 @@ def report(summary: dict, files: SearchFiles, searcher: SearchBase, log) -> None
     log(f"latency protocol: {summary['latency_protocol']}")
     log(f"cost per call: latency {_ms(cost['latency_per_call'])} ({summary['latency']}), real measurement "
         f"{_ms(cost['measure_per_call'])}, score {_ms(cost['score_per_call'])}")
-    paths = [files.log, files.history, files.state, files.summary, files.plot]
-    if 'best' in summary:
-        paths.append(files.best_config)
-    else:
-        paths += [files.front_md, files.front_json]
-        paths += [row['config_file'] for row in summary['budgets'] if row['config_file']]
-    for path in paths:
+    for path in [files.log, files.history, files.state, files.summary, files.plot, *written]:
         log(f'wrote {path}')
 
 

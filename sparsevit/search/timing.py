@@ -8,30 +8,32 @@ CPU all ranks share the cores, so rank 0 times alone with every core (a short pr
 bar) while the others wait, and broadcasts the result. Several configurations (the table's calibration and
 end-of-run check) are timed interleaved, round by round, so that a change of load hits them all alike.
 """
-import argparse
+import dataclasses
 import os.path as osp
 import random
 import sys
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
 
 from ..schedule import DEFAULT_CHOICES, Genes, genes_key, genes_to_ratios
 from ..utils import dist
-from ..utils.latency import default_protocol, time_forwards, trimmed_mean
+from ..utils.latency import default_protocol, interleave, random_images, time_forwards, trimmed_mean
 from .latency_table import (LatencyTable, build_latency_table, calibrate_table, describe_calibration,
                             forward_schedule, table_key, table_rounds)
+from .settings import SearchSettings
 
 
-def latency_protocol(args: argparse.Namespace, device: torch.device) -> str:
-    """Resolve ``--num-warmup/--num-repeats`` (None: the device's default) in ``args``; describe the protocol."""
-    warmup, repeats, text = default_protocol('search', device, args.num_warmup, args.num_repeats)
-    args.num_warmup, args.num_repeats = warmup, repeats
+def latency_protocol(settings: SearchSettings, device: torch.device) -> Tuple[SearchSettings, str]:
+    """The settings with ``num_warmup`` / ``num_repeats`` resolved (None: the device's default), and the protocol
+    described."""
+    warmup, repeats, text = default_protocol('search', device, settings.num_warmup, settings.num_repeats)
+    settings = dataclasses.replace(settings, num_warmup=warmup, num_repeats=repeats)
     if device.type == 'cuda':
-        return f'{text}, per rank; the samples of all {dist.world_size()} rank(s) gathered'
-    return f'{text}, on rank 0 with every core while the other ranks wait'
+        return settings, f'{text}, per rank; the samples of all {dist.world_size()} rank(s) gathered'
+    return settings, f'{text}, on rank 0 with every core while the other ranks wait'
 
 
 class Meter:
@@ -60,107 +62,108 @@ def time_interleaved(backbone, configs: Sequence[Genes], img_size: int, batch_si
     all configurations alike (a calibration or check measured one configuration after the other would fit the load
     instead). ``progress(round)`` is called after each round; the backbone's ratios are restored afterwards."""
     saved = backbone.pruning_ratios
-    x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    x = random_images(batch_size, img_size, device, seed)
     ratios = [genes_to_ratios(g, backbone.depths) for g in configs]
-    times: List[List[float]] = [[] for _ in configs]
+
+    def measure(i: int) -> float:
+        backbone.set_pruning_ratios(ratios[i])
+        return time_forwards(lambda: backbone(x), 1, device)[0]
+
     try:
-        for r in ratios:
+        for r in ratios:  # the warm-up: every configuration's forwards in a row
             backbone.set_pruning_ratios(r)
             for _ in range(num_warmup):
                 backbone(x)
-        for round_ in range(num_repeats):
-            for t, r in zip(times, ratios):
-                backbone.set_pruning_ratios(r)
-                t += time_forwards(lambda: backbone(x), 1, device)
-            if progress is not None:
-                progress(round_)
+        times = interleave(range(len(ratios)), num_repeats, measure, order='same', on_round=progress)
     finally:
         backbone.set_pruning_ratios([list(s) for s in saved])
-    return times
+    return [times[i] for i in range(len(ratios))]
 
 
 class Measurer:
     """Real latency of configurations, the same values on every rank (collectives: every rank calls them).
 
     ``measurer(genes)`` measures one configuration (the search's candidates without a table); ``measurer.many(
-    configs)`` measures several interleaved (:func:`time_interleaved`: the table's calibration and check).
+    configs)`` measures several interleaved (:func:`time_interleaved`: the table's calibration and check), with
+    the protocol of ``settings`` (resolved: :func:`latency_protocol`).
     """
 
-    def __init__(self, backbone, args: argparse.Namespace, device: torch.device):
-        self.backbone, self.args, self.device = backbone, args, device
+    def __init__(self, backbone, settings: SearchSettings, device: torch.device):
+        self.backbone, self.settings, self.device = backbone, settings, device
 
     def __call__(self, genes: Genes) -> float:
         return self.many([genes])[0]
 
     def many(self, configs: Sequence[Genes]) -> List[float]:
-        args = self.args
-        settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
-                        num_repeats=args.num_repeats, device=self.device)
+        s = self.settings
+        protocol = dict(img_size=s.img_size, batch_size=s.batch_size, num_warmup=s.num_warmup,
+                        num_repeats=s.num_repeats, device=self.device)
         if self.device.type == 'cuda':  # every rank times everything on its GPU; all samples are gathered
-            times = time_interleaved(self.backbone, configs, **settings)
+            times = time_interleaved(self.backbone, configs, **protocol)
             gathered = dist.all_gather_objects(times)
             return [trimmed_mean(sum((rank_times[i] for rank_times in gathered), [])) for i in range(len(configs))]
         latencies = None
         if dist.is_master():
             with dist.full_threads():
-                bar = tqdm(total=args.num_repeats, desc='latency', unit='round', leave=False, file=sys.stderr,
-                           disable=args.no_progress)
-                times = time_interleaved(self.backbone, configs, progress=lambda _: bar.update(), **settings)
+                bar = tqdm(total=s.num_repeats, desc='latency', unit='round', leave=False, file=sys.stderr,
+                           disable=s.no_progress)
+                times = time_interleaved(self.backbone, configs, progress=lambda _: bar.update(), **protocol)
                 bar.close()
             latencies = [trimmed_mean(t) for t in times]
         return dist.broadcast_object(latencies)
 
 
-def load_or_build_table(backbone, args: argparse.Namespace, device: torch.device, measure: 'Measurer', log
+def load_or_build_table(backbone, settings: SearchSettings, device: torch.device, measure: 'Measurer', log
                         ) -> LatencyTable:
     """The latency table at ``--latency-table``: loaded by rank 0 if present (a stale one is rejected), built,
     calibrated and saved otherwise; every rank receives it."""
     with dist.full_threads():
-        key = table_key(backbone, args.img_size, args.batch_size, device)
+        key = table_key(backbone, settings.img_size, settings.batch_size, device)
     found = None
-    if dist.is_master() and osp.isfile(args.latency_table):
+    if dist.is_master() and osp.isfile(settings.latency_table):
         try:
-            found = LatencyTable.load(args.latency_table, expected_key=key).to_dict()
+            found = LatencyTable.load(settings.latency_table, expected_key=key).to_dict()
         except ValueError as err:
             found = str(err)
     found = dist.broadcast_object(found)
     if isinstance(found, str):
         raise ValueError(found)
     if found is not None:
-        log(f'latency table: loaded {args.latency_table}')
+        log(f'latency table: loaded {settings.latency_table}')
         return LatencyTable.from_dict(found)
-    return build_table(backbone, args, device, measure, log)
+    return build_table(backbone, settings, device, measure, log)
 
 
-def build_table(backbone, args: argparse.Namespace, device: torch.device, measure: 'Measurer', log
+def build_table(backbone, settings: SearchSettings, device: torch.device, measure: 'Measurer', log
                 ) -> LatencyTable:
     """Time the table inside full forwards (GPU ranks share the forwards; on CPU rank 0 times alone), calibrate it
     with interleaved full forwards of ``--calibration-configs`` configurations, save it on rank 0."""
-    rounds = args.table_rounds or table_rounds(args.num_repeats)
+    s = settings
+    rounds = s.table_rounds or table_rounds(s.num_repeats)
     forwards = len(forward_schedule(backbone.depths, DEFAULT_CHOICES, rounds))
-    log(f'latency table: building {args.latency_table} ({rounds} round(s): {forwards} full forwards, every stage '
+    log(f'latency table: building {s.latency_table} ({rounds} round(s): {forwards} full forwards, every stage '
         f'timed inside them)')
     start = time.perf_counter()
-    settings = dict(img_size=args.img_size, batch_size=args.batch_size, num_warmup=args.num_warmup,
-                    num_rounds=rounds, device=device, seed=args.seed)
+    build = dict(img_size=s.img_size, batch_size=s.batch_size, num_warmup=s.num_warmup, num_rounds=rounds,
+                 device=device, seed=s.seed)
     data = None
     if device.type == 'cuda' and dist.world_size() > 1:
         data = build_latency_table(backbone, shard=(dist.rank(), dist.world_size()),
-                                   gather=dist.all_gather_objects, **settings).to_dict()
+                                   gather=dist.all_gather_objects, **build).to_dict()
     elif dist.is_master():
         with dist.full_threads():
             bar = tqdm(total=forwards, desc='latency table', unit='forward', file=sys.stderr,
-                       disable=args.no_progress)
-            data = build_latency_table(backbone, progress=lambda _: bar.update(), **settings).to_dict()
+                       disable=s.no_progress)
+            data = build_latency_table(backbone, progress=lambda _: bar.update(), **build).to_dict()
             bar.close()
     table = LatencyTable.from_dict(dist.broadcast_object(data))
-    if args.calibration_configs > 0:
-        table = calibrate_table(table, measure.many, args.calibration_configs, seed=args.seed)
+    if s.calibration_configs > 0:
+        table = calibrate_table(table, measure.many, s.calibration_configs, seed=s.seed)
         cal = table.calibration
         log(f"latency table: calibrated with {len(cal['configs'])} full forwards: {describe_calibration(cal)}")
     table.meta['build_seconds'] = time.perf_counter() - start
     if dist.is_master():
-        table.save(args.latency_table)
+        table.save(s.latency_table)
     log(f"latency table: {sum(len(s) for s in table.stages)} entries built in {table.meta['build_seconds']:.1f} s")
     return table
 

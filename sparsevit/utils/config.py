@@ -11,8 +11,13 @@ backbone's "dense" default, which configs such as ``mask_rcnn_sparsevit.py`` spe
 is used; when both are set they must describe the same per-block ratios (e.g. ``0`` and the all-zero lists, or the
 config ``tools/train.py`` dumps, which holds both): otherwise the config is rejected, naming both values, rather
 than one silently overriding the other.
+
+:func:`load_config` is the one way the tools read a config file (``--cfg-options`` merged, these keys applied);
+:func:`read_pruning_ratios` reads the top-level ratios of a config file without building it.
 """
-from typing import Sequence
+import ast
+import os.path as osp
+from typing import Optional, Sequence
 
 from ..schedule import normalize_pruning_ratios
 
@@ -50,6 +55,45 @@ def apply_sparsevit_cfg(cfg):
             hooks.append(dict(type=SAA_HOOK))
             cfg.custom_hooks = hooks
     return cfg
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, mmdet_values: bool = False,
+                require_backbone: bool = False):
+    """The mmcv ``Config`` of ``path`` with ``cfg_options`` (``--cfg-options``) merged and the SparseViT keys
+    applied (:func:`apply_sparsevit_cfg`).
+
+    Args:
+        mmdet_values: resolve mmdet's ``${...}`` values and ``data_root`` first, as mmdet's train/test tools do
+            (``replace_cfg_vals``, ``update_data_root``).
+        require_backbone: reject a config without ``model.backbone`` (``PATH has no model.backbone``).
+
+    Raises:
+        ValueError: a missing file (``config file not found: PATH``), no backbone, or bad SparseViT keys.
+    """
+    from mmcv import Config
+    if not osp.isfile(path):
+        raise ValueError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if mmdet_values:
+        from mmdet.utils import replace_cfg_vals, update_data_root
+        cfg = replace_cfg_vals(cfg)
+        update_data_root(cfg)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if require_backbone and ('model' not in cfg or 'backbone' not in cfg.model):
+        raise ValueError(f'{path} has no model.backbone')
+    return apply_sparsevit_cfg(cfg)
+
+
+def read_pruning_ratios(path: str) -> list:
+    """The top-level ``pruning_ratios`` literal of a config file (as tools/search.py writes them), read without
+    building the config. ValueError when the file sets none."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == 'pruning_ratios' for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise ValueError(f'{path} sets no pruning_ratios')
 
 
 def _plain(value):

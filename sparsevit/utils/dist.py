@@ -1,9 +1,13 @@
-"""Process-group set-up for ``torchpack dist-run`` (MPI) and plain single-process runs.
+"""Process-group set-up, the one initialiser (:func:`init_dist`) for every tool and launcher, and the collectives.
 
 ``torchpack dist-run -np N python tools/search.py ...`` starts N processes with ``mpirun`` and exports
 ``MASTER_HOST``; :func:`init_dist` then calls ``torchpack.distributed.init`` (mpi4py gives rank, size and local
 rank; the rendezvous is ``tcp://MASTER_HOST``) with ``nccl`` when CUDA is available and ``gloo`` otherwise. Without
 a launcher (plain ``python tools/search.py``) it is a single process and every collective below is a no-op.
+
+mmdet's tools (``tools/train.py``, ``tools/test.py``) name their launcher (``--launcher pytorch|mpi|slurm``):
+:func:`init_dist` with that ``launcher`` is mmcv's ``init_dist`` with CUDA, and a ``gloo`` group from the
+launcher's environment without (mmcv 1.7 assumes CUDA).
 
 torchpack's own ``allgather`` moves its buffers to CUDA, so the helpers here use torch's object collectives, which
 work with both backends.
@@ -18,6 +22,8 @@ from typing import Any, Iterator, List, Optional
 
 import torch
 import torch.distributed as tdist
+
+from .cli import ConfigError
 
 #: Waiting for one rank to measure or evaluate alone can take long on CPU; torch's default is 30 minutes.
 DEFAULT_TIMEOUT = timedelta(hours=4)
@@ -51,16 +57,34 @@ class DistError(RuntimeError):
     """The processes were launched in a way this module cannot initialise."""
 
 
-def init_dist(use_cuda: Optional[bool] = None, timeout: timedelta = DEFAULT_TIMEOUT) -> torch.device:
-    """Initialise torch.distributed through torchpack when MPI-launched; return this rank's device.
+#: The launchers of mmdet's tools (``--launcher``); ``'torchpack'``: ``torchpack dist-run`` or a single process.
+MMDET_LAUNCHERS = ('pytorch', 'mpi', 'slurm')
+
+
+def init_dist(use_cuda: Optional[bool] = None, timeout: timedelta = DEFAULT_TIMEOUT, launcher: str = 'torchpack',
+              dist_params: Optional[dict] = None) -> torch.device:
+    """Initialise torch.distributed for the launcher that started this process; return this rank's device.
 
     Args:
-        use_cuda: one GPU per local rank and ``nccl``; False: CPU and ``gloo``. Default: CUDA if available.
-        timeout: of the collectives.
+        use_cuda: (``'torchpack'``) one GPU per local rank and ``nccl``; False: CPU and ``gloo``. Default: CUDA if
+            available.
+        timeout: (``'torchpack'``) of the collectives.
+        launcher: ``'torchpack'`` (default): through torchpack when MPI-launched, else a single process (no group).
+            One of :data:`MMDET_LAUNCHERS`: an mmdet tool's ``--launcher`` (:func:`_init_launcher`).
+        dist_params: (mmdet launchers) the config's ``dist_params``.
 
     Raises:
         DistError: when launched by a bare ``mpirun`` with several processes (no ``MASTER_HOST``).
+        ConfigError: when an mmdet launcher's environment variables are missing.
     """
+    if launcher != 'torchpack':
+        _init_launcher(launcher, dist_params)
+        _state.update(rank=tdist.get_rank(), size=tdist.get_world_size(),
+                      local_rank=int(os.environ.get('LOCAL_RANK', 0)),
+                      local_size=int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+        if torch.cuda.is_available():
+            return torch.device('cuda', torch.cuda.current_device())
+        return torch.device('cpu')
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
     if launched_by_mpi() and not tdist.is_initialized():
         if 'MASTER_HOST' not in os.environ:
@@ -76,6 +100,44 @@ def init_dist(use_cuda: Optional[bool] = None, timeout: timedelta = DEFAULT_TIME
         return torch.device('cuda', torch.cuda.current_device())
     torch.set_num_threads(max(1, _default_threads // _state['local_size']))
     return torch.device('cpu')
+
+
+def _init_launcher(launcher: str, dist_params: Optional[dict]) -> None:
+    """The default process group of an mmdet tool's ``--launcher``.
+
+    With CUDA this is mmcv's ``init_dist``. Without CUDA, ranks come from the launcher's environment
+    (``torchrun``: ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``; ``mpirun``: ``OMPI_COMM_WORLD_*``) and
+    the backend is ``gloo`` whatever the config's ``dist_params.backend`` says.
+    """
+    params = dict(dist_params or {})
+    if torch.cuda.is_available():
+        from mmcv.runner import init_dist as mmcv_init_dist
+        mmcv_init_dist(launcher, **params)
+        return
+    if launcher == 'mpi':
+        if 'OMPI_COMM_WORLD_RANK' not in os.environ:
+            raise ConfigError('--launcher mpi needs mpirun (Open MPI) to set OMPI_COMM_WORLD_RANK/SIZE')
+        os.environ['RANK'] = os.environ['OMPI_COMM_WORLD_RANK']
+        os.environ['WORLD_SIZE'] = os.environ['OMPI_COMM_WORLD_SIZE']
+        os.environ['LOCAL_RANK'] = os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK', '0')
+        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+        os.environ.setdefault('MASTER_PORT', '29500')
+    elif launcher != 'pytorch':
+        raise ConfigError(f'--launcher {launcher} needs CUDA; on CPU use --launcher pytorch (tools/dist_train.sh) '
+                          f'or mpi')
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    if missing:
+        raise ConfigError(f'--launcher {launcher} needs the environment variables {missing} '
+                          f'(start it with tools/dist_train.sh or python -m torch.distributed.run)')
+    params.pop('backend', None)
+    params.pop('port', None)
+    tdist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                             world_size=int(os.environ['WORLD_SIZE']), **params)
+
+
+def group_backend() -> Optional[str]:
+    """The default process group's backend (``'nccl'``, ``'gloo'``), None without one."""
+    return tdist.get_backend() if tdist.is_available() and tdist.is_initialized() else None
 
 
 def _mpi_size() -> int:

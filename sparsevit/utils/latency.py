@@ -1,4 +1,5 @@
-"""Latency measurement shared by ``tools/measure_latency.py``, ``tools/benchmark_backbone.py`` and the search.
+"""Latency measurement shared by ``tools/measure_latency.py``, ``tools/benchmark_backbone.py``, the experiments
+and the search.
 
 Faithful to the original ``measure_latency.py``: backbone only, random input of batch 4 by default, warm-up
 forwards, then timed forwards whose mean is taken after dropping the top and bottom 25 %. Improvements: CUDA
@@ -12,10 +13,13 @@ Deployment settings shared by the tools (issue 9):
 * :func:`compile_module` — ``--compile``: ``torch.compile(module, fullgraph=True)`` and a first call, with any
   failure turned into one :class:`CompileError` line.
 * :func:`measure_backbone_latency` and :func:`measure_detector_latency` — the two ``--scope`` of the latency tool.
+* :func:`interleave` — several configurations timed round by round (one measurement of each per round), so that a
+  change of the machine's load hits them all alike.
 """
 import contextlib
+import platform
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -143,6 +147,55 @@ def warm_then_time(fn: Callable[[], object], num_warmup: int, num_repeats: int, 
         if progress is not None:
             progress(i)
     return time_forwards(fn, num_repeats, device, None if progress is None else (lambda i: progress(num_warmup + i)))
+
+
+#: The orders of :func:`interleave`'s rounds.
+ORDERS = ('alternate', 'rotate', 'same')
+
+
+def interleave(keys: Sequence[Hashable], rounds: int, measure: Callable[[Hashable], float], warmup: int = 0,
+               order: str = 'alternate', on_round: Optional[Callable[[int], None]] = None
+               ) -> Dict[Hashable, List[float]]:
+    """``measure(key)`` for every key, round after round: per key, one value per timed round.
+
+    Args:
+        keys: what to measure (e.g. configuration names); measured in this order in round 0.
+        rounds: timed rounds.
+        measure: one measurement of a key (e.g. a latency in ms).
+        warmup: untimed rounds before them (measured the same way, values dropped).
+        order: ``'alternate'``: the order reversed every other round (no key always measured right after the same
+            one); ``'rotate'``: round ``r`` starts at key ``r % len(keys)``; ``'same'``: every round in the order
+            of ``keys``.
+        on_round: called with the round's index after every round, warm-up rounds included (``warmup + rounds``
+            calls).
+    """
+    if order not in ORDERS:
+        raise ValueError(f'order must be one of {ORDERS}, got {order!r}')
+    keys = list(keys)
+    times = {k: [] for k in keys}
+    for r in range(warmup + rounds):
+        if order == 'same':
+            ordered = keys
+        elif order == 'alternate':
+            ordered = keys if r % 2 == 0 else keys[::-1]
+        else:
+            shift = r % len(keys) if keys else 0
+            ordered = keys[shift:] + keys[:shift]
+        for key in ordered:
+            value = measure(key)
+            if r >= warmup:
+                times[key].append(value)
+        if on_round is not None:
+            on_round(r)
+    return times
+
+
+def device_name(device: torch.device, cpu: str = '{processor} ({threads} threads)', cuda: str = '{name}') -> str:
+    """The timing device in words: ``cuda`` formatted with the GPU's model (``name``), or ``cpu`` formatted with the
+    CPU type (``processor``) and torch's thread count (``threads``)."""
+    if device.type == 'cuda':
+        return cuda.format(name=torch.cuda.get_device_name(device))
+    return cpu.format(processor=platform.processor() or platform.machine(), threads=torch.get_num_threads())
 
 
 def _sync(device: torch.device) -> None:

@@ -1,27 +1,11 @@
-"""Helpers shared by the mmdet tools (``tools/train.py``, ``tools/test.py``): one-line errors and distributed
-training/testing that also runs on CPU (gloo), where mmcv 1.7 assumes CUDA."""
+"""The DDP wrapper of the mmdet tools (``tools/train.py``, ``tools/test.py``) that also runs on CPU (gloo), where
+mmcv 1.7 assumes CUDA. Their process group is :func:`sparsevit.utils.dist.init_dist` (``launcher=``)."""
 import contextlib
-import os
-import os.path as osp
-import sys
 
 import torch
-import torch.distributed as dist
 from mmcv.parallel import MMDistributedDataParallel
 from mmcv.parallel.scatter_gather import scatter_kwargs
-from mmcv.runner import init_dist
 from mmdet.utils import build_ddp as mmdet_build_ddp
-
-
-class ConfigError(Exception):
-    """A bad command line or config value: reported as one ``error:`` line, exit status 2."""
-
-
-def fail(prog: str, err: BaseException) -> None:
-    """Print ``prog: error: err`` on one line to stderr and exit with status 2."""
-    message = ' '.join(str(err).split()) or type(err).__name__
-    print(f'{osp.basename(prog)}: error: {message}', file=sys.stderr)
-    sys.exit(2)
 
 
 class MMDistributedDataParallelAnyDevice(MMDistributedDataParallel):
@@ -66,39 +50,3 @@ def build_ddp(model: torch.nn.Module, device: str = 'cuda', *args, **kwargs) -> 
     if device == 'cuda':
         return MMDistributedDataParallelAnyDevice(model.cuda(), *args, **kwargs)
     return mmdet_build_ddp(model, device, *args, **kwargs)
-
-
-def init_distributed(launcher: str, dist_params: dict) -> str:
-    """Initialise the default process group; returns the backend used.
-
-    With CUDA this is mmcv's ``init_dist``. Without CUDA, ranks come from the launcher's environment
-    (``torchrun``: ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``; ``mpirun``: ``OMPI_COMM_WORLD_*``) and
-    the backend is ``gloo`` whatever the config's ``dist_params.backend`` says.
-
-    Raises:
-        ConfigError: when the launcher's environment variables are missing.
-    """
-    params = dict(dist_params or {})
-    if torch.cuda.is_available():
-        init_dist(launcher, **params)
-        return params.get('backend', 'nccl')
-    if launcher == 'mpi':
-        if 'OMPI_COMM_WORLD_RANK' not in os.environ:
-            raise ConfigError('--launcher mpi needs mpirun (Open MPI) to set OMPI_COMM_WORLD_RANK/SIZE')
-        os.environ['RANK'] = os.environ['OMPI_COMM_WORLD_RANK']
-        os.environ['WORLD_SIZE'] = os.environ['OMPI_COMM_WORLD_SIZE']
-        os.environ['LOCAL_RANK'] = os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK', '0')
-        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-        os.environ.setdefault('MASTER_PORT', '29500')
-    elif launcher != 'pytorch':
-        raise ConfigError(f'--launcher {launcher} needs CUDA; on CPU use --launcher pytorch (tools/dist_train.sh) '
-                          f'or mpi')
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
-    if missing:
-        raise ConfigError(f'--launcher {launcher} needs the environment variables {missing} '
-                          f'(start it with tools/dist_train.sh or python -m torch.distributed.run)')
-    params.pop('backend', None)
-    params.pop('port', None)
-    dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                            world_size=int(os.environ['WORLD_SIZE']), **params)
-    return 'gloo'

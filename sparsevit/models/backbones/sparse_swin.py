@@ -25,9 +25,14 @@ Adapts mmdet 2.28.2's :class:`~mmdet.models.backbones.SwinTransformer`: every mo
 * ``torch.compile(fullgraph=True)`` / ``torch.export`` / ONNX tracing: while tracing, every shape comes from the
   configuration and the input size (no value is read back from a tensor): kept windows of a pruned shifted block
   all get their own (possibly all-zero) shift mask instead of the eager path's data-dependent split, and index
-  tables are not cached.
+  tables are not cached; window ranking is the selector's traced variant (top-k).
+* Selection (``window_selection``) and observation (:meth:`observe_stages`) are chosen once, not per block: the
+  backbone holds an eager and a traced selector (:mod:`sparsevit.ops.selection`), rebuilt when
+  ``window_selection`` or ``selection_seed`` change; ``forward`` runs a plain loop over the stages unless an
+  observer is registered.
 """
-from typing import Dict, List, Optional, Tuple
+import contextlib
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -36,9 +41,16 @@ from mmdet.models.backbones.swin import SwinTransformer
 from mmdet.models.builder import BACKBONES
 
 from ...ops import window as W
+from ...ops.selection import (SelectionRecord, Selections, check_selection_seed, check_window_selection,
+                              make_selectors)
 from ...schedule import normalize_pruning_ratios
 
-WINDOW_SELECTIONS = ('l2', 'random')
+StageBefore = Callable[[int, torch.Tensor], None]  # (stage, its input [B, H, W, C]) before the stage runs
+StageAfter = Callable[[int, Tuple[torch.Tensor, torch.Tensor]], None]  # (stage, forward_stage's result) after it
+
+
+def _ignore(*args) -> None:
+    """The observer of a stage event nobody asked for."""
 
 
 def _tracing() -> bool:
@@ -112,29 +124,29 @@ class SparseSwinTransformer(SwinTransformer):
 
     Attributes:
         record_selection (bool): when True, ``forward`` stores the kept windows in ``last_selection``: per stage,
-            per block, None (dense block) or dict(keep=[B, k] window ids, grid=(nWh, nWw), shift, hw=(H, W),
-            stride, scores=[B, nW] fp32 window scores the ranking used).
+            per block, None (dense block) or a :class:`~sparsevit.ops.selection.SelectionRecord` (keep=[B, k]
+            window ids, grid=(nWh, nWw), shift, hw=(H, W), stride, scores=[B, nW] fp32 window scores the ranking
+            used).
         selection_calls (int): forwards run so far (the ``n`` of ``'random'`` selection).
+        window_selection, selection_seed: as the arguments; assigning one rebuilds the selectors.
     """
 
     def __init__(self, *args, pruning_ratios=None, fused_attn: bool = True, pad_before_norm: bool = True,
                  window_selection: str = 'l2', selection_seed: int = 0, **kwargs):
         if not isinstance(pad_before_norm, bool):
             raise ValueError(f'pad_before_norm must be True or False, got {pad_before_norm!r}')
-        if window_selection not in WINDOW_SELECTIONS:
-            raise ValueError(f'window_selection must be one of {WINDOW_SELECTIONS}, got {window_selection!r}')
-        if isinstance(selection_seed, bool) or not isinstance(selection_seed, int) or selection_seed < 0:
-            raise ValueError(f'selection_seed must be a non-negative int, got {selection_seed!r}')
+        check_window_selection(window_selection)
+        check_selection_seed(selection_seed)
         super().__init__(*args, **kwargs)
         self.depths = tuple(len(stage.blocks) for stage in self.stages)
         self.window_size = self.stages[0].blocks[0].attn.window_size
         self.fused_attn = fused_attn
         self.pad_before_norm = pad_before_norm
-        self.window_selection = window_selection
-        self.selection_seed = selection_seed
+        self._set_selection(window_selection, selection_seed)
         self.selection_calls = 0
         self.record_selection = False
-        self.last_selection: Optional[list] = None
+        self.last_selection: Optional[Selections] = None
+        self._stage_observers: List[Tuple[StageBefore, StageAfter]] = []
         self._grids: Dict[tuple, _Grid] = {}
         self._ratios: Tuple[Tuple[float, ...], ...] = ()
         self.set_pruning_ratios(pruning_ratios)
@@ -148,6 +160,29 @@ class SparseSwinTransformer(SwinTransformer):
     def pruning_ratios(self) -> Tuple[Tuple[float, ...], ...]:
         """Read-only normalised view: one tuple per stage, one ratio per block."""
         return self._ratios
+
+    @property
+    def window_selection(self) -> str:
+        return self._window_selection
+
+    @window_selection.setter
+    def window_selection(self, value: str) -> None:
+        self._set_selection(value, self._selection_seed)
+
+    @property
+    def selection_seed(self) -> int:
+        return self._selection_seed
+
+    @selection_seed.setter
+    def selection_seed(self, value: int) -> None:
+        self._set_selection(self._window_selection, value)
+
+    def _set_selection(self, window_selection: str, selection_seed: int) -> None:
+        """Validate, store and build the (eager, traced) selectors of ``window_selection``."""
+        check_window_selection(window_selection)
+        check_selection_seed(selection_seed)
+        self._window_selection, self._selection_seed = window_selection, selection_seed
+        self._selectors = make_selectors(window_selection, selection_seed)
 
     def train(self, mode: bool = True):
         """As mmdet's (keeps frozen stages frozen), but returns ``self`` so ``model.eval()`` chains."""
@@ -168,8 +203,9 @@ class SparseSwinTransformer(SwinTransformer):
         if self.record_selection or self.last_selection is not None:
             self.last_selection = [] if self.record_selection else None
         outs = []
+        run_stage = self._observed_stage if self._stage_observers else self.forward_stage
         for i in range(len(self.stages)):
-            x, out = self.forward_stage(i, x, inplace=True)
+            x, out = run_stage(i, x, inplace=True)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(out)  # [B, H, W, C]
                 outs.append(out.permute(0, 3, 1, 2).contiguous())  # [B, C, H, W]
@@ -185,38 +221,66 @@ class SparseSwinTransformer(SwinTransformer):
         """
         stage, ratios = self.stages[i], self._ratios[i]
         b, h, w, c = (int(v) for v in x.shape)  # ints also for the TorchScript tracer (ONNX), which gives tensors
-        grids = [self._grid(h, w, s, x.device) for s in (0, self.window_size // 2)]
+        traced = _tracing()  # once per stage: the blocks below do not ask again
+        grids = [self._grid(h, w, s, x.device, traced) for s in (0, self.window_size // 2)]
         if grids[0].has_pad:
             x = F.pad(x, (0, 0, 0, grids[0].wp - w, 0, grids[0].hp - h))  # [B, Hp, Wp, C]
         owned = inplace or grids[0].has_pad  # sparse blocks write in place: only into a tensor we own
-        importance, orders, record = None, [None, None], []
+        select = self._selectors[1] if traced else self._selectors[0]
+        importance, orders, kept = None, [None, None], []
         for j, block in enumerate(stage.blocks):
             grid, shifted = grids[j % 2], j % 2
             if ratios[j] == 0:
                 x, owned = self._dense_block(block, x, grid), True
-                record.append(None)
+                kept.append(None)
                 continue
             if importance is None:
                 x, owned = (x if owned else x.clone()), True
                 importance = self._importance(x, grids[0].pad_map)  # [B, Hp, Wp] fp32
             k = W.num_kept(grid.nw, ratios[j])
             if orders[shifted] is None:  # the first pruned block of its kind keeps the most windows
-                scores = self._window_scores(importance, grid, i, shifted)  # [B, nW] fp32
-                order = W.top_windows(scores, k) if _tracing() else W.rank_windows(scores)  # [B, k] or [B, nW]
-                orders[shifted] = (order, scores)
-            x = self._sparse_block(block, x, grid, shifted, orders[shifted][0], k)
-            record.append(self._selection_record(orders[shifted], k, grid, shifted, (h, w), i))
+                # (order [B, nW], or [B, k] traced; scores [B, nW] fp32)
+                orders[shifted] = select(importance, grid.token_index, k, (self.selection_calls, i, shifted))
+            x = self._sparse_block(block, x, grid, shifted, orders[shifted][0], k, traced)
+            kept.append((shifted, k))
         if self.last_selection is not None:
-            self.last_selection.append(record)
+            self.last_selection.append(self._stage_records(i, kept, orders, grids, (h, w)))
         out = x[:, :h, :w].contiguous() if grids[0].has_pad else x  # [B, H, W, C]
         if stage.downsample is None:
             return out, out
         down, (h2, w2) = stage.downsample(out.view(b, h * w, c), (h, w))  # [B, H/2*W/2, 2C]
         return down.view(b, h2, w2, -1), out
 
+    # ------------------------------------------------------------------------------------------------ observation
+    @contextlib.contextmanager
+    def observe_stages(self, before: Optional[StageBefore] = None,
+                       after: Optional[StageAfter] = None) -> Iterator['SparseSwinTransformer']:
+        """While the context lasts, every ``forward`` calls ``before(i, x)`` just before stage ``i`` runs on ``x``
+        (NHWC; the stage may then write into it in place: copy what you keep) and ``after(i, result)`` just after
+        it, with ``result`` = :meth:`forward_stage`'s (next stage input, stage output).
+
+        Observers nest (``before`` in registration order, ``after`` in reverse). Without one ``forward`` runs
+        :meth:`forward_stage` directly: observation costs nothing when unused.
+        """
+        observer = (before or _ignore, after or _ignore)
+        self._stage_observers.append(observer)
+        try:
+            yield self
+        finally:
+            self._stage_observers.remove(observer)
+
+    def _observed_stage(self, i: int, x: torch.Tensor, inplace: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_stage` between the observers' calls."""
+        for before, _ in self._stage_observers:
+            before(i, x)
+        result = self.forward_stage(i, x, inplace=inplace)
+        for _, after in reversed(self._stage_observers):
+            after(i, result)
+        return result
+
     # ------------------------------------------------------------------------------------------------ selection
-    def _grid(self, h: int, w: int, shift: int, device) -> _Grid:
-        if _tracing():  # a traced graph builds its own tables: no guard on (and no recompile for) the cache
+    def _grid(self, h: int, w: int, shift: int, device, traced: bool) -> _Grid:
+        if traced:  # a traced graph builds its own tables: no guard on (and no recompile for) the cache
             return _Grid(h, w, self.window_size, shift, device)
         key = (h, w, shift, str(device))
         if key not in self._grids:
@@ -231,29 +295,28 @@ class SparseSwinTransformer(SwinTransformer):
         imp = x.detach().float().abs().mean(-1)  # [B, Hp, Wp]
         return imp if pad_map is None else imp.masked_fill(pad_map, 0.0)
 
-    @torch.no_grad()
-    def _window_scores(self, importance: torch.Tensor, grid: _Grid, stage: int, shifted: int) -> torch.Tensor:
-        """Window scores ``[B, nW]`` in fp32 (autocast off): L2 norm of importance, or random (``'random'``)."""
-        if self.window_selection == 'random':
-            if _tracing():
-                raise RuntimeError("window_selection='random' runs eagerly only (its per-call CPU generator cannot "
-                                   "be traced); compile or export with window_selection='l2'")
-            seed = (self.selection_seed, self.selection_calls, stage, shifted)
-            return W.random_window_scores(importance.shape[0], grid.nw, seed, importance.device)
-        with torch.autocast(importance.device.type, enabled=False):
-            return W.window_scores(importance, grid.token_index)
-
-    def _selection_record(self, order: Tuple[torch.Tensor, torch.Tensor], k: int, grid: _Grid, shifted: int, hw,
-                          stage: int) -> Optional[dict]:
-        if self.last_selection is None:
-            return None
-        ws = self.window_size
+    def _stride(self, i: int) -> int:
+        """Input pixels per token at stage ``i``."""
         stride = self.patch_embed.projection.stride[0]
-        for prev in self.stages[:stage]:
+        for prev in self.stages[:i]:
             s = prev.downsample.sampler.stride
             stride *= s[0] if isinstance(s, (tuple, list)) else s
-        return dict(keep=order[0][:, :k].detach().cpu(), grid=(grid.hp // ws, grid.wp // ws),
-                    shift=ws // 2 if shifted else 0, hw=tuple(hw), stride=stride, scores=order[1].detach().cpu())
+        return stride
+
+    def _stage_records(self, i: int, kept: List[Optional[Tuple[int, int]]], orders: list, grids: List[_Grid],
+                       hw: Tuple[int, int]) -> List[Optional[SelectionRecord]]:
+        """Stage ``i``'s records: per block, None (``kept`` None: dense) or the first ``k`` windows of the
+        ranking of its kind (``kept`` = (shifted, k); ``orders[shifted]`` = (order, scores))."""
+        records: List[Optional[SelectionRecord]] = []
+        for blk in kept:
+            if blk is None:
+                records.append(None)
+                continue
+            (order, scores), grid = orders[blk[0]], grids[blk[0]]
+            records.append(SelectionRecord(keep=order[:, :blk[1]].detach().cpu(), grid=(grid.nwh, grid.nww),
+                                           shift=grid.shift, hw=tuple(hw), stride=self._stride(i),
+                                           scores=scores.detach().cpu()))
+        return records
 
     # ------------------------------------------------------------------------------------------------ blocks
     def _dense_block(self, block, x: torch.Tensor, grid: _Grid) -> torch.Tensor:
@@ -264,14 +327,15 @@ class SparseSwinTransformer(SwinTransformer):
                                   x.shape[0])
         return W.scatter_windows_(torch.empty_like(x), rows, y)
 
-    def _sparse_block(self, block, x: torch.Tensor, grid: _Grid, shifted: int, order: torch.Tensor,
-                      k: int) -> torch.Tensor:
-        """Kept windows only: gather, run the block, write back in place; other windows are untouched."""
+    def _sparse_block(self, block, x: torch.Tensor, grid: _Grid, shifted: int, order: torch.Tensor, k: int,
+                      traced: bool) -> torch.Tensor:
+        """Kept windows only: gather, run the block, write back in place; other windows are untouched (``traced``:
+        static shapes)."""
         if k == 0:
             return x
         idx = W.flat_window_index(order, k, grid.nw)  # [B*k]
         n_plain = x.shape[0] * k
-        if shifted and _tracing():
+        if shifted and traced:
             n_plain = 0  # static shapes: every kept window gets its own (possibly all-zero) shift mask
         elif shifted:
             idx, n_plain = W.split_plain_first(idx, grid.boundary, grid.nw)  # counts boundary windows (host sync)
