@@ -303,10 +303,12 @@ def report_markdown(records: Sequence[dict], comparisons: Sequence[tuple], meta:
             text += [pairs_table(pairs), '']
         text += [f'**{verdict(pairs, comparison)}**', '']
     if meta.get('matches'):
-        text += ['## Matching the budgets', '', f"Each budget's best {st.get('match_candidates', 1)} search "
-                 'candidates (by the search metric on the held-out split), timed in the same interleaved run as '
-                 f"their baseline; compared: the best one within {MATCH_TOLERANCE:.0%} of the baseline's latency, "
-                 'else the closest (not matched).', '', matching_markdown(meta['matches']), '']
+        text += ['## Matching the budgets', '', f"Up to {st.get('match_candidates', 1)} search candidates per "
+                 "budget (rank 0: the search's best of the budget; then the best by the search metric, on the "
+                 "held-out split, in each bin of predicted latency around the budget's edge, from the whole "
+                 'history), timed in the same interleaved run as their baseline; compared: the best by search '
+                 f"metric within {MATCH_TOLERANCE:.0%} of the baseline's latency, else the closest (not matched).",
+                 '', matching_markdown(meta['matches']), '']
     if meta.get('kept_windows'):
         text += ['## Kept windows', '', 'Do the windows SparseViT keeps hold the objects? Uniform ratios on the '
                  'val split (`tools/analyze_windows.py`; definitions in `sparsevit.analysis.kept_windows`).', '']
