@@ -18,16 +18,14 @@ Part 2 (issue 8): for a total of S steps, the per-budget best of one multi-budge
 search per budget (S / K steps each); ``--pooled`` adds a variant of the multi-budget run in which every step
 draws its parents from all budgets alike (the design the searcher does not use; shown for the record).
 
-This file parses the arguments and prints the tables; the comparisons are :mod:`sparsevit.search.benchmark`'s.
+This file parses the arguments and prints; the comparisons and their tables are :mod:`sparsevit.search.benchmark`'s.
 """
 import argparse
 import json
 import logging
 import os.path as osp
-import statistics
 import sys
 import time
-from typing import Optional, Sequence
 
 from sparsevit.search import benchmark as bench
 from sparsevit.search.budgets import Budgets
@@ -35,72 +33,6 @@ from sparsevit.search.budgets import Budgets
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
 DEFAULT_TABLE = osp.join(ROOT, 'work_dirs', 'benchmark_search', 'demo_latency_table.json')
-
-
-def _mean(values: Sequence[Optional[float]]) -> str:
-    found = [v for v in values if v is not None]
-    if not found:
-        return 'none'
-    text = f'{statistics.mean(found):.3f}'
-    if len(found) > 1:
-        text += f' ± {statistics.stdev(found):.3f}'
-    return text + ('' if len(found) == len(values) else f' ({len(values) - len(found)} none)')
-
-
-def _regret(values: Sequence[Optional[float]], best: Optional[float]) -> str:
-    found = [best - v for v in values if v is not None]
-    return f'{statistics.mean(found):.3f}' if found and best is not None else '–'
-
-
-def print_strategies(result: dict, stopped: int, dense: float, args) -> None:
-    """Part 1's tables: best vs steps and vs configurations scored, per strategy."""
-    (low, high), top, names = result['band'], result['optimum'], bench.STRATEGIES
-    print(f'\n## Strategy: original vs elitist, band [{low:.2f}, {high:.2f}] ms ({args.band[0]:g}-{args.band[1]:g} x '
-          f'dense {dense:.2f} ms), population {args.population}, parents {args.parents}, {args.seeds} seeds')
-    print(f'optimum of the band (enumerated): {top:.3f}\n')
-    print('Best score found vs steps (mean ± sd over seeds; regret = optimum - best; scored = configurations '
-          'evaluated by then, mean):\n')
-    print('| steps | original: best | regret | scored | elitist: best | regret | scored |')
-    print('|---|---|---|---|---|---|---|')
-    for row in result['by_steps']:
-        cells = []
-        for s in names:
-            cells += [_mean(row[s]['best']), _regret(row[s]['best'], top), f"{row[s]['scored']:.0f}"]
-        print(f"| {row['steps']} | " + ' | '.join(cells) + ' |')
-    print('\nBest score found vs configurations scored (the cost of a real search: one COCO evaluation each):\n')
-    print('| scored | original: best | regret | elitist: best | regret |')
-    print('|---|---|---|---|---|')
-    for k, n in enumerate(result['evaluations']):
-        cells = []
-        for s in names:
-            bests = [seed_bests[k] for seed_bests in result['by_scored'][s]]
-            cells += [_mean(bests), _regret(bests, top)]
-        print(f'| {n} | ' + ' | '.join(cells) + ' |')
-    if stopped:
-        print(f'\n(the elitist search stopped early, its band exhausted around the parents, in {stopped} of '
-              f'{args.seeds} seeds)')
-
-
-def print_budgets(result: dict, budgets: Budgets, tops: Sequence[Optional[float]], args) -> None:
-    """Part 2's table: per total steps and budget, the best (and regret) of each variant (``tops``: the optima)."""
-    k = len(budgets)
-    variants = bench.budget_variants(k, args.pooled)
-    print(f'\n## Budgets: one multi-budget run vs {k} single-band searches, budgets '
-          f"{', '.join(budgets.label(i) for i in range(k))} (fractions {' '.join(f'{f:g}' for f in args.budgets)} "
-          f'of dense, from {args.budget_min:g}), population {args.population}, parents {args.parents}, '
-          f'{args.seeds} seeds')
-    print('optimum per budget (enumerated): ' + ', '.join(f'{t:.3f}' for t in tops) + '\n')
-    print('| total steps | budget | optimum | ' + ' | '.join(f'{v}: best (regret)' for v in variants) + ' |')
-    print('|---|---|---|' + '---|' * len(variants))
-    for row in result['rows']:
-        total = row['total_steps']
-        for i in range(k):
-            cells = []
-            for v in variants:
-                bests = [seed_bests[i] for seed_bests in row['best'][v]]
-                cells.append(f'{_mean(bests)} ({_regret(bests, tops[i])})')
-            print(f'| {total} | {budgets.label(i)} | {tops[i]:.3f} | ' + ' | '.join(cells) + ' |')
-        print(f'| {total} | mean regret | | ' + ' | '.join(f"{row['mean_regret'][v]:.3f}" for v in variants) + ' |')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -145,12 +77,14 @@ def main(argv=None) -> int:
         band = (args.band[0] * dense, args.band[1] * dense)
         results['strategies'], stopped = bench.compare_strategies(
             table.additive, points, band, args.steps, args.evaluations, args.seeds, args.population, args.parents)
-        print_strategies(results['strategies'], stopped, dense, args)
+        print(bench.format_strategies(results['strategies'], stopped, dense, args.band, args.population, args.parents,
+                                      args.seeds))
     if 'budgets' in args.parts:
         budgets = Budgets([f * dense for f in args.budgets], args.budget_min * dense)
         results['budgets'] = bench.compare_budgets(table.additive, points, budgets, args.multi_steps, args.seeds,
                                                    args.population, args.parents, args.pooled)
-        print_budgets(results['budgets'], budgets, bench.budget_optima(points, budgets), args)
+        print(bench.format_budgets(results['budgets'], budgets, bench.budget_optima(points, budgets), args.budgets,
+                                   args.budget_min, args.population, args.parents, args.seeds, args.pooled))
     print(f'\n({time.perf_counter() - start:.0f} s)')
     if args.json:
         with open(args.json, 'w') as f:

@@ -233,3 +233,79 @@ def compare_budgets(latency: LatencyFn, points: Sequence[tuple], budgets: Budget
                    for v in variants}
         out.append(dict(total_steps=total, optimum=tops, best=per_variant, mean_regret=regrets))
     return dict(budgets=edges, min=low, rows=out)
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+def _mean(values: Sequence[Optional[float]]) -> str:
+    found = [v for v in values if v is not None]
+    if not found:
+        return 'none'
+    text = f'{statistics.mean(found):.3f}'
+    if len(found) > 1:
+        text += f' ± {statistics.stdev(found):.3f}'
+    return text + ('' if len(found) == len(values) else f' ({len(values) - len(found)} none)')
+
+
+def _regret(values: Sequence[Optional[float]], best: Optional[float]) -> str:
+    found = [best - v for v in values if v is not None]
+    return f'{statistics.mean(found):.3f}' if found and best is not None else '–'
+
+
+def format_strategies(result: dict, stopped: int, dense: float, band: Sequence[float], population: int,
+                      parents: int, seeds: int) -> str:
+    """Part 1's tables (markdown): best vs steps and vs configurations scored, per strategy (``band``: the
+    fractions of dense the result's band was made of)."""
+    (low, high), top, names = result['band'], result['optimum'], STRATEGIES
+    out: List[str] = []
+    out.append(f'\n## Strategy: original vs elitist, band [{low:.2f}, {high:.2f}] ms ({band[0]:g}-{band[1]:g} x '
+               f'dense {dense:.2f} ms), population {population}, parents {parents}, {seeds} seeds')
+    out.append(f'optimum of the band (enumerated): {top:.3f}\n')
+    out.append('Best score found vs steps (mean ± sd over seeds; regret = optimum - best; scored = configurations '
+               'evaluated by then, mean):\n')
+    out.append('| steps | original: best | regret | scored | elitist: best | regret | scored |')
+    out.append('|---|---|---|---|---|---|---|')
+    for row in result['by_steps']:
+        cells = []
+        for s in names:
+            cells += [_mean(row[s]['best']), _regret(row[s]['best'], top), f"{row[s]['scored']:.0f}"]
+        out.append(f"| {row['steps']} | " + ' | '.join(cells) + ' |')
+    out.append('\nBest score found vs configurations scored (the cost of a real search: one COCO evaluation each):\n')
+    out.append('| scored | original: best | regret | elitist: best | regret |')
+    out.append('|---|---|---|---|---|')
+    for k, n in enumerate(result['evaluations']):
+        cells = []
+        for s in names:
+            bests = [seed_bests[k] for seed_bests in result['by_scored'][s]]
+            cells += [_mean(bests), _regret(bests, top)]
+        out.append(f'| {n} | ' + ' | '.join(cells) + ' |')
+    if stopped:
+        out.append(f'\n(the elitist search stopped early, its band exhausted around the parents, in {stopped} of '
+              f'{seeds} seeds)')
+    return '\n'.join(out)
+
+
+def format_budgets(result: dict, budgets: Budgets, tops: Sequence[Optional[float]], fractions: Sequence[float],
+                   budget_min: float, population: int, parents: int, seeds: int, pooled: bool) -> str:
+    """Part 2's table (markdown): per total steps and budget, the best (and regret) of each variant (``tops``: the
+    optima; ``fractions``, ``budget_min``: the budgets as fractions of dense, as given)."""
+    k = len(budgets)
+    variants = budget_variants(k, pooled)
+    out: List[str] = []
+    out.append(f'\n## Budgets: one multi-budget run vs {k} single-band searches, budgets '
+               f"{', '.join(budgets.label(i) for i in range(k))} (fractions {' '.join(f'{f:g}' for f in fractions)} "
+          f'of dense, from {budget_min:g}), population {population}, parents {parents}, '
+          f'{seeds} seeds')
+    out.append('optimum per budget (enumerated): ' + ', '.join(f'{t:.3f}' for t in tops) + '\n')
+    out.append('| total steps | budget | optimum | ' + ' | '.join(f'{v}: best (regret)' for v in variants) + ' |')
+    out.append('|---|---|---|' + '---|' * len(variants))
+    for row in result['rows']:
+        total = row['total_steps']
+        for i in range(k):
+            cells = []
+            for v in variants:
+                bests = [seed_bests[i] for seed_bests in row['best'][v]]
+                cells.append(f'{_mean(bests)} ({_regret(bests, tops[i])})')
+            out.append(f'| {total} | {budgets.label(i)} | {tops[i]:.3f} | ' + ' | '.join(cells) + ' |')
+        regrets = ' | '.join(f"{row['mean_regret'][v]:.3f}" for v in variants)
+        out.append(f'| {total} | mean regret | | {regrets} |')
+    return '\n'.join(out)
