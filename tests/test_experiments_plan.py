@@ -8,7 +8,7 @@ from sparsevit.experiments.settings import ExperimentError, Settings, settings_f
 
 def test_new_settings_and_their_checks():
     st = settings_from({})
-    assert (st.style, st.num_val, st.random_seeds, st.match_candidates, st.latency_rounds) == ('scene', 300, 3, 5, 5)
+    assert (st.style, st.num_val, st.random_seeds, st.match_candidates, st.latency_rounds) == ('scene', 250, 3, 5, 5)
     assert st.width_factors == (0.75, 0.5) and st.window_images == 40
     st = settings_from({'EXPERIMENTS_STYLE': 'flat', 'EXPERIMENTS_WIDTHS': 'none', 'EXPERIMENTS_RANDOM_SEEDS': '1'})
     assert (st.style, st.width_factors, st.random_seeds) == ('flat', (), 1)
@@ -28,6 +28,8 @@ def test_default_estimate_fits_75_minutes():
     seconds = dict(runs)
     # the width baselines train dense + adapt epochs from scratch; the narrower, the cheaper an epoch
     assert seconds['train_width0.5'] < seconds['train_width0.75']
+    # ... but not by much: measured 432 and 382 s for 8 epochs on 2026-12-01, where a full-width epoch cost ~56 s
+    assert 360 < seconds['train_width0.5'] < seconds['train_width0.75'] < 460
     assert seconds['test_random_b1_s2'] == seconds['test_dense']  # every test is on the same val images
     more = dict(planned_runs(Settings(latency_rounds=10)))
     assert more['latency'] > 1.9 * seconds['latency'] - 10
