@@ -23,18 +23,12 @@ import warnings
 
 warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=UserWarning)
 
-import torch  # noqa: E402
 from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
-from sparsevit.analysis.selection_agreement import first_test_images, precision_agreement  # noqa: E402
-from sparsevit.deploy.build import build_sparse_backbone  # noqa: E402
-from sparsevit.schedule import is_dense  # noqa: E402
+from sparsevit.analysis.selection_agreement import check_precision, format_precision_check  # noqa: E402
 from sparsevit.utils.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
                                  write_json)
-from sparsevit.utils.config import load_config  # noqa: E402
-from sparsevit.utils.latency import resolve_device  # noqa: E402
-from sparsevit.utils.precision import resolve_dtype  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,50 +57,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> dict:
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
-    cfg = load_config(args.config, args.cfg_options, require_backbone=True)
-    backbone, _ = build_sparse_backbone(cfg, args.checkpoint, args.pruning_ratios)
-    if is_dense(backbone.pruning_ratios):
-        raise ValueError('the configuration prunes nothing (all ratios 0): give --pruning-ratios or a sparse config')
-    backbone.to(device)
-    if args.random:
-        size = args.img_size or 672
-        imgs = torch.randn(args.num_images, 3, size, size, generator=torch.Generator().manual_seed(args.seed))
-    else:
-        imgs = first_test_images(cfg, args.num_images, args.img_size)
-    found = precision_agreement(backbone, imgs, dtype, args.batch_size, device)
-    return dict(found.comparison, config=args.config, checkpoint=args.checkpoint, dtype=args.dtype,
-                device=str(device), images='random' if args.random else 'test set', num_images=len(imgs),
-                img_hw=list(imgs.shape[2:]), pruning_ratios=[list(s) for s in backbone.pruning_ratios],
-                pad_before_norm=backbone.pad_before_norm, same_input_mismatches=found.same_input_mismatches,
-                same_input_checks=found.same_input_checks)
-
-
-def report(r: dict) -> str:
-    h, w = r['img_hw']
-    stages = ', '.join(f"stage {s['stage']} {s['agree']}/{s['kept']}" for s in r['per_stage'] if s['kept'])
-    lines = [f"fp32 vs {r['dtype']} autocast on {r['device']}: {r['num_images']} {r['images']} images ({h}x{w}), "
-             f"pruning_ratios {r['pruning_ratios']}",
-             f"kept windows that agree: {r['agree']}/{r['kept']} ({100 * r['agreement']:.2f} %); flips: {r['flips']}; "
-             f"largest relative score gap of a flip: {r['max_flip_gap']:.2e}",
-             f'per stage: {stages}',
-             f"same stage input, fp32 vs {r['dtype']} ranking: "
-             + ('identical' if r['same_input_mismatches'] == 0 else f"{r['same_input_mismatches']} stage(s) DIFFER")
-             + f" ({r['same_input_checks']} stage runs)"]
-    return '\n'.join(lines)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.json is not None and osp.isdir(args.json):
         print(f'check_precision.py: error: --json {args.json} is a directory; give a file path', file=sys.stderr)
         return 2
-    result = run_reporting_errors('check_precision.py', lambda: run(args))
+    result = run_reporting_errors('check_precision.py', lambda: check_precision(
+        args.config, args.checkpoint, args.dtype, args.device, args.num_images, args.random, args.img_size,
+        args.batch_size, args.pruning_ratios, args.seed, args.cfg_options))
     if result is None:
         return 2
-    print(report(result))
+    print(format_precision_check(result))
     if args.json is not None:
         write_json(args.json, result)
     if result['same_input_mismatches']:

@@ -174,3 +174,48 @@ def _flip_gaps(scores: torch.Tensor, k: int, windows: List[int]) -> List[float]:
     boundary = float(ordered[k - 1] + ordered[k]) / 2 if k < len(ordered) else float(ordered[k - 1])
     scale = max(abs(boundary), 1e-30)
     return [abs(float(scores[w]) - boundary) / scale for w in windows]
+
+
+def check_precision(config: str, checkpoint: Optional[str] = None, dtype: str = 'bf16', device: str = 'auto',
+                    num_images: int = 8, random: bool = False, img_size: Optional[int] = None, batch_size: int = 2,
+                    pruning_ratios: Optional[str] = None, seed: int = 0, cfg_options: Optional[dict] = None) -> dict:
+    """``tools/check_precision.py``: the config's SparseViT backbone on ``num_images`` test-set images (or random
+    ones: ``random``, ``img_size`` default 672, seeded), in fp32 and under autocast at ``dtype``; the kept-window
+    agreement (:func:`precision_agreement`) with what was run. ValueError for a configuration that prunes nothing."""
+    from ..deploy.build import build_sparse_backbone
+    from ..schedule import is_dense
+    from ..utils.config import load_config
+    from ..utils.latency import resolve_device
+    from ..utils.precision import resolve_dtype
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    cfg = load_config(config, cfg_options, require_backbone=True)
+    backbone, _ = build_sparse_backbone(cfg, checkpoint, pruning_ratios)
+    if is_dense(backbone.pruning_ratios):
+        raise ValueError('the configuration prunes nothing (all ratios 0): give --pruning-ratios or a sparse config')
+    backbone.to(dev)
+    if random:
+        size = img_size or 672
+        imgs = torch.randn(num_images, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    else:
+        imgs = first_test_images(cfg, num_images, img_size)
+    found = precision_agreement(backbone, imgs, torch_dtype, batch_size, dev)
+    return dict(found.comparison, config=config, checkpoint=checkpoint, dtype=dtype, device=str(dev),
+                images='random' if random else 'test set', num_images=len(imgs), img_hw=list(imgs.shape[2:]),
+                pruning_ratios=[list(s) for s in backbone.pruning_ratios], pad_before_norm=backbone.pad_before_norm,
+                same_input_mismatches=found.same_input_mismatches, same_input_checks=found.same_input_checks)
+
+
+def format_precision_check(r: dict) -> str:
+    """:func:`check_precision`'s result as the tool prints it (four lines)."""
+    h, w = r['img_hw']
+    stages = ', '.join(f"stage {s['stage']} {s['agree']}/{s['kept']}" for s in r['per_stage'] if s['kept'])
+    lines = [f"fp32 vs {r['dtype']} autocast on {r['device']}: {r['num_images']} {r['images']} images ({h}x{w}), "
+             f"pruning_ratios {r['pruning_ratios']}",
+             f"kept windows that agree: {r['agree']}/{r['kept']} ({100 * r['agreement']:.2f} %); flips: {r['flips']}; "
+             f"largest relative score gap of a flip: {r['max_flip_gap']:.2e}",
+             f'per stage: {stages}',
+             f"same stage input, fp32 vs {r['dtype']} ranking: "
+             + ('identical' if r['same_input_mismatches'] == 0 else f"{r['same_input_mismatches']} stage(s) DIFFER")
+             + f" ({r['same_input_checks']} stage runs)"]
+    return '\n'.join(lines)

@@ -1,6 +1,6 @@
 """What the tools, the search and the experiments share:
 
-* :mod:`.cli` — the tools' command line: the one-line error parser, argparse types, one-line errors, JSON output;
+* :mod:`.cli` — the tools' command line: the one-line error parser, argument types, one-line errors, JSON output;
 * :mod:`.config` — reading a config (:func:`~.config.load_config`) with the original's top-level keys applied and
   validated;
 * :mod:`.checkpoint` — reading detector checkpoints with one-line errors;
