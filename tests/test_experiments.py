@@ -34,12 +34,15 @@ def test_settings_from_env_and_flags():
     st = settings_from({'EXPERIMENTS_IMG_SIZE': '384', 'EXPERIMENTS_FORCE': '1', 'EXPERIMENTS_DIR': 'x'},
                        dict(num_train=7, img_size=None))
     assert (st.img_size, st.force, st.dir, st.num_train) == (384, True, 'x', 7)
+    assert settings_from({'EXPERIMENTS_GUARD': '0', 'EXPERIMENTS_PARENTS': '6'}).guard == 0  # 3 budgets, no guard
 
 
 @pytest.mark.parametrize('env, match', [
     ({'EXPERIMENTS_IMG_SIZE': '400'}, 'multiple of 32'), ({'EXPERIMENTS_NUM_TRAIN': 'ten'}, 'not a valid int'),
     ({'EXPERIMENTS_ADAPT_EPOCHS': '0'}, 'ADAPT_EPOCHS'), ({'EXPERIMENTS_FORCE': 'maybe'}, 'expected 0 or 1'),
-    ({'EXPERIMENTS_POPULATION': '4'}, 'POPULATION'), ({'EXPERIMENTS_PARENTS': '4'}, 'PARENTS')])
+    ({'EXPERIMENTS_POPULATION': '4'}, 'POPULATION'), ({'EXPERIMENTS_PARENTS': '4'}, 'PARENTS'),
+    ({'EXPERIMENTS_PARENTS': '6'}, r'PARENTS.*\(8: two per budget, the guard'),  # 3 budgets + the guard
+    ({'EXPERIMENTS_GUARD': '1'}, r'GUARD.*0 \(no guard budget\) or in \(1, 2\]')])
 def test_bad_settings(env, match):
     with pytest.raises(ExperimentError, match=match):
         settings_from(env)

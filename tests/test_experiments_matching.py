@@ -2,8 +2,9 @@
 history, and the pick of the best one within 3 % of its baseline's measured latency."""
 import pytest
 
-from sparsevit.experiments.matching import (EDGE_OFFSETS, MATCH_TOLERANCE, Candidate, budget_candidates,
-                                            candidate_name, is_matched, latency_gap, nearest, pick_matched)
+from sparsevit.experiments.matching import (EDGE_BIN, EDGE_OFFSETS, GUARD_CAP, MATCH_TOLERANCE, Candidate,
+                                            budget_candidates, candidate_name, guard_fraction, is_matched,
+                                            latency_gap, nearest, pick_matched)
 from sparsevit.schedule import gene_names, genes_to_ratios
 
 DEPTHS = (2, 2, 6, 2)
@@ -45,29 +46,38 @@ def test_budget_candidates_order_dedupe_and_budget_indices():
 
 
 def test_candidates_around_the_budget_edge_from_the_whole_history():
-    # experiments' budgets 0.8 and 0.5 of dense; the search's edges (its ms) 80 and 50; its budget 1 is our 0
-    fractions, edges = [0.8, 0.5], [80.0, 50.0]
-    history = [record(0, 1, 0.60, genes(0.1), latency=66.0),  # the budget's best, 17 % below its edge
+    # experiments' budgets 0.8 and 0.5 of dense and a guard budget 1.0; the search's edges (its ms) 80, 50 and 100;
+    # the search numbers them ascending: its budget 1 is our 0, its 2 the guard
+    fractions, edges = [0.8, 0.5, 1.0], [80.0, 50.0, 100.0]
+    history = [record(0, 1, 0.60, genes(0.1), latency=66.0),  # the budget's best, 17.5 % below its edge: bin -16 %
                record(1, 1, 0.40, genes(0.2), latency=80.0),  # at the edge (bin 0)
                record(2, 1, 0.50, genes(0.3), latency=79.5),  # at the edge, better: bin 0's pick
-               record(3, 1, 0.45, genes(0.4), latency=76.5),  # -4.4 %: bin -4 %
-               record(4, None, 0.70, genes(0.5), latency=83.0, feasible=False),  # scored, above every budget: +4 %
-               record(5, 0, 0.30, genes(0.6), latency=73.0),  # the other budget's, -8.75 %: bin -8 %
-               record(6, 1, 0.55, genes(0.7), latency=70.0),  # -12.5 %: bin -12 %
+               record(3, 1, 0.45, genes(0.4), latency=72.0),  # -10 %: bin -8 %
+               record(4, None, 0.70, genes(0.5), latency=88.0, feasible=False),  # scored, infeasible: +10 %, bin +8 %
+               record(5, 0, 0.30, genes(0.6), latency=62.0),  # the other budget's, -22.5 %: out of reach
+               record(6, 2, 0.55, genes(0.7), latency=93.0),  # the guard budget's, +16.25 %: bin +16 %
                record(7, None, None, genes(0.8), latency=95.0, feasible=False),  # not scored: never a candidate
                record(8, 0, 0.35, genes(0.9), latency=50.5)]
-    out = budget_candidates(history, fractions, DEPTHS, per_budget=6, edges_ms=edges)
-    assert [c.step for c in out[0]] == [0, 2, 3, 4, 5, 6] and [c.rank for c in out[0]] == list(range(6))
-    assert out[0][0].metric == 0.60 and out[0][3].predicted_ms == 83.0
+    out = budget_candidates(history, fractions, DEPTHS, per_budget=5, edges_ms=edges)
+    assert [c.step for c in out[0]] == [0, 2, 3, 4, 6] and [c.rank for c in out[0]] == list(range(5))
+    assert out[0][0].metric == 0.60 and out[0][3].predicted_ms == 88.0
     assert len(budget_candidates(history, fractions, DEPTHS, per_budget=3, edges_ms=edges)[0]) == 3
     # budget 1 (edge 50): its own best is the only record near 50 ms, then nothing within the outermost bin
     assert [c.step for c in out[1]] == [8]
-    # bins exhausted: the unused records closest to the edge within reach (80.0 at 0 %, then 66 at -17.5 %: out)
+    # bins exhausted (bin -16 % holds only rank 0): the unused records closest to the edge within reach (80.0 at
+    # 0 %; 62.0 at -22.5 % is out)
     out = budget_candidates(history, fractions, DEPTHS, per_budget=8, edges_ms=edges)
-    assert [c.step for c in out[0]] == [0, 2, 3, 4, 5, 6, 1]
-    assert EDGE_OFFSETS[0] == 0.0
+    assert [c.step for c in out[0]] == [0, 2, 3, 4, 6, 1]
+    assert EDGE_OFFSETS[0] == 0.0 and max(EDGE_OFFSETS) + EDGE_BIN == pytest.approx(0.2)
     # without edges: the budget's best by metric, as before
-    assert [c.step for c in budget_candidates(history, fractions, DEPTHS, per_budget=3)[0]] == [0, 6, 2]
+    assert [c.step for c in budget_candidates(history, fractions, DEPTHS, per_budget=3)[0]] == [0, 2, 3]
+
+
+def test_guard_budget():
+    assert guard_fraction([0.5, 0.7], 1.25) == pytest.approx(0.875)
+    assert guard_fraction([0.5, 0.8], 1.25) == GUARD_CAP  # capped below dense
+    assert guard_fraction([0.5, 0.95], 1.25) is None and guard_fraction([0.5, 0.7], 0) is None
+    assert guard_fraction([], 1.25) is None
 
 
 def candidates(n: int, budget: int = 0):

@@ -26,7 +26,7 @@ def genes(value: float) -> dict:
 def pipeline(tmp_path):
     st = Settings(dir=str(tmp_path / 'work'), data=str(tmp_path / 'data'), img_size=128, budgets=2, parents=4,
                   match_candidates=2, random_seeds=2, latency_batch=1, latency_warmup=0, latency_repeats=1,
-                  latency_rounds=2, window_images=3)
+                  latency_rounds=2, window_images=3, guard=0)
     return Pipeline(st, sys.executable)
 
 
@@ -98,7 +98,24 @@ def test_candidates_around_the_edges_the_search_resolved(pipeline):
         json.dump(dict(band=dict(budgets=[dict(text='0.600x', ms=60.0), dict(text='0.800x', ms=80.0)])), f)
     candidates = pipeline.read_candidates(budgets)  # match_candidates=2: the best, then the best at the edge
     assert [c.predicted_ms for c in candidates[0]] == [70.0, 79.0]
-    assert [c.predicted_ms for c in candidates[1]] == [50.0]  # nothing else within 14 % of 60 ms
+    assert [c.predicted_ms for c in candidates[1]] == [50.0, 70.0]  # 70 ms: +16.7 % of 60 ms, bin +16 %
+
+
+def test_guard_budget_is_searched_but_not_compared(pipeline):
+    from sparsevit.search.outputs import SearchFiles, budgets_tag
+    pipeline.st.guard, pipeline.st.match_candidates = 1.25, 3
+    budgets = [0.8, 0.6]
+    texts = ['0.600x', '0.800x', '0.950x']  # the guard: 1.25 x 0.8, capped at 0.95
+    assert [f'{b:.3f}x' for b in pipeline.searched(budgets)] == ['0.800x', '0.600x', '0.950x']
+    write_history(pipeline, texts, [
+        record(0, 1, 0.55, 0.3, 70.0), record(1, 1, 0.50, 0.2, 79.0), record(2, 0, 0.30, 0.6, 50.0),
+        record(3, 2, 0.60, 0.1, 90.0)])  # the guard budget's best, +12.5 % of budget 0's edge
+    files = SearchFiles(pipeline.dirs['search'], budgets_tag(texts))
+    with open(files.summary, 'w') as f:
+        json.dump(dict(band=dict(budgets=[dict(text=t, ms=m) for t, m in zip(texts, (60.0, 80.0, 95.0))])), f)
+    candidates = pipeline.read_candidates(budgets)
+    assert sorted(candidates) == [0, 1]  # no rows of the guard budget's own
+    assert [c.predicted_ms for c in candidates[0]] == [70.0, 79.0, 90.0]
 
 
 def test_step_commands_parse(pipeline):

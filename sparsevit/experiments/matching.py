@@ -15,6 +15,8 @@ by a noisy held-out metric can lie anywhere in its interval (in the first full r
 table's relative error moves every prediction a few percent: candidates spread around the edge are what can land
 within 3 % of the baseline when measured. A configuration the search assigned to a neighbouring budget (or found
 infeasible, if it was scored) is as good a candidate: the comparison is at measured latency, not at the search's.
+Above the loosest budget the search scores nothing of its own, so the pipeline searches a guard budget above it
+(:func:`guard_fraction`) whose configurations fill the bins above the loosest edges.
 
 Budget indices: the experiments number budgets by their size (budget 0: the largest reduced size, the loosest
 budget); the search numbers them ascending (its ``--budgets`` are sorted). :func:`budget_candidates` translates.
@@ -27,9 +29,11 @@ from ..schedule import genes_key, genes_to_ratios
 #: Largest relative latency difference of a comparison at matched latency (``|a / b - 1|``).
 MATCH_TOLERANCE = 0.03
 #: Centres of the bins around a budget's edge that candidates are drawn from (predicted latency / edge - 1), in the
-#: order they are filled; each bin is :data:`EDGE_BIN` wide on either side.
-EDGE_OFFSETS = (0.0, -0.04, 0.04, -0.08, 0.08, -0.12, 0.12)
-EDGE_BIN = 0.02
+#: order they are filled; each bin is :data:`EDGE_BIN` wide on either side: contiguous, -20 % to +20 %, the spread of
+#: the table's rescaled errors in the full runs (the earlier ladder, 0, +-4, +-8, +-12 % of +-2 %, never reached past
+#: +-4 % with the default 5 candidates, while the loosest budgets' candidates measured 10-20 % below their baselines).
+EDGE_OFFSETS = (0.0, -0.08, 0.08, -0.16, 0.16)
+EDGE_BIN = 0.04
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +123,21 @@ def budget_candidates(history: Sequence[Mapping], fractions: Sequence[float], de
                                  int(r['step']), genes_to_ratios(r['config'], depths))
                        for rank, (_, r) in enumerate(chosen)]
     return out
+
+
+#: The guard budget's cap, as a fraction of dense: below the dense configuration, which the search times itself.
+GUARD_CAP = 0.95
+
+
+def guard_fraction(fractions: Sequence[float], factor: float) -> Optional[float]:
+    """The guard budget searched beside ``fractions`` (fractions of dense): ``factor`` times the loosest, capped at
+    :data:`GUARD_CAP`; None when ``factor`` is 0 or the cap is not above the loosest budget (by the 3 decimals the
+    budgets are named with). Its configurations are never compared themselves: they are scored candidates above
+    the loosest budgets' edges, for :func:`budget_candidates`."""
+    if not factor or not fractions:
+        return None
+    guard = min(max(fractions) * factor, GUARD_CAP)
+    return guard if round(guard, 3) > round(max(fractions), 3) else None
 
 
 def latency_gap(ms: float, reference_ms: float) -> float:

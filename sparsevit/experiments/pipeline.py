@@ -46,7 +46,7 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from .files import read_json, write_json
-from .matching import Candidate, budget_candidates, candidate_name, match_uniform, pick_matched
+from .matching import Candidate, budget_candidates, candidate_name, guard_fraction, match_uniform, pick_matched
 from .pickers import (budget_fractions, budget_text, pick_resolutions, ratios_option, read_pruning_ratios,
                       resolution_options, schedule_options)
 from .plan import UNIFORM_RATIOS, WINDOW_RATIOS, budget_tests, minutes, planned_runs, size_ladder, width_runs
@@ -211,14 +211,20 @@ class Pipeline:
                                                  for r, f in zip(sizes, fractions)))
         return fractions
 
+    def searched(self, budgets: List[float]) -> List[float]:
+        """The budgets the search gets: the experiments' ones, then the guard budget (:func:`guard_fraction`)."""
+        guard = guard_fraction(budgets, self.st.guard)
+        return list(budgets) + ([] if guard is None else [guard])
+
     def search(self, budgets: List[float]) -> Dict[int, List[Candidate]]:
         """The multi-budget search on the held-out split: budget index (that of its size) -> its
         ``match_candidates`` candidates from the search history (rank 0: the search's best, as in its
         ``sparsevit_max{B}.py``; then the best around the budget's edge: :func:`budget_candidates`).
         tools/search.py takes the budgets (fractions of dense) ascending; budget i is the interval up to
-        ``budgets[i]`` from the next lower budget."""
+        ``budgets[i]`` from the next lower budget. The guard budget above the loosest (``guard``) is searched too;
+        its configurations are candidates of the other budgets only."""
         st, work = self.st, self.dirs['search']
-        texts = [budget_text(b) for b in budgets]
+        texts = [budget_text(b) for b in self.searched(budgets)]
         ascending = sorted(texts, key=lambda t: float(t[:-1]))
         cmd = self.search_command([
             SPARSE_CFG, self.ckpt(self.dirs['saa']), '--budgets', *ascending, '--work-dir', work,
@@ -232,14 +238,16 @@ class Pipeline:
             if osp.isdir(work):
                 shutil.rmtree(work)  # a fresh search: no stale state, table or configs
             run_logged(cmd, log, r'\[search\] .*(latency table:|best|budget)', self.root)
-        self.runner.step('search', f'multi-budget search, budgets {" ".join(texts)} of dense, {st.search_steps} '
-                         'steps (scored on the search split)', cmd, action)
+        guard = f' (and a guard budget {texts[-1]})' if len(texts) > len(budgets) else ''
+        self.runner.step('search', f'multi-budget search, budgets {" ".join(texts[:len(budgets)])} of dense{guard}, '
+                         f'{st.search_steps} steps (scored on the search split)', cmd, action)
         return self.read_candidates(budgets)
 
     def read_candidates(self, budgets: List[float]) -> Dict[int, List[Candidate]]:
         """The search's candidates per budget (:meth:`search`); a budget without any drops its runs."""
         from ..search.outputs import SearchFiles, budgets_tag
-        texts = [budget_text(b) for b in budgets]
+        searched = self.searched(budgets)
+        texts = [budget_text(b) for b in searched]
         work = self.dirs['search']
         files = SearchFiles(work, budgets_tag(sorted(texts, key=lambda t: float(t[:-1]))))
         if not osp.isfile(files.history):
@@ -249,8 +257,9 @@ class Pipeline:
             resolved = {b['text']: b['ms'] for b in read_json(files.summary).get('band', {}).get('budgets', [])}
             if all(t in resolved for t in texts):
                 edges = [resolved[t] for t in texts]
-        candidates = budget_candidates(files.read_history(), budgets, self.depths, self.st.match_candidates, edges)
-        for i, t in enumerate(texts):
+        found = budget_candidates(files.read_history(), searched, self.depths, self.st.match_candidates, edges)
+        candidates = {i: c for i, c in found.items() if i < len(budgets)}  # not the guard budget's own
+        for i, t in enumerate(texts[:len(budgets)]):
             if i not in candidates:
                 self.runner.log(f'  no configuration found for budget {t}: its rows are skipped')
                 self.drop_budget(i)

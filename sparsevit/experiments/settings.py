@@ -35,9 +35,10 @@ class Settings:
     adapt_epochs: int = 2
     budgets: int = 3
     widths: str = '0.75 0.5'
-    search_steps: int = 36
+    search_steps: int = 40
     population: int = 12
-    parents: int = 6
+    parents: int = 8
+    guard: float = 1.25
     match_candidates: int = 5
     random_seeds: int = 3
     latency_rounds: int = 5
@@ -61,10 +62,13 @@ class Settings:
         if self.img_size < 4 * SIZE_STEP or self.img_size % SIZE_STEP:
             raise ExperimentError(f'{knob("img_size")} must be a multiple of {SIZE_STEP} and >= {4 * SIZE_STEP}, '
                                   f'got {self.img_size}')
-        if self.parents < 2 * self.budgets or self.population < self.parents:
-            raise ExperimentError(f'{knob("parents")} must be >= 2 x budgets ({2 * self.budgets}: two per budget) '
-                                  f'and {knob("population")} >= parents; got parents {self.parents}, population '
-                                  f'{self.population}')
+        if not (self.guard == 0 or 1 < self.guard <= 2):
+            raise ExperimentError(f'{knob("guard")} must be 0 (no guard budget) or in (1, 2], got {self.guard:g}')
+        searched = self.budgets + (1 if self.guard else 0)
+        if self.parents < 2 * searched or self.population < self.parents:
+            raise ExperimentError(f'{knob("parents")} must be >= 2 x the searched budgets ({2 * searched}: two per '
+                                  f'budget, the guard budget included) and {knob("population")} >= parents; got '
+                                  f'parents {self.parents}, population {self.population}')
         if self.style not in STYLES:
             raise ExperimentError(f'{knob("style")} must be one of {", ".join(STYLES)}, got {self.style!r}')
         try:
@@ -91,7 +95,10 @@ SETTING_HELP = dict(
     widths='width factors of the reduced-width dense baselines, trained from scratch for dense + adapt epochs '
     "('none' for none)",
     search_steps='search steps (candidates drawn)', population='search population (shared by the budgets)',
-    parents='search parents (at least 2 per budget)',
+    parents='search parents (at least 2 per searched budget)',
+    guard="a further search budget this factor above the loosest one (capped at 0.95 of dense), searched only so "
+    "that the loosest budgets' matching has scored configurations predicted above their edge (in the run of "
+    "2026-12-02 every candidate of the two loosest budgets measured 10-20 %% below its baseline); 0 for none",
     match_candidates="search candidates per budget timed beside the budget's baseline: the search's best, then the "
     "best around the budget's edge (the best within 3 %% of the baseline's latency is compared)",
     random_seeds='selection seeds of the random-window rows (averaged), and of the kept-window analysis',
