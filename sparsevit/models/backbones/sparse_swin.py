@@ -151,6 +151,17 @@ class SparseSwinTransformer(SwinTransformer):
         self._ratios: Tuple[Tuple[float, ...], ...] = ()
         self.set_pruning_ratios(pruning_ratios)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also load mmseg's layout of ``absolute_pos_embed``, ``[1, N, C]`` (mmdet's: ``[1, C, H, W]``)."""
+        key = prefix + 'absolute_pos_embed'
+        own = getattr(self, 'absolute_pos_embed', None)
+        given = state_dict.get(key)
+        if own is not None and given is not None and given.dim() == 3 and own.dim() == 4:
+            _, c, h, w = own.shape
+            if given.shape == (1, h * w, c):
+                state_dict[key] = given.transpose(1, 2).reshape(1, c, h, w)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------------------------------------ schedule
     def set_pruning_ratios(self, pruning_ratios) -> None:
         """Change the per-block ratios between forwards (any form accepted by the constructor)."""
