@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent environment set-up for sparsevit: `.venv` (Python 3.11) in the repo root with torch, a locally
-# built mmcv-full 1.7.2 (wheel cached outside the repo), mmdet 2.28.2, torchpack and mpi4py over Open MPI 4.
+# built mmcv-full 1.7.2 (wheel cached outside the repo), mmdet 2.28.2, mmsegmentation 0.30.0, torchpack and mpi4py
+# over Open MPI 4.
 # Every step checks first and does nothing when already satisfied, so `make test` / `make demo` call it always.
 set -euo pipefail
 
@@ -95,10 +96,15 @@ if ! has "mmcv-full==$MMCV_VER" || [ "$(cat "$VENV/.mmcv-build-key" 2>/dev/null)
   echo "$KEY" > "$VENV/.mmcv-build-key"
 fi
 
-# 6. mmdet and this package (editable).
+# 6. mmdet, mmsegmentation (pure Python; its MMCV_MAX is 1.8.0, so it runs on mmcv-full 1.7.2) and this package
+#    (editable).
 if ! has "mmdet==2.28.2"; then
   log "installing mmdet 2.28.2"
   "${PIP[@]}" "mmdet==2.28.2" "numpy<2"
+fi
+if ! has "mmsegmentation==0.30.0"; then
+  log "installing mmsegmentation 0.30.0"
+  "${PIP[@]}" "mmsegmentation==0.30.0" "numpy<2"
 fi
 if ! has "sparsevit"; then
   log "installing sparsevit (editable)"
