@@ -32,7 +32,9 @@ Variants: the same generator with another :class:`Layout` (object size range, ob
 :data:`SMALL_OBJECTS` is the regime SparseViT targets, used by ``make experiments``: 448 px images with 4-12
 objects of 4-12 % of the side, about half placed next to an earlier one (clusters), most of the image background,
 so lowering the input resolution loses the objects' detail while most windows hold nothing. The defaults
-(:data:`DEMO_LAYOUT`, ``style='flat'``) give the demo's dataset, byte for byte.
+(:data:`DEMO_LAYOUT`, ``style='flat'``) give the demo's dataset, byte for byte. :func:`render_image` also draws
+non-square images (``size=(height, width)``; layout sizes are then fractions of the short side): the semantic
+segmentation data of :mod:`sparsevit.datasets.synthetic_seg` are drawn by the same code.
 
 The layout written under ``out_dir``::
 
@@ -51,7 +53,7 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -100,6 +102,8 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Where and how large the shapes of an image are.
+
+    Sizes and gaps are fractions of the image side: the short side of a non-square image.
 
     Attributes:
         rel_size: (min, max) object diameter (circumradius x 2) as a fraction of the image side.
@@ -185,23 +189,34 @@ def polygon_bbox(pts: np.ndarray) -> List[float]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Rendering
+# Rendering. Image sizes are ``hw = (height, width)``; lengths relative to "the side" use the short side (a square
+# image's side: its images as before the sizes could differ, byte for byte).
 # ----------------------------------------------------------------------------------------------------------------
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth textured background ``(size, size, 3)`` float32 in [0, 255]."""
+def image_shape(size: Union[int, Tuple[int, int]]) -> Tuple[int, int]:
+    """``(height, width)`` of an image given as its side (square) or as ``(height, width)``."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def _background(rng: np.random.Generator, hw: Tuple[int, int]) -> np.ndarray:
+    """A smooth textured background ``(h, w, 3)`` float32 in [0, 255]."""
+    h, w = hw
+    side = min(hw)
     c0, c1 = rng.uniform(60, 200, size=(2, 3))
     theta = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(max(hw) - 1, 1)
     t = (math.cos(theta) * xx + math.sin(theta) * yy)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
-    blobs = Image.new('L', (size, size), 0)
+    blobs = Image.new('L', (w, h), 0)
     draw = ImageDraw.Draw(blobs)
     for _ in range(rng.integers(2, 5)):
-        cx, cy = rng.uniform(0, size, size=2)
-        r = rng.uniform(0.1, 0.25) * size
+        cx, cy = rng.uniform(0, (w, h))
+        r = rng.uniform(0.1, 0.25) * side
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=int(rng.integers(20, 50)))
-    blobs = np.asarray(blobs.filter(ImageFilter.GaussianBlur(size / 12)), dtype=np.float32)
+    blobs = np.asarray(blobs.filter(ImageFilter.GaussianBlur(side / 12)), dtype=np.float32)
     img = img + (blobs * rng.choice([-1.0, 1.0]))[..., None]
     img = img + rng.normal(0, 4.0, size=img.shape)  # fine, low-amplitude texture
     return np.clip(img, 0, 255).astype(np.float32)
@@ -216,35 +231,37 @@ def _contrasting_colour(rng: np.random.Generator, background: np.ndarray) -> Tup
     return tuple(int(c) for c in np.where(background > 127, 20, 235))
 
 
-def _near(rng: np.random.Generator, size: int, r: float, placed: List[Tuple[float, float, float]],
+def _near(rng: np.random.Generator, hw: Tuple[int, int], r: float, placed: List[Tuple[float, float, float]],
           gap: float) -> Optional[Tuple[float, float]]:
-    """A centre for radius ``r`` next to a random earlier disc (edge gap 2 to ``2 + gap * size`` px); None when
+    """A centre for radius ``r`` next to a random earlier disc (edge gap 2 to ``2 + gap * side`` px); None when
     it falls outside the image."""
+    h, w = hw
     px, py, pr = placed[int(rng.integers(len(placed)))]
-    dist = r + pr + 2 + rng.uniform(0, gap * size)
+    dist = r + pr + 2 + rng.uniform(0, gap * min(hw))
     theta = rng.uniform(0, 2 * math.pi)
     cx, cy = px + dist * math.cos(theta), py + dist * math.sin(theta)
-    if not (r + 1 <= cx <= size - r - 1 and r + 1 <= cy <= size - r - 1):
+    if not (r + 1 <= cx <= w - r - 1 and r + 1 <= cy <= h - r - 1):
         return None
     return cx, cy
 
 
-def _place(rng: np.random.Generator, size: int, placed: List[Tuple[float, float, float]],
+def _place(rng: np.random.Generator, hw: Tuple[int, int], placed: List[Tuple[float, float, float]],
            layout: Layout = DEMO_LAYOUT):
     """A (center, radius) fully inside the image and not overlapping ``placed`` discs; None when none fits.
 
     With ``layout.cluster_prob > 0`` each try is, with that chance, a spot next to an earlier disc. (The demo's
     layout draws no extra random numbers, so its images are unchanged.)
     """
+    h, w = hw
     for _ in range(100):
-        r = rng.uniform(*layout.rel_size) * size / 2
+        r = rng.uniform(*layout.rel_size) * min(hw) / 2
         if placed and layout.cluster_prob > 0 and rng.random() < layout.cluster_prob:
-            center = _near(rng, size, r, placed, layout.cluster_gap)
+            center = _near(rng, hw, r, placed, layout.cluster_gap)
             if center is None:
                 continue
             cx, cy = center
         else:
-            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+            cx, cy = rng.uniform(r + 1, (w - r - 1, h - r - 1))
         if all(math.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
             return (float(cx), float(cy)), float(r)
     return None
@@ -261,19 +278,20 @@ def _ramp(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return 2 * (t - t.min()) / max(float(t.max() - t.min()), 1e-6) - 1
 
 
-def _stuff(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth "stuff" background ``(size, size, 3)`` float32 in [0, 255]: a few large regions of near-uniform
+def _stuff(rng: np.random.Generator, hw: Tuple[int, int]) -> np.ndarray:
+    """A smooth "stuff" background ``(h, w, 3)`` float32 in [0, 255]: a few large regions of near-uniform
     colour (a soft Voronoi partition, stretched horizontally like sky, walls and road), soft boundaries, a gentle
     illumination ramp and very low pixel noise."""
+    h, w = hw
     k = int(rng.integers(_STUFF_REGIONS[0], _STUFF_REGIONS[1] + 1))
-    seeds = rng.uniform(0, size, size=(k, 2))
+    seeds = rng.uniform(0, (w, h), size=(k, 2))  # (k, 2) x, y
     colours = rng.uniform(40, 220, size=(k, 3))
     stretch = rng.uniform(1.0, 3.0)  # > 1: regions wider than tall
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dist = np.hypot(xx[None] - seeds[:, 0, None, None], stretch * (yy[None] - seeds[:, 1, None, None]))  # (k, H, W)
-    weight = np.exp((dist.min(axis=0) - dist) / (_STUFF_SOFTNESS * size))  # soft nearest seed
+    weight = np.exp((dist.min(axis=0) - dist) / (_STUFF_SOFTNESS * min(hw)))  # soft nearest seed
     img = np.einsum('khw,kc->hwc', weight / weight.sum(axis=0), colours)  # (H, W, 3)
-    img = img * (1 + rng.uniform(0, _STUFF_SHADING) * _ramp(rng, size, size))[..., None]
+    img = img * (1 + rng.uniform(0, _STUFF_SHADING) * _ramp(rng, h, w))[..., None]
     img = img + rng.normal(0, _STUFF_NOISE, size=img.shape)
     return np.clip(img, 0, 255).astype(np.float32)
 
@@ -299,9 +317,8 @@ def _pattern(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _paint_textured(rng: np.random.Generator, canvas: Image.Image, pts: np.ndarray, colour: Sequence[int]) -> None:
     """Fill polygon ``pts`` of ``canvas`` (in place, inside the polygon only) with a texture around ``colour``: a
     pattern (:func:`_pattern`) of random tint and amplitude, a shading ramp and a few internal edges."""
-    size = canvas.size[0]
     x0, y0 = (int(max(math.floor(v), 0)) for v in pts.min(axis=0))
-    x1, y1 = (int(min(math.ceil(v) + 1, size)) for v in pts.max(axis=0))
+    x1, y1 = (int(min(math.ceil(v) + 1, end)) for v, end in zip(pts.max(axis=0), canvas.size))
     h, w = y1 - y0, x1 - x0
     pattern = _pattern(rng, h, w)
     amplitude = rng.uniform(*_TEXTURE_CONTRAST) / math.sqrt(max(float(gradient_energy(pattern).mean()), 1e-6))
@@ -340,9 +357,16 @@ def distractor_polygon(rng: np.random.Generator, center: Tuple[float, float], ra
 _DISTRACTOR_LAYOUT = Layout(rel_size=(0.10, 0.35))
 
 
-def render_image(rng: np.random.Generator, size: int, layout: Layout = DEMO_LAYOUT, style: str = 'flat'
-                 ) -> Tuple[Image.Image, List[dict], List[np.ndarray]]:
+def render_image(rng: np.random.Generator, size: Union[int, Tuple[int, int]], layout: Layout = DEMO_LAYOUT,
+                 style: str = 'flat') -> Tuple[Image.Image, List[dict], List[np.ndarray]]:
     """One RGB image of ``style`` (:data:`STYLES`), its objects and its distractors.
+
+    Args:
+        rng: the random stream (the same stream and arguments give the same image).
+        size: the side of a square image, or ``(height, width)``; the layout's sizes are fractions of the short
+            side.
+        layout: object sizes, counts and clustering.
+        style: ``'flat'`` or ``'scene'``.
 
     Returns:
         ``(image, objects, distractors)``: objects are ``dict(category_id, polygon (N, 2))`` (annotated);
@@ -350,13 +374,14 @@ def render_image(rng: np.random.Generator, size: int, layout: Layout = DEMO_LAYO
         overlapping objects; none in the ``'flat'`` style).
     """
     scene = style == 'scene'
-    img = _stuff(rng, size) if scene else _background(rng, size)
+    hw = image_shape(size)
+    img = _stuff(rng, hw) if scene else _background(rng, hw)
     canvas = Image.fromarray(img.astype(np.uint8), 'RGB')
     draw = ImageDraw.Draw(canvas)
     objects, placed, distractors = [], [], []
     lo, hi = layout.num_objects
     for _ in range(int(rng.integers(lo, hi + 1))):
-        spot = _place(rng, size, placed, layout)
+        spot = _place(rng, hw, placed, layout)
         if spot is None:
             break
         center, radius = spot
@@ -371,7 +396,7 @@ def render_image(rng: np.random.Generator, size: int, layout: Layout = DEMO_LAYO
         objects.append(dict(category_id=label + 1, polygon=pts))
     if scene:  # after the objects, in free space: their discs are at least 2 px apart from every object's
         for _ in range(int(rng.integers(_DISTRACTORS[0], _DISTRACTORS[1] + 1))):
-            spot = _place(rng, size, placed, _DISTRACTOR_LAYOUT)
+            spot = _place(rng, hw, placed, _DISTRACTOR_LAYOUT)
             if spot is None:
                 break
             center, radius = spot
@@ -557,11 +582,21 @@ def _summary(out_dir: str, split: str, data: dict) -> dict:
 
 
 def _check_args(num_train: int, num_val: int, img_size: int, num_search: int, layout: Layout, style: str) -> None:
+    _check_counts(num_train, num_val, num_search)
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 32:
+        raise ValueError(f'img_size must be an integer >= 32, got {img_size!r}')
+    _check_layout_and_style(layout, style)
+
+
+def _check_counts(num_train: int, num_val: int, num_search: int) -> None:
+    """Raise ValueError naming the first bad image count (train and val >= 1, search >= 0)."""
     for name, value, low in (('num_train', num_train, 1), ('num_val', num_val, 1), ('num_search', num_search, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f'{name} must be {"a positive" if low else "a non-negative"} integer, got {value!r}')
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 32:
-        raise ValueError(f'img_size must be an integer >= 32, got {img_size!r}')
+
+
+def _check_layout_and_style(layout: Layout, style: str) -> None:
+    """Raise ValueError on a bad layout (naming the field) or an unknown style."""
     if not isinstance(layout, Layout):
         raise ValueError(f'layout must be a sparsevit.datasets.synthetic.Layout, got {type(layout).__name__}')
     layout.check()
@@ -622,14 +657,23 @@ def synthetic_cfg_options(data_root: str, splits: Sequence[str] = ('train', 'val
     Returns:
         Flat dotted keys, e.g. ``{'data.train.ann_file': '<root>/annotations/instances_train.json', ...}``.
     """
-    if eval_split not in _SPLIT_STREAM:
-        raise ValueError(f'unknown split {eval_split!r}; allowed: {tuple(_SPLIT_STREAM)}')
-    source = dict(train='train', val=eval_split, test=eval_split)
     options = {}
-    for key in splits:
-        if key not in source:
-            raise ValueError(f'unknown dataset key {key!r}; allowed: {tuple(source)}')
-        split = source[key]
+    for key, split in _dataset_splits(splits, eval_split).items():
         options[f'data.{key}.ann_file'] = ann_file(data_root, split)
         options[f'data.{key}.img_prefix'] = osp.join(data_root, split) + '/'
     return options
+
+
+def _dataset_splits(keys: Sequence[str], eval_split: str) -> Dict[str, str]:
+    """The split each config dataset key reads: ``train`` the train split, ``val`` and ``test`` ``eval_split``.
+
+    Raises:
+        ValueError: on an unknown key or split.
+    """
+    if eval_split not in _SPLIT_STREAM:
+        raise ValueError(f'unknown split {eval_split!r}; allowed: {tuple(_SPLIT_STREAM)}')
+    source = dict(train='train', val=eval_split, test=eval_split)
+    for key in keys:
+        if key not in source:
+            raise ValueError(f'unknown dataset key {key!r}; allowed: {tuple(source)}')
+    return {key: source[key] for key in keys}
