@@ -24,6 +24,7 @@ if ROOT not in sys.path:  # tests import tools/ and sparsevit/ from the checkout
     sys.path.insert(0, ROOT)
 
 SYNTHETIC_TINY = dict(num_train=8, num_val=4, img_size=224, seed=0)
+SYNTHETIC_SEG_TINY = dict(num_train=8, num_val=4, img_size=(64, 128), seed=0)
 
 
 @pytest.fixture(scope='session')
@@ -32,6 +33,14 @@ def synthetic_coco(tmp_path_factory) -> str:
     from sparsevit.datasets.synthetic import generate_synthetic_coco
     root = tmp_path_factory.mktemp('synthetic_coco')
     return generate_synthetic_coco(str(root), **SYNTHETIC_TINY)['root']
+
+
+@pytest.fixture(scope='session')
+def synthetic_seg(tmp_path_factory) -> str:
+    """Data root of a tiny synthetic semantic-segmentation dataset (``img_dir/``, ``ann_dir/``; 64x128 images)."""
+    from sparsevit.datasets.synthetic_seg import generate_synthetic_seg
+    root = tmp_path_factory.mktemp('synthetic_seg')
+    return generate_synthetic_seg(str(root), **SYNTHETIC_SEG_TINY)['root']
 
 
 @pytest.fixture(scope='module')

@@ -102,12 +102,13 @@ def test_test_tool_with_top_level_pruning_ratios(synthetic_coco, dense_checkpoin
     test_tool = load_tool('test')
     monkeypatch.setenv('LOCAL_RANK', '0')  # parse_args sets it when absent: not for the rest of the session
     args = test_tool.parse_args(argv)
-    cfg = test_tool.load_config(args)
+    cfg, task = test_tool.load_config(args)
+    assert task.name == 'detection'
     cfg.device = get_device()  # as main() sets it
-    model, _ = test_tool.build_model(cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
+    model, _ = test_tool.build_model(task, cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
     expected = tuple(tuple(float(r) for r in stage) for stage in json.loads(ratios))
     assert model.backbone.pruning_ratios == expected
-    file_cfg = test_tool.load_config(test_tool.parse_args([*common, *options(synthetic_coco)]))
+    file_cfg, _ = test_tool.load_config(test_tool.parse_args([*common, *options(synthetic_coco)]))
     assert all(r == 0 for stage in file_cfg.model.backbone.pruning_ratios for r in stage)  # the option set them
 
 

@@ -1,5 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved. Adapted for sparsevit.
-"""Test (and evaluate) a detector: mmdet 2.28.2's ``tools/test.py`` with the sparsevit plugin.
+"""Test (and evaluate) a detector or a segmentor: mmdet 2.28.2's ``tools/test.py`` with the sparsevit plugin; a
+config whose model is an mmseg 0.30 segmentor tests as mmseg's tool does (each image pre-evaluated, ``--eval mIoU``),
+chosen by :func:`sparsevit.tasks.task_of`; an ``--eval`` metric of the other task is one ``error:`` line.
 
 Differences from mmdet's tool: ``import sparsevit`` and ``apply_sparsevit_cfg`` (top-level ``pruning_ratios`` of the
 original configs set the backbone's ratios; bad values are one ``error:`` line, exit status 2); ``--launcher
@@ -24,12 +26,10 @@ from mmcv import Config, DictAction
 from mmcv.cnn import fuse_conv_bn
 from mmcv.runner import get_dist_info, wrap_fp16_model
 
-from mmdet.apis import multi_gpu_test, single_gpu_test
-from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
-from mmdet.models import build_detector
 from mmdet.utils import build_dp, compat_cfg, get_device, get_root_logger, rfnext_init_model, setup_multi_processes
 
 import sparsevit  # noqa: F401  (registers SparseViT)
+from sparsevit.tasks import Task, TaskError, task_of
 from sparsevit.utils.checkpoint import load_weights
 from sparsevit.utils.cli import ConfigError, fail
 from sparsevit.utils.config import load_config as read_config
@@ -39,7 +39,8 @@ from sparsevit.utils.precision import DTYPES, autocast_inference, resolve_dtype
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='MMDet test (and eval) a model (mmdet 2.28.2 + sparsevit)')
+    parser = argparse.ArgumentParser(description='Test (and eval) a detector or a segmentor (mmdet 2.28.2 / mmseg '
+                                     '0.30.0 + sparsevit)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
@@ -60,7 +61,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                         'format the result to a specific format and submit it to the test server')
     parser.add_argument('--eval', type=str, nargs='+',
                         help='evaluation metrics, which depends on the dataset, e.g., "bbox", "segm", "proposal" '
-                        'for COCO, and "mAP", "recall" for PASCAL VOC')
+                        'for COCO, and "mAP", "recall" for PASCAL VOC; "mIoU", "mDice", "mFscore" for a segmentor')
     parser.add_argument('--show', action='store_true', help='show results')
     parser.add_argument('--show-dir', help='directory where painted images will be saved')
     parser.add_argument('--show-score-thr', type=float, default=0.3, help='score threshold (default: 0.3)')
@@ -100,8 +101,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return args
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """Load and validate the test config (raises ConfigError for bad files or values)."""
+def load_config(args: argparse.Namespace) -> tuple:
+    """Load and validate the test config: ``(cfg, task)`` (raises ConfigError / TaskError for bad files, values or
+    an ``--eval`` metric of the other task)."""
     for what, path in (('config file', args.config), ('checkpoint', args.checkpoint)):
         if '://' not in path and not osp.isfile(path):
             raise ConfigError(f'{what} {path!r} does not exist')
@@ -109,7 +111,10 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg = read_config(args.config, args.cfg_options, mmdet_values=True)
     except ValueError as err:
         raise ConfigError(f'{args.config}: {err}') from err
-    cfg = compat_cfg(cfg)
+    task = task_of(cfg)
+    task.check_metrics(args.eval)
+    if task.name == 'detection':
+        cfg = compat_cfg(cfg)
     setup_multi_processes(cfg)
     if cfg.get('cudnn_benchmark', False):
         torch.backends.cudnn.benchmark = True
@@ -119,28 +124,20 @@ def load_config(args: argparse.Namespace) -> Config:
     elif 'init_cfg' in cfg.model.backbone:
         cfg.model.backbone.init_cfg = None
     cfg.model.train_cfg = None
-    return cfg
+    return cfg, task
 
 
-def set_test_mode(cfg: Config) -> None:
-    """Mark the test dataset(s) as test mode; batch > 1 needs DefaultFormatBundle instead of ImageToTensor."""
-    datasets = cfg.data.test if isinstance(cfg.data.test, list) else [cfg.data.test]
-    for ds_cfg in datasets:
-        ds_cfg.test_mode = True
-        if cfg.data.test_dataloader.get('samples_per_gpu', 1) > 1:
-            ds_cfg.pipeline = replace_ImageToTensor(ds_cfg.pipeline)
-
-
-def build_model(cfg: Config, checkpoint_path: str, fuse: bool, dtype_name: Optional[str]) -> tuple:
-    """The detector with the checkpoint's weights, and the checkpoint's class names (None if it has none).
+def build_model(task: Task, cfg: Config, checkpoint_path: str, fuse: bool, dtype_name: Optional[str]) -> tuple:
+    """The detector or segmentor with the checkpoint's weights, and the checkpoint's meta data (class names).
 
     mmdet's fp16 wrapping (the config's ``fp16``) applies only without ``--dtype`` and with CUDA.
 
     Raises:
         ValueError: one line, when the checkpoint cannot be read or misses weights of the model.
     """
-    model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
-    rfnext_init_model(model, cfg=cfg)
+    model = task.build_model(cfg.model, test_cfg=cfg.get('test_cfg'))
+    if task.name == 'detection':
+        rfnext_init_model(model, cfg=cfg)
     if cfg.get('fp16', None) is not None:
         if dtype_name is not None:
             get_root_logger().info(f'--dtype {dtype_name}: the config\'s fp16 model wrapping is not used')
@@ -151,7 +148,7 @@ def build_model(cfg: Config, checkpoint_path: str, fuse: bool, dtype_name: Optio
     checkpoint = load_weights(model, checkpoint_path, logger=get_root_logger())
     if fuse:
         model = fuse_conv_bn(model)
-    return model, checkpoint.get('meta', {}).get('CLASSES')
+    return model, checkpoint.get('meta', {}) or {}
 
 
 def precision_name(cfg: Config, dtype_name: Optional[str]) -> str:
@@ -161,8 +158,9 @@ def precision_name(cfg: Config, dtype_name: Optional[str]) -> str:
     return 'fp16 (wrap_fp16_model)' if cfg.get('fp16', None) is not None and cfg.device == 'cuda' else 'fp32'
 
 
-def evaluate(cfg: Config, args: argparse.Namespace, dataset, outputs: list, json_file: Optional[str]) -> None:
-    """Rank 0: dump, format and/or evaluate the outputs as mmdet's tool does."""
+def evaluate(task: Task, cfg: Config, args: argparse.Namespace, dataset, outputs: list,
+             json_file: Optional[str]) -> None:
+    """Rank 0: dump, format and/or evaluate the outputs as mmdet's (mmseg's) tool does."""
     if args.out:
         print(f'\nwriting results to {args.out}')
         mmcv.dump(outputs, args.out)
@@ -172,10 +170,11 @@ def evaluate(cfg: Config, args: argparse.Namespace, dataset, outputs: list, json
     if args.eval:
         eval_kwargs = cfg.get('evaluation', {}).copy()
         # hard-code way to remove EvalHook args
-        for key in ['interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals']:
+        for key in ['interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals',
+                    'metric', 'pre_eval', 'by_epoch', 'efficient_test']:
             eval_kwargs.pop(key, None)
-        eval_kwargs.update(dict(metric=args.eval, **kwargs))
-        metric = dataset.evaluate(outputs, **eval_kwargs)
+        eval_kwargs.update(kwargs)
+        metric = task.evaluate(dataset, outputs, args.eval, eval_kwargs)
         print(metric)
         if json_file is not None:
             mmcv.dump(dict(config=args.config, metric=metric, dtype=precision_name(cfg, args.dtype)), json_file)
@@ -194,7 +193,7 @@ def shared_tmpdir(base: str) -> str:
 def main(argv: Optional[list] = None) -> None:
     args = parse_args(argv)
     try:
-        cfg = load_config(args)
+        cfg, task = load_config(args)
         cfg.gpu_ids = args.gpu_ids[0:1] if args.gpu_ids is not None else [args.gpu_id]
         cfg.device = get_device()
         try:
@@ -204,14 +203,14 @@ def main(argv: Optional[list] = None) -> None:
         distributed = args.launcher != 'none'
         if distributed:
             init_dist(launcher=args.launcher, dist_params=cfg.get('dist_params', {}))
-    except ConfigError as err:
+    except (ConfigError, TaskError) as err:
         fail(__file__, err)
 
-    set_test_mode(cfg)
+    task.prepare_test(cfg)
     test_loader_cfg = {**dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False),
                        **cfg.data.get('test_dataloader', {})}
     try:  # the weights first: a bad checkpoint fails before the data set is read
-        model, classes = build_model(cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
+        model, meta = build_model(task, cfg, args.checkpoint, args.fuse_conv_bn, args.dtype)
     except ValueError as err:
         fail(__file__, err)
     rank, _ = get_dist_info()
@@ -220,14 +219,15 @@ def main(argv: Optional[list] = None) -> None:
         mmcv.mkdir_or_exist(osp.abspath(args.work_dir))
         json_file = osp.join(args.work_dir, f"eval_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}.json")
 
-    dataset = build_dataset(cfg.data.test)
-    data_loader = build_dataloader(dataset, **test_loader_cfg)
-    model.CLASSES = classes or dataset.CLASSES  # old versions did not save class info in checkpoints
+    dataset = task.build_dataset(cfg.data.test)
+    data_loader = task.build_dataloader(dataset, **test_loader_cfg)
+    task.set_classes(model, meta, dataset)
 
     if not distributed:
         model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)
         with autocast_inference(model, dtype, cfg.device):
-            outputs = single_gpu_test(model, data_loader, args.show, args.show_dir, args.show_score_thr)
+            outputs = task.test(model, data_loader, False, metrics=args.eval, show=args.show, show_dir=args.show_dir,
+                                show_score_thr=args.show_score_thr)
     else:
         model = build_ddp(model, cfg.device, device_ids=[int(os.environ['LOCAL_RANK'])], broadcast_buffers=False)
         gpu_collect = args.gpu_collect or cfg.evaluation.get('gpu_collect', False)
@@ -237,10 +237,10 @@ def main(argv: Optional[list] = None) -> None:
             if args.tmpdir is None:
                 args.tmpdir = shared_tmpdir(args.work_dir or '.dist_test')
         with autocast_inference(model, dtype, cfg.device):
-            outputs = multi_gpu_test(model, data_loader, args.tmpdir, gpu_collect)
+            outputs = task.test(model, data_loader, True, args.tmpdir, gpu_collect, metrics=args.eval)
 
     if get_dist_info()[0] == 0:
-        evaluate(cfg, args, dataset, outputs, json_file)
+        evaluate(task, cfg, args, dataset, outputs, json_file)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved. Adapted for sparsevit.
-"""Train a detector: mmdet 2.28.2's ``tools/train.py`` with the sparsevit plugin.
+"""Train a detector or a segmentor: mmdet 2.28.2's ``tools/train.py`` with the sparsevit plugin; a config whose
+model is an mmseg 0.30 segmentor (``EncoderDecoder``) trains as mmseg's tool does (``train_segmentor``, its
+iteration-based runner), chosen by :func:`sparsevit.tasks.task_of`.
 
 Differences from mmdet's tool:
     * ``import sparsevit`` registers the SparseViT backbone and the SAA hook; ``apply_sparsevit_cfg`` maps the
@@ -10,6 +12,7 @@ Differences from mmdet's tool:
       ``forward``). ``fp16`` is dropped with a warning when there is no CUDA.
     * Sparse models (SAA or fixed ratios) train under DDP with ``find_unused_parameters=True`` unless the config
       sets it: a block that keeps no window (small maps, high ratios) leaves its parameters without gradients.
+    * Segmentors: ``SyncBN`` becomes ``BN`` without CUDA (torch's ``SyncBatchNorm`` is CUDA-only).
 
 The distributed set-up (:func:`sparsevit.utils.dist.init_dist`, :mod:`sparsevit.utils.launch`) is shared with
 ``tools/test.py``.
@@ -28,22 +31,18 @@ import torch
 import torch.distributed as dist
 from mmcv import Config, DictAction
 from mmcv.runner import get_dist_info
-from mmcv.utils import get_git_hash
+from mmcv.utils import get_logger
 
-import mmdet.apis.train as mmdet_apis_train
-from mmdet import __version__
-from mmdet.apis import init_random_seed, set_random_seed, train_detector
-from mmdet.datasets import build_dataset
-from mmdet.models import build_detector
-from mmdet.utils import collect_env, get_device, get_root_logger, rfnext_init_model, setup_multi_processes
+from mmdet.apis import init_random_seed, set_random_seed
+from mmdet.utils import collect_env, get_device, rfnext_init_model, setup_multi_processes
 
 import sparsevit  # noqa: F401  (registers SparseViT / SparsityAwareAdaptationHook)
 from sparsevit.schedule import is_dense
+from sparsevit.tasks import TaskError, task_of
 from sparsevit.utils.checkpoint import checkpoint_state_dict, read_checkpoint
 from sparsevit.utils.cli import ConfigError, fail
 from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, load_config as read_config
 from sparsevit.utils.dist import group_backend, init_dist
-from sparsevit.utils.launch import build_ddp
 
 
 def drop_fp16_without_cuda(cfg: Config, device: str, logger) -> None:
@@ -67,7 +66,8 @@ def uses_sparsity(cfg: Config) -> bool:
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector (mmdet 2.28.2 + sparsevit)')
+    parser = argparse.ArgumentParser(description='Train a detector or a segmentor (mmdet 2.28.2 / mmseg 0.30.0 + '
+                                     'sparsevit)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume-from', help='the checkpoint file to resume from')
@@ -176,6 +176,7 @@ def main(argv: Optional[list] = None) -> None:
     args = parse_args(argv)
     try:
         cfg = load_config(args)
+        task = task_of(cfg)
         configure(cfg, args)
         # init distributed env first, since logger depends on the dist info.
         distributed = args.launcher != 'none'
@@ -184,14 +185,15 @@ def main(argv: Optional[list] = None) -> None:
             backend = group_backend()
             _, world_size = get_dist_info()
             cfg.gpu_ids = range(world_size)
-    except ConfigError as err:
+    except (ConfigError, TaskError) as err:
         fail(__file__, err)
 
     mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
     cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
     log_file = osp.join(cfg.work_dir, f'{timestamp}.log')
-    logger = get_root_logger(log_file=log_file, log_level=cfg.log_level)
+    # the root logger of the task's package ('mmdet' / 'mmseg'): the one its runner and hooks log to
+    logger = get_logger(task.package, log_file=log_file, log_level=cfg.log_level)
 
     meta = dict()
     env_info = '\n'.join([f'{k}: {v}' for k, v in collect_env().items()])
@@ -199,6 +201,7 @@ def main(argv: Optional[list] = None) -> None:
     logger.info('Environment info:\n' + dash_line + env_info + '\n' + dash_line)
     meta['env_info'] = env_info
     meta['config'] = cfg.pretty_text
+    logger.info(f'Task: {task.name} ({task.package} {task.model_kind})')
     logger.info(f'Distributed training: {distributed}' + (f' (backend {backend})' if distributed else ''))
     logger.info(f'Config:\n{cfg.pretty_text}')
 
@@ -216,25 +219,23 @@ def main(argv: Optional[list] = None) -> None:
     meta['seed'] = seed
     meta['exp_name'] = osp.basename(args.config)
 
-    model = build_detector(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
+    model = task.build_model(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
     model.init_weights()
-    rfnext_init_model(model, cfg=cfg)
+    if task.name == 'detection':
+        rfnext_init_model(model, cfg=cfg)
 
-    datasets = [build_dataset(cfg.data.train)]
+    datasets = [task.build_dataset(cfg.data.train)]
     if len(cfg.workflow) == 2:
         assert 'val' in [mode for (mode, _) in cfg.workflow]
         val_dataset = copy.deepcopy(cfg.data.val)
-        val_dataset.pipeline = cfg.data.train.get('pipeline', cfg.data.train.dataset.get('pipeline'))
-        datasets.append(build_dataset(val_dataset))
+        val_dataset.pipeline = cfg.data.train.get('pipeline', cfg.data.train.get('dataset', {}).get('pipeline'))
+        datasets.append(task.build_dataset(val_dataset))
     if cfg.checkpoint_config is not None:
-        # save mmdet version, config file content and class names in checkpoints as meta data
-        cfg.checkpoint_config.meta = dict(mmdet_version=__version__ + get_git_hash()[:7],
-                                          CLASSES=datasets[0].CLASSES)
-    model.CLASSES = datasets[0].CLASSES
-    # mmdet's train_detector wraps the model with mmdet.utils.build_ddp, which supports CUDA only
-    mmdet_apis_train.build_ddp = build_ddp
-    train_detector(model, datasets, cfg, distributed=distributed, validate=(not args.no_validate),
-                   timestamp=timestamp, meta=meta)
+        # the package's version and the class names (mmseg: and the palette) in checkpoints as meta data
+        cfg.checkpoint_config.meta = task.checkpoint_meta(datasets[0])
+    task.set_classes(model, {}, datasets[0])
+    task.train(model, datasets, cfg, distributed=distributed, validate=(not args.no_validate), timestamp=timestamp,
+               meta=meta)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,94 @@
+"""The task interface (:class:`Task`) and the choice of task by config (:func:`task_of`)."""
+import dataclasses
+from typing import Callable, Optional, Sequence, Tuple
+
+#: Model types of mmseg 0.30's ``SEGMENTORS`` (checked first, without importing mmseg).
+SEGMENTOR_TYPES = ('EncoderDecoder', 'CascadeEncoderDecoder')
+
+
+class TaskError(ValueError):
+    """A config or flag that does not fit the task (one line for the tools)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One task's parts; the callables import their package when called.
+
+    Attributes:
+        name: ``'detection'`` or ``'segmentation'``.
+        package: ``'mmdet'`` or ``'mmseg'``.
+        model_kind: what the model is called in messages (``'detector'``, ``'segmentor'``).
+        metrics: the ``--eval`` metrics the task's data sets evaluate.
+        search_metric: the metric the search scores by default (x100).
+        build_model: ``(model_cfg, train_cfg=None, test_cfg=None) -> nn.Module``.
+        build_dataset: ``(data_cfg) -> dataset``.
+        build_dataloader: ``(dataset, samples_per_gpu, workers_per_gpu, dist=..., shuffle=..., ...)``.
+        train: ``(model, datasets, cfg, distributed, validate, timestamp, meta) -> None`` (the package's
+            ``train_detector`` / ``train_segmentor`` with the CPU-capable DDP wrapper).
+        prepare_test: ``(cfg) -> cfg``: test mode on the test data set(s) and what the package's test tool does
+            before building them.
+        test: ``(model, data_loader, distributed, tmpdir, gpu_collect, metrics) -> outputs`` (``metrics`` given:
+            outputs ready for ``evaluate``; mmseg pre-evaluates each image).
+        evaluate: ``(dataset, outputs, metrics, eval_kwargs) -> dict`` of metric values.
+        checkpoint_meta: ``(dataset) -> dict``: what the package's train tool stores in checkpoints (its version,
+            the class names, mmseg's palette).
+        set_classes: ``(model, checkpoint_meta, dataset) -> None``: the model's ``CLASSES`` (and ``PALETTE``) for
+            testing, from the checkpoint or else the data set.
+    """
+    name: str
+    package: str
+    model_kind: str
+    metrics: Tuple[str, ...]
+    search_metric: str
+    build_model: Callable
+    build_dataset: Callable
+    build_dataloader: Callable
+    train: Callable
+    prepare_test: Callable
+    test: Callable
+    evaluate: Callable
+    checkpoint_meta: Callable
+    set_classes: Callable
+
+    def check_metrics(self, metrics: Optional[Sequence[str]], flag: str = '--eval') -> None:
+        """TaskError naming the first metric this task does not evaluate, and the allowed ones."""
+        for metric in metrics or ():
+            if metric not in self.metrics:
+                raise TaskError(f'{flag} {metric}: not a metric of a {self.model_kind} config ({self.name}); '
+                                f'allowed: {", ".join(self.metrics)}')
+
+
+def model_type(cfg) -> Optional[str]:
+    """The config's ``model.type`` (None without a model)."""
+    model = cfg.get('model', None) if hasattr(cfg, 'get') else None
+    return None if model is None else model.get('type')
+
+
+def is_segmentor_type(name: Optional[str]) -> bool:
+    """Whether ``name`` is an mmseg segmentor type (registered in mmseg's ``SEGMENTORS``, when mmseg is there)."""
+    if name in SEGMENTOR_TYPES:
+        return True
+    if not name:
+        return False
+    import importlib.util
+    if importlib.util.find_spec('mmseg') is None:
+        return False
+    from mmseg.models.builder import SEGMENTORS
+    return SEGMENTORS.get(name) is not None
+
+
+def task_of(cfg) -> Task:
+    """The task of a config: segmentation for an mmseg segmentor, else detection.
+
+    Raises:
+        TaskError: a segmentor config while mmsegmentation is not installed.
+    """
+    if is_segmentor_type(model_type(cfg)):
+        import importlib.util
+        if importlib.util.find_spec('mmseg') is None:
+            raise TaskError(f'model type {model_type(cfg)} is an mmsegmentation segmentor and mmsegmentation is '
+                            f'not installed: pip install mmsegmentation==0.30.0 "numpy<2"')
+        from .segmentation import SEGMENTATION
+        return SEGMENTATION
+    from .detection import DETECTION
+    return DETECTION
