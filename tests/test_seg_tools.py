@@ -4,6 +4,7 @@ tools/dist_test.sh with ``--eval mIoU``, and a metric of the other task as one e
 import glob
 import json
 import os.path as osp
+import shlex
 import sys
 
 import pytest
@@ -114,3 +115,67 @@ def test_a_metric_of_the_other_task_is_one_error_line(config, metric, kind):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith(f'test.py: error: --eval {metric}: not a metric of a {kind} config')
     assert 'Traceback' not in proc.stderr
+
+
+def test_search_scores_miou_under_torchpack_two_processes(synthetic_seg, dense_seg_checkpoint, tmp_path):
+    """torchpack dist-run -np 2 python tools/search.py SEG_CONFIG CKPT --max .. --min ..: the score is mIoU x100 by
+    default (a segmentor), sharded over 2 ranks; the found configuration's config is written."""
+    from helpers import mpi_env, run_python
+    torchpack = osp.join(osp.dirname(sys.executable), 'torchpack')
+    work = str(tmp_path / 'search')
+    opts = options(synthetic_seg)
+    args = [SPARSE, dense_seg_checkpoint, '--max', '100000', '--min', '0', '--iters', '4', '--work-dir', work,
+            '--img_size', '112', '--batch-size', '1', '--num-warmup', '0', '--num-repeats', '2', '--population', '4',
+            '--parents', '2', '--check-configs', '1', '--no-progress', *opts]
+    # torchpack runs the command through a second shell: quote once more (img_scale=(128,64))
+    proc = run_python('tools/search.py', *map(shlex.quote, args), launcher=(torchpack, 'dist-run', '-np', '2'),
+                      env=mpi_env(OMPI_MCA_rmaps_base_oversubscribe='1', OMP_NUM_THREADS='1'), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert 'mIoU' in proc.stdout and 'bbox' not in proc.stdout
+    with open(osp.join(work, 'search_max100000_min0_summary.json')) as f:
+        summary = json.load(f)
+    assert summary['metric'] == 'mIoU' and summary['world_size'] == 2
+    dense = next(r for r in summary['references'] if r['name'] == 'dense')
+    assert 0 <= dense['metric'] <= 100 and 'mAcc' in dense['extra'] and 'aAcc' in dense['extra']
+    assert osp.isfile(osp.join(work, 'sparsevit_max100000_min0.py'))
+
+
+def test_search_metric_of_the_other_task_is_one_error_line(synthetic_seg, dense_seg_checkpoint, tmp_path):
+    proc = run([sys.executable, 'tools/search.py', SPARSE, dense_seg_checkpoint, '--max', '0.9x', '--metric', 'bbox',
+                '--work-dir', str(tmp_path), '--device', 'cpu', *options(synthetic_seg)], env=tool_env())
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        'search.py: error: --metric bbox: not a metric of a segmentor config')
+
+
+def test_measure_latency_of_a_segmentor_non_square(tmp_path):
+    """--scope segmentor: the whole encode_decode at a non-square size, the backbone's share in the same runs."""
+    out = str(tmp_path / 'lat.json')
+    fast = ['--batch-size', '1', '--num-warmup', '1', '--num-repeats', '3', '--device', 'cpu', '--no-progress']
+    proc = run([sys.executable, 'tools/measure_latency.py', SPARSE, '--img_size', '64', '128', '--scope',
+                'segmentor', '--pruning-ratios', '0.5', '--json', out, *fast], env=tool_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out) as f:
+        result = json.load(f)
+    assert result['img_size'] == [64, 128] and result['input_shape'] == [1, 3, 64, 128]
+    assert result['scope'] == 'segmentor' and result['segmentor'] == 'EncoderDecoder'
+    assert 0 < result['backbone_ms'] < result['latency_ms'] and 0 < result['backbone_share'] < 1
+    assert result['head_ms'] == pytest.approx(result['latency_ms'] - result['backbone_ms'])
+    assert result['pruning_ratios'][0] == [0.5, 0.5]
+    lines = proc.stdout.strip().splitlines()
+    assert '% of the segmentor' in lines[-2] and 'UPerHead and resize' in lines[-2]
+    assert lines[-1].startswith('latency of EncoderDecoder (SparseViT, UPerHead) (64x128, batch 1, cpu, fp32)')
+    proc = run([sys.executable, 'tools/measure_latency.py', SPARSE, '--img_size', '64', '128', *fast],
+               env=tool_env())  # the backbone alone, non-square
+    assert proc.returncode == 0 and '(64x128, batch 1' in proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--scope', 'detector'], '--scope detector needs a detector config; EncoderDecoder is a segmentor'),
+    (['--img_size', '64', '128', '32'], '--img_size takes one value (square) or two (H W), got 3'),
+    (['--img_size', '64', '0'], '--img_size'),
+])
+def test_measure_latency_bad_segmentor_input_is_one_line(args, message):
+    proc = run([sys.executable, 'tools/measure_latency.py', SPARSE, '--device', 'cpu', *args], env=tool_env())
+    assert proc.returncode == 2
+    assert message in proc.stderr.strip().splitlines()[-1] and 'Traceback' not in proc.stderr

@@ -2,6 +2,7 @@
 
     python tools/measure_latency.py CONFIG --img_size 672
     python tools/measure_latency.py CONFIG --img_size 672 --scope detector --dtype bf16
+    python tools/measure_latency.py SEG_CONFIG --img_size 1024 2048 --scope segmentor --batch-size 1
 
 Defaults as the original: backbone only (built from ``cfg.model.backbone`` after the config's top-level
 ``pruning_ratios``), random input of batch 4, inference mode, 500 warm-up and 500 timed forwards on CUDA, the mean
@@ -15,7 +16,9 @@ Additions (issue 9): ``--dtype fp32|fp16|bf16`` (autocast; fp16 on CUDA only), `
 neck, RPN and its NMS, RoI box head and its NMS, mask head, mask pasting), on random images padded to a multiple of
 32, with random weights whose RoI classifier favours one class (so every image yields the config's
 ``max_per_img`` detections, as a trained model on a busy image, and the mask head runs at full load), and the
-backbone's and neck's share timed inside the same runs.
+backbone's and neck's share timed inside the same runs. ``--scope segmentor`` (an mmseg config): the segmentor's
+whole ``encode_decode`` (backbone, decode head, resize) on random images, with the backbone's share;
+``--img_size H W`` gives a non-square input (one value: square, as the original).
 
 The measurement and the detector workload: :mod:`sparsevit.deploy.latency`. The last line printed is the latency in
 milliseconds. Errors in the arguments or the config print one line and
@@ -54,11 +57,11 @@ def non_negative_int(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = OneLineParser(description='Measure the backbone (or detector) latency of a (Sparse)Swin detector '
-                           'config.')
+    parser = OneLineParser(description='Measure the backbone (or whole detector / segmentor) latency of a '
+                           '(Sparse)Swin config.')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('--img_size', '--img-size', dest='img_size', type=positive_int, default=672,
-                        help='square input size in pixels (default: 672)')
+    parser.add_argument('--img_size', '--img-size', dest='img_size', type=positive_int, nargs='+', default=[672],
+                        metavar='SIZE', help='input size in pixels: one value (square) or H W (default: 672)')
     parser.add_argument('--batch-size', '--batch_size', dest='batch_size', type=positive_int, default=4,
                         help='images per forward (default: 4, as the original)')
     parser.add_argument('--num-warmup', type=non_negative_int, default=None,
@@ -72,15 +75,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--compile', action='store_true',
                         help='time torch.compile(backbone, fullgraph=True) (compiled before the warm-up)')
     parser.add_argument('--scope', choices=SCOPES, default='backbone',
-                        help='backbone (default, as the original) or the whole detector test forward on random '
-                        'images, with the backbone share')
+                        help='backbone (default, as the original), the whole detector test forward, or the whole '
+                        'segmentor encode_decode (an mmseg config), on random images, with the backbone share')
     parser.add_argument('--pruning-ratios', default=None,
                         help='override the ratios: a float, a per-stage or per-block list (JSON/Python), or a '
                         'gene dict such as {"backbone.stages.0": 0.3, ...}')
     parser.add_argument('--json', default=None, help='also write the result (and every timed run) to this file')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if len(args.img_size) > 2:
+        parser.error(f'--img_size takes one value (square) or two (H W), got {len(args.img_size)}')
+    args.img_size = args.img_size[0] if len(args.img_size) == 1 else tuple(args.img_size)
+    return args
 
 
 def main(argv=None) -> int:

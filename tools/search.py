@@ -93,8 +93,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--max-retries', type=int, default=1000,
                    help='elitist strategy: rejected draws (duplicate or outside the band) in a row before giving up '
                    '(default: 1000)')
-    p.add_argument('--eval', nargs='+', choices=('bbox', 'segm'), default=['bbox'],
-                   help='COCO metrics; the search maximises the mAP of the first (default: bbox)')
+    p.add_argument('--eval', nargs='+', default=None,
+                   help='metrics evaluated: COCO bbox / segm for a detector, mIoU / mDice / mFscore for a segmentor; '
+                   'the search maximises the first, x100 (default: bbox for a detector, mIoU for a segmentor)')
+    p.add_argument('--metric', default=None,
+                   help='the metric the search maximises (put first among --eval), e.g. bbox, segm, mIoU, mDice')
     p.add_argument('--resume', action='store_true', help='continue the search saved in --work-dir')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')

@@ -1,4 +1,7 @@
-"""The latency of a config's backbone or whole detector, as ``tools/measure_latency.py`` measures and reports it.
+"""The latency of a config's backbone, whole detector or whole segmentor, as ``tools/measure_latency.py`` measures
+and reports it. ``scope='segmentor'`` (an mmseg config): the segmentor's ``encode_decode`` on random images of any
+``(h, w)`` (e.g. 1024x2048), random weights, with the backbone's share
+(:func:`~sparsevit.utils.latency.measure_segmentor_latency`).
 
 ``scope='backbone'`` (the original's): the config's backbone (:func:`~.build.backbone_cfg`: random weights,
 ``--pruning-ratios`` applied) on random input. ``scope='detector'``: the whole test forward of the detector, as
@@ -16,14 +19,17 @@ from typing import Optional
 import torch
 
 from ..utils.config import load_config
-from ..utils.latency import (default_protocol, device_name, measure_backbone_latency, measure_detector_latency,
-                             resolve_device)
+from ..tasks import task_of
+from ..utils.latency import (ImgSize, default_protocol, device_name, measure_backbone_latency,
+                             measure_detector_latency, measure_segmentor_latency, resolve_device, size_text)
 from ..utils.precision import resolve_dtype
 from .build import backbone_cfg
 
 #: scope 'detector': added to the random RoI classifier's first logit (see :func:`favour_one_class_`).
 FAVOURED_LOGIT = 5.0
-SCOPES = ('backbone', 'detector')
+SCOPES = ('backbone', 'detector', 'segmentor')
+#: The task (:mod:`sparsevit.tasks`) a whole-model scope needs.
+SCOPE_TASK = dict(detector='detection', segmentor='segmentation')
 
 
 def favour_one_class_(model: torch.nn.Module, logit: float = FAVOURED_LOGIT) -> int:
@@ -63,6 +69,32 @@ def detector_workload(cfg, bb: dict) -> torch.nn.Module:
     return model
 
 
+def segmentor_workload(cfg, bb: dict) -> torch.nn.Module:
+    """The config's segmentor around the backbone config ``bb``, with mmseg's random init of every part (SyncBN as
+    BN without CUDA: :func:`sparsevit.tasks.segmentation.build_model`)."""
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone = bb
+    model_cfg.pop('pretrained', None)
+    logging.disable(logging.WARNING)
+    try:
+        model = task_of(cfg).build_model(model_cfg)
+        model.init_weights()
+    finally:
+        logging.disable(logging.NOTSET)
+    return model
+
+
+def check_scope(scope: str, cfg) -> None:
+    """ValueError (one line) when a whole-model scope does not fit the config's task."""
+    if scope not in SCOPES:
+        raise ValueError(f'--scope must be one of {", ".join(SCOPES)}, got {scope!r}')
+    task = task_of(cfg)
+    if scope in SCOPE_TASK and SCOPE_TASK[scope] != task.name:
+        other = next(k for k, v in SCOPE_TASK.items() if v == task.name)
+        raise ValueError(f'--scope {scope} needs a {scope} config; {cfg.model.type} is a {task.model_kind} '
+                         f'(use --scope backbone or --scope {other})')
+
+
 def _progress_bar(total: int):
     """A progress callback for an mmcv bar on stderr whose clock starts at the first forward (so compiling is not in
     the ETA), and the bar."""
@@ -78,12 +110,13 @@ def _progress_bar(total: int):
 
 
 def measure_config(config: str, cfg_options: Optional[dict] = None, ratios_text: Optional[str] = None,
-                   scope: str = 'backbone', img_size: int = 672, batch_size: int = 4,
+                   scope: str = 'backbone', img_size: ImgSize = 672, batch_size: int = 4,
                    num_warmup: Optional[int] = None, num_repeats: Optional[int] = None, device: str = 'auto',
                    dtype: str = 'fp32', compile: bool = False, progress: bool = True) -> dict:
     """Load ``config``, build its backbone (or detector), measure it and return the result dict.
 
-    ``num_warmup``/``num_repeats`` None: the device's protocol (:func:`~sparsevit.utils.latency.default_protocol`);
+    ``img_size``: a square side or ``(h, w)``. ``num_warmup``/``num_repeats`` None: the device's protocol
+    (:func:`~sparsevit.utils.latency.default_protocol`);
     ``progress``: a progress bar with ETA on stderr. One ``measuring ...`` line goes to stderr first.
 
     Raises:
@@ -96,19 +129,21 @@ def measure_config(config: str, cfg_options: Optional[dict] = None, ratios_text:
     resolve_dtype(dtype, dev)
     warmup, repeats, protocol = default_protocol('measure_latency', dev, num_warmup, num_repeats)
     cfg = load_config(config, cfg_options)
+    check_scope(scope, cfg)
     bb = backbone_cfg(cfg, ratios_text=ratios_text)
     if scope == 'backbone':
         from mmdet.models import build_backbone
         model = build_backbone(bb)
     else:
-        model = detector_workload(cfg, bb)
+        model = (detector_workload if scope == 'detector' else segmentor_workload)(cfg, bb)
     what = bb['type'] if scope == 'backbone' else f'{type(model).__name__} with {bb["type"]}'
-    print(f'measuring {what} of {config} at {img_size}x{img_size}, batch {batch_size}, '
+    print(f'measuring {what} of {config} at {size_text(img_size)}, batch {batch_size}, '
           f'{dtype}{", compiled" if compile else ""} on {dev}; {protocol}', file=sys.stderr)
     if compile:
         print('compiling (torch.compile, fullgraph=True) ...', file=sys.stderr, flush=True)
     callback, bar = _progress_bar(warmup + repeats) if progress else (None, None)
-    measure = measure_backbone_latency if scope == 'backbone' else measure_detector_latency
+    measure = dict(backbone=measure_backbone_latency, detector=measure_detector_latency,
+                   segmentor=measure_segmentor_latency)[scope]
     result = measure(model, img_size=img_size, batch_size=batch_size, num_warmup=warmup, num_repeats=repeats,
                      device=dev, dtype=dtype, compile=compile, progress=callback)
     if bar is not None:
@@ -119,12 +154,14 @@ def measure_config(config: str, cfg_options: Optional[dict] = None, ratios_text:
                   torch=torch.__version__, pruning_ratios=[list(s) for s in ratios] if ratios is not None else None)
     if scope == 'detector':
         result.update(detector=type(model).__name__, favoured_class_logit=FAVOURED_LOGIT)
+    if scope == 'segmentor':
+        result.update(segmentor=type(model).__name__, decode_head=type(model.decode_head).__name__)
     return result
 
 
 def latency_report(result: dict) -> str:
     """The lines ``tools/measure_latency.py`` prints on stdout; the last one ends with the latency in ms."""
-    size = f'{result["img_size"]}x{result["img_size"]}'
+    size = size_text(result['img_size'])
     precision = result['dtype'] + (', compiled' if result['compiled'] else '')
     lines = [f'protocol: {result["protocol"]}']
     what = result['backbone']
@@ -137,6 +174,13 @@ def latency_report(result: dict) -> str:
                      + f', heads and post-processing {rest:.2f} ms ({100 * rest / total:.1f} %); '
                      f'{result["detections_per_image"]:.1f} detections per image')
         what = f'{result["detector"]} ({result["backbone"]})'
+    if result['scope'] == 'segmentor':
+        total, bb, head = result['latency_ms'], result['backbone_ms'], result['head_ms']
+        neck = result.get('neck_ms')
+        lines.append(f'backbone {bb:.2f} ms ({100 * result["backbone_share"]:.1f} % of the segmentor)'
+                     + (f', neck {neck:.2f} ms ({100 * neck / total:.1f} %)' if neck is not None else '')
+                     + f', {result["decode_head"]} and resize {head:.2f} ms ({100 * head / total:.1f} %)')
+        what = f'{result["segmentor"]} ({result["backbone"]}, {result["decode_head"]})'
     lines.append(f'latency of {what} ({size}, batch {result["batch_size"]}, {result["device"]}, {precision}): '
                  f'{result["latency_ms"]:.2f} ms')
     return '\n'.join(lines)

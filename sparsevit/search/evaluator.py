@@ -1,10 +1,12 @@
-"""The search's score: COCO mAP of the detector at a sparsity configuration, sharded over the ranks.
+"""The search's score at a sparsity configuration, sharded over the ranks: COCO mAP of a detector
+(:class:`DetectorEvaluator`) or mIoU (mDice, ...) of a segmentor (:class:`SegmentorEvaluator`).
 
 Every rank runs the same configuration on its share of the test images (image ``j`` of the evaluated set goes to
-rank ``j % world_size``), the per-image results are gathered on rank 0, which runs the dataset's COCO evaluation,
-and the metrics are broadcast so all ranks continue the search in lockstep. ``num_images`` evaluates a fixed,
-seeded subset of the test set instead of all of it (the same subset for every candidate). The mAP values are
-reported x100 (``bbox_mAP`` 42.6), as the original's search log.
+rank ``j % world_size``), the per-image results are gathered on rank 0, which runs the dataset's evaluation, and
+the metrics are broadcast so all ranks continue the search in lockstep. ``num_images`` evaluates a fixed, seeded
+subset of the test set instead of all of it (the same subset for every candidate). The values are reported x100
+(``bbox_mAP`` 42.6, ``mIoU`` 71.3), as the original's search log. A segmentor's images are pre-evaluated where they
+are inferred (per class intersection and union, as mmseg's test tool), so only those travel to rank 0.
 """
 import contextlib
 import copy
@@ -38,15 +40,18 @@ def select_images(num_total: int, num_images: Optional[int], seed: int = 0) -> L
 
 
 def subset_dataset(dataset, indices: Sequence[int]):
-    """A shallow copy of an mmdet ``CustomDataset``/``CocoDataset`` restricted to ``indices`` (for evaluation).
+    """A shallow copy of an mmdet ``CustomDataset``/``CocoDataset`` (its ``data_infos``) or an mmseg
+    ``CustomDataset`` (its ``img_infos``) restricted to ``indices`` (for evaluation).
 
     Raises:
-        ValueError: if the dataset type keeps no ``data_infos`` (e.g. a wrapped/concatenated dataset).
+        ValueError: if the dataset type keeps neither (e.g. a wrapped/concatenated dataset).
     """
-    if not hasattr(dataset, 'data_infos'):
-        raise ValueError(f'--num-images needs an mmdet CustomDataset test set; got {type(dataset).__name__}')
+    key = next((k for k in ('data_infos', 'img_infos') if hasattr(dataset, k)), None)
+    if key is None:
+        raise ValueError(f'--num-images needs an mmdet or mmseg CustomDataset test set; got '
+                         f'{type(dataset).__name__}')
     sub = copy.copy(dataset)
-    sub.data_infos = [dataset.data_infos[i] for i in indices]
+    setattr(sub, key, [getattr(dataset, key)[i] for i in indices])
     if hasattr(dataset, 'img_ids'):
         sub.img_ids = [dataset.img_ids[i] for i in indices]
     if getattr(dataset, 'proposals', None) is not None:
@@ -54,14 +59,15 @@ def subset_dataset(dataset, indices: Sequence[int]):
     return sub
 
 
-class DetectorEvaluator:
-    """Callable ``config -> (score, metrics)`` for the search: COCO mAP (x100) of ``model`` with those pruning ratios.
+class ShardedEvaluator:
+    """Callable ``config -> (score, metrics)`` for the search: the model at those pruning ratios, scored on this
+    rank's share of the images, evaluated on rank 0 (subclasses: :meth:`infer`, :meth:`evaluate`).
 
     Args:
-        model: an mmdet detector with a sparse backbone, already on ``device`` and in eval mode.
+        model: a detector or segmentor with a sparse backbone, already on ``device`` and in eval mode.
         dataset: the test dataset (``test_mode=True``).
-        metrics: COCO metrics to compute, e.g. ``('bbox',)`` or ``('bbox', 'segm')``; the score is the mAP of the
-            first one.
+        metrics: metrics to compute, e.g. ``('bbox',)``, ``('bbox', 'segm')`` or ``('mIoU',)``; the score is the
+            first one's.
         num_images: evaluate a fixed seeded subset of this many images (None: the whole set).
         seed: seed of the subset.
         samples_per_gpu, workers_per_gpu: test data loader settings.
@@ -77,13 +83,13 @@ class DetectorEvaluator:
         indices = select_images(len(dataset), num_images, seed)
         self.dataset = dataset if num_images is None else subset_dataset(dataset, indices)
         self.num_images = len(indices)
-        shard = list(range(dist.rank(), len(self.dataset), dist.world_size()))
-        self.loader = build_dataloader(Subset(self.dataset, shard), samples_per_gpu, workers_per_gpu, dist=False,
-                                       shuffle=False, persistent_workers=workers_per_gpu > 0)
+        self.shard = list(range(dist.rank(), len(self.dataset), dist.world_size()))
+        self.loader = build_dataloader(Subset(self.dataset, self.shard), samples_per_gpu, workers_per_gpu,
+                                       dist=False, shuffle=False, persistent_workers=workers_per_gpu > 0)
         self.eval_kwargs = dict(eval_kwargs or {})
 
     def __call__(self, genes: Genes) -> Tuple[float, Dict[str, float]]:
-        """Set the configuration, evaluate, and return ``(mAP x100 of the first metric, every scalar metric)``."""
+        """Set the configuration, evaluate, and return ``(the first metric x100, every scalar metric)``."""
         self.backbone.set_pruning_ratios(genes_to_ratios(genes, self.backbone.depths))
         parts = dist.gather_objects(self.infer())
         results = None
@@ -93,14 +99,29 @@ class DetectorEvaluator:
                 results[r::dist.world_size()] = part
         return dist.broadcast_object(self.evaluate(results) if dist.is_master() else None)
 
+    def batches(self):
+        """This rank's batches, scattered to the device."""
+        self.model.eval()
+        target = [self.device.index if self.device.type == 'cuda' else -1]
+        for data in self.loader:
+            yield scatter(data, target)[0]
+
+    def infer(self) -> List:
+        raise NotImplementedError
+
+    def evaluate(self, results: List) -> Tuple[float, Dict[str, float]]:
+        raise NotImplementedError
+
+
+class DetectorEvaluator(ShardedEvaluator):
+    """COCO mAP (x100) of a detector (:class:`ShardedEvaluator`)."""
+
     @torch.no_grad()
     def infer(self) -> List:
         """Detections of this rank's images, in order (masks RLE-encoded, as mmdet's ``single_gpu_test``)."""
-        self.model.eval()
-        target = [self.device.index if self.device.type == 'cuda' else -1]
         out = []
-        for data in self.loader:
-            batch = self.model(return_loss=False, rescale=True, **scatter(data, target)[0])
+        for data in self.batches():
+            batch = self.model(return_loss=False, rescale=True, **data)
             if batch and isinstance(batch[0], tuple):
                 batch = [(bbox, encode_mask_results(mask)) for bbox, mask in batch]
             out.extend(batch)
@@ -116,3 +137,27 @@ class DetectorEvaluator:
         for metric in self.metrics:  # mmdet reports nothing for a metric without a single detection: mAP 0
             scalars.setdefault(f'{metric}_mAP', 0.0)
         return scalars[f'{self.metrics[0]}_mAP'], scalars
+
+
+class SegmentorEvaluator(ShardedEvaluator):
+    """mIoU (mDice, mFscore; x100) of an mmseg segmentor (:class:`ShardedEvaluator`): each image is pre-evaluated
+    on its rank against its label map (``dataset.pre_eval``), rank 0 sums them (``dataset.evaluate``)."""
+
+    @torch.no_grad()
+    def infer(self) -> List:
+        """Per image of this rank, in order: its per-class intersection, union, prediction and label areas."""
+        out, done = [], 0
+        for data in self.batches():
+            preds = self.model(return_loss=False, rescale=True, **data)
+            indices = self.shard[done:done + len(preds)]  # indices into the evaluated set, for its label maps
+            out.extend(self.dataset.pre_eval(preds, indices=indices))
+            done += len(preds)
+        return out
+
+    def evaluate(self, results: List) -> Tuple[float, Dict[str, float]]:
+        """mmseg's evaluation of the summed areas (rank 0), every value x100; its table is not printed."""
+        kwargs = {k: v for k, v in self.eval_kwargs.items() if k not in ('pre_eval', 'by_epoch', 'efficient_test')}
+        with contextlib.redirect_stdout(io.StringIO()):
+            values = self.dataset.evaluate(results, metric=self.metrics, logger='silent', **kwargs)
+        scalars = {k: 100.0 * float(v) for k, v in values.items() if isinstance(v, (int, float))}
+        return scalars[self.metrics[0]], scalars

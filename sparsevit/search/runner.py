@@ -12,6 +12,7 @@ As the original: the score is the mAP of the first ``--eval`` metric x100, compu
 when the config trains in fp16), with ``torch.backends.cudnn.benchmark`` on CUDA; the latency and score of the
 dense configuration and of uniform 0.5 are measured and logged before the search.
 """
+import dataclasses
 import os.path as osp
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
@@ -19,17 +20,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from mmcv import Config
 from mmcv.utils import import_modules_from_strings
-from mmdet.datasets import build_dataset, replace_ImageToTensor
-from mmdet.models import build_detector
 from mmdet.utils import compat_cfg
 from tqdm import tqdm
 
 from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
+from ..tasks import Task, task_of
 from ..utils import dist
 from ..utils.checkpoint import load_weights
 from ..utils.config import get_sparse_backbone, load_config as read_config
 from .budgets import Budgets
-from .evaluator import DetectorEvaluator
+from .evaluator import DetectorEvaluator, SegmentorEvaluator, ShardedEvaluator
 from .evolution import EvolutionSearcher, SearchBase, make_searcher
 from .latency_table import LatencyTable
 from .outputs import SearchFiles
@@ -40,41 +40,49 @@ PROG = 'search.py'
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
-def load_config(settings: SearchSettings) -> Config:
+def load_config(settings: SearchSettings) -> Tuple[Config, Task]:
     """The config (:func:`sparsevit.utils.config.load_config`: ``--cfg-options`` merged, SparseViT keys applied)
-    with the plugin imported, ready for testing."""
+    with the plugin imported, ready for testing, and its task (a detector's or a segmentor's,
+    :func:`sparsevit.tasks.task_of`)."""
     cfg = read_config(settings.config, settings.cfg_options)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])
-    cfg = compat_cfg(cfg)
+    task = task_of(cfg)
+    if task.name == 'detection':
+        cfg = compat_cfg(cfg)
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
-    cfg.data.test.test_mode = True
     cfg.data.test_dataloader = {**dict(samples_per_gpu=1, workers_per_gpu=2), **cfg.data.get('test_dataloader', {})}
-    if cfg.data.test_dataloader['samples_per_gpu'] > 1:  # batched testing needs DefaultFormatBundle, as mmdet
-        cfg.data.test.pipeline = replace_ImageToTensor(cfg.data.test.pipeline)
-    return cfg
+    return task.prepare_test(cfg), task  # test mode; mmdet: batched testing with DefaultFormatBundle
 
 
-def build_model(cfg: Config, checkpoint: str, device: torch.device):
-    """The detector with the checkpoint's weights on ``device`` (eval, fp32 as the original's search), and the test
-    dataset."""
-    dataset = build_dataset(cfg.data.test)
-    model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
+def build_model(cfg: Config, task: Task, checkpoint: str, device: torch.device):
+    """The detector or segmentor with the checkpoint's weights on ``device`` (eval, fp32 as the original's
+    search), and the test dataset."""
+    dataset = task.build_dataset(cfg.data.test)
+    model = task.build_model(cfg.model, test_cfg=cfg.get('test_cfg'))
     ckpt = load_weights(model, checkpoint)
-    model.CLASSES = ckpt.get('meta', {}).get('CLASSES', dataset.CLASSES)
+    task.set_classes(model, ckpt.get('meta', {}) or {}, dataset)
     return model.to(device).eval(), dataset
 
 
-def build_evaluator(cfg: Config, model, dataset, settings: SearchSettings, device: torch.device
-                    ) -> DetectorEvaluator:
-    """The score: ``--eval`` metrics on (a ``--num-images`` subset of) the test set, with the config's loader."""
+def build_evaluator(cfg: Config, task: Task, model, dataset, settings: SearchSettings, device: torch.device
+                    ) -> ShardedEvaluator:
+    """The score: ``--eval`` metrics (resolved) on (a ``--num-images`` subset of) the test set, with the config's
+    loader: COCO mAP of a detector, mIoU (...) of a segmentor."""
     loader = cfg.data.test_dataloader
     eval_kwargs = dict(cfg.get('evaluation', {}))
-    for key in ('interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals', 'metric'):
+    for key in ('interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals', 'metric',
+                'pre_eval', 'by_epoch'):
         eval_kwargs.pop(key, None)
-    return DetectorEvaluator(model, dataset, settings.eval, settings.num_images, settings.seed,
-                             loader['samples_per_gpu'], loader['workers_per_gpu'], eval_kwargs, device)
+    kind = SegmentorEvaluator if task.name == 'segmentation' else DetectorEvaluator
+    return kind(model, dataset, settings.eval, settings.num_images, settings.seed, loader['samples_per_gpu'],
+                loader['workers_per_gpu'], eval_kwargs, device)
+
+
+def score_name(task: Task, metric: str) -> str:
+    """The score's name in logs and outputs: ``bbox_mAP`` (a detector's COCO metric), ``mIoU`` (a segmentor's)."""
+    return f'{metric}_mAP' if task.name == 'detection' else metric
 
 
 # ---------------------------------------------------------------------------------------------------- search
@@ -173,8 +181,9 @@ def run_search(settings: SearchSettings) -> dict:
         torch.backends.cudnn.benchmark = True  # as the original's search
     log = (lambda msg: tqdm.write(f'[search] {msg}', file=sys.stdout)) if dist.is_master() else (lambda msg: None)
     s, protocol = latency_protocol(settings, device)
-    cfg = load_config(s)
-    model, dataset = build_model(cfg, s.checkpoint, device)
+    cfg, task = load_config(s)
+    s = dataclasses.replace(s, eval=list(s.metrics(task)), metric=None)  # resolved: the scored metric first
+    model, dataset = build_model(cfg, task, s.checkpoint, device)
     backbone = get_sparse_backbone(model)
     budgets, files = s.latency_budgets(), SearchFiles(s.work_dir, s.tag())
     measurer = Measurer(backbone, s, device)
@@ -185,8 +194,8 @@ def run_search(settings: SearchSettings) -> dict:
         precheck_band(backbone.depths, measure, budgets)
     table = load_or_build_table(backbone, s, device, measurer, log) if s.latency_table else None
     latency = Meter(table.predict if table is not None else measure)
-    evaluator = build_evaluator(cfg, model, dataset, s, device)
-    score, metric_name = Meter(evaluator), f'{s.eval[0]}_mAP'
+    evaluator = build_evaluator(cfg, task, model, dataset, s, device)
+    score, metric_name = Meter(evaluator), score_name(task, s.eval[0])
     bar = tqdm(total=s.iters, desc='search', unit='step', file=sys.stderr,
                disable=s.no_progress or not dist.is_master())
     recorder = Recorder(files, metric_name, bar)

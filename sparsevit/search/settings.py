@@ -46,7 +46,8 @@ class SearchSettings:
     calibration_configs: int = 6
     check_configs: int = 5
     max_retries: int = 1000
-    eval: Sequence[str] = ('bbox',)
+    eval: Optional[Sequence[str]] = None
+    metric: Optional[str] = None
     resume: bool = False
     no_progress: bool = False
     cfg_options: Optional[dict] = None
@@ -61,6 +62,21 @@ class SearchSettings:
         if self.budgets is not None:
             return Budgets.from_limits(self.budgets, self.min)
         return Budgets.from_limits([self.max], self.min, band=True)
+
+    def metrics(self, task) -> list:
+        """The evaluated metrics for ``task`` (:mod:`sparsevit.tasks`), the scored one first: ``--metric``, then the
+        other ``--eval`` ones; without either, the task's search metric (``bbox`` for a detector, ``mIoU`` for a
+        segmentor).
+
+        Raises:
+            TaskError (a ValueError): one line, for a metric of the other task.
+        """
+        chosen = list(self.eval or ())
+        if self.metric is not None:
+            task.check_metrics([self.metric], '--metric')
+            chosen = [self.metric] + [m for m in chosen if m != self.metric]
+        task.check_metrics(chosen)
+        return chosen or [task.search_metric]
 
     def tag(self) -> str:
         """Names the output files, with the limits as typed: ``max42_min37``, ``budgets33_36_39_42`` (see

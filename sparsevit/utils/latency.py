@@ -19,7 +19,7 @@ Deployment settings shared by the tools (issue 9):
 import contextlib
 import platform
 import time
-from typing import Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -203,25 +203,49 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def random_images(batch_size: int, img_size: int, device: torch.device, seed: int = 0,
+ImgSize = Union[int, Sequence[int]]  # a square side, or (height, width)
+
+
+def image_hw(img_size: ImgSize) -> Tuple[int, int]:
+    """``(height, width)`` of a square side or an ``(h, w)`` pair."""
+    if isinstance(img_size, int):
+        return img_size, img_size
+    h, w = img_size
+    return int(h), int(w)
+
+
+def size_value(img_size: ImgSize):
+    """How results record a size: the side of a square, else ``[h, w]``."""
+    h, w = image_hw(img_size)
+    return h if h == w else [h, w]
+
+
+def size_text(img_size: ImgSize) -> str:
+    """``672x672``, ``1024x2048`` (height x width)."""
+    h, w = image_hw(img_size)
+    return f'{h}x{w}'
+
+
+def random_images(batch_size: int, img_size: ImgSize, device: torch.device, seed: int = 0,
                   pad_to: int = 1) -> torch.Tensor:
-    """Seeded ``[B, 3, S, S]`` standard-normal images on ``device`` (zero-padded to a multiple of ``pad_to``)."""
+    """Seeded ``[B, 3, H, W]`` standard-normal images on ``device`` (``img_size``: a side or ``(h, w)``),
+    zero-padded to a multiple of ``pad_to``."""
+    h, w = image_hw(img_size)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, 3, img_size, img_size, generator=gen)
-    pad = (-img_size) % pad_to
-    return torch.nn.functional.pad(x, (0, pad, 0, pad)).to(device)
+    x = torch.randn(batch_size, 3, h, w, generator=gen)
+    return torch.nn.functional.pad(x, (0, (-w) % pad_to, 0, (-h) % pad_to)).to(device)
 
 
-def _check_settings(img_size: int, batch_size: int, num_warmup: int, num_repeats: int) -> None:
-    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
+def _check_settings(img_size: ImgSize, batch_size: int, num_warmup: int, num_repeats: int) -> None:
+    if min(image_hw(img_size)) <= 0 or batch_size <= 0 or num_warmup < 0 or num_repeats <= 0:
         raise ValueError('img_size, batch_size and num_repeats must be positive and num_warmup >= 0')
 
 
-def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4,
+def measure_backbone_latency(backbone: torch.nn.Module, img_size: ImgSize = 672, batch_size: int = 4,
                              num_warmup: int = 10, num_repeats: int = 50, device=None,
                              progress: Optional[Callable[[int], None]] = None, seed: int = 0,
                              dtype: str = 'fp32', compile: bool = False) -> dict:
-    """Latency of ``backbone`` on a random ``(batch_size, 3, img_size, img_size)`` input.
+    """Latency of ``backbone`` on a random ``(batch_size, 3, H, W)`` input (``img_size``: a side or ``(h, w)``).
 
     Args:
         progress: called after every forward, warm-up ones included (``num_warmup + num_repeats`` calls).
@@ -241,19 +265,19 @@ def measure_backbone_latency(backbone: torch.nn.Module, img_size: int = 672, bat
     fn = compile_module(backbone, x, dtype) if compile else backbone
     with torch.inference_mode(), autocast_context(dtype, dev):
         times = warm_then_time(lambda: fn(x), num_warmup, num_repeats, dev, progress)
-    return dict(latency_ms=trimmed_mean(times), times_ms=times, img_size=img_size, batch_size=batch_size,
+    return dict(latency_ms=trimmed_mean(times), times_ms=times, img_size=size_value(img_size), batch_size=batch_size,
                 device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats, dtype=dtype, compiled=compile)
 
 
-def detector_inputs(batch_size: int, img_size: int, device: torch.device,
+def detector_inputs(batch_size: int, img_size: ImgSize, device: torch.device,
                     seed: int = 0) -> Tuple[torch.Tensor, List[dict]]:
     """Random test images and their ``img_metas``, as the 672x672 test pipeline makes them.
 
-    The images are ``img_size`` square, zero-padded to a multiple of 32 (``Pad(size_divisor=32)``); the metas say
-    so (``img_shape``/``ori_shape`` the image, ``pad_shape`` the tensor, scale factor 1, no flip).
+    The images are ``img_size`` (a side or ``(h, w)``), zero-padded to a multiple of 32 (``Pad(size_divisor=32)``);
+    the metas say so (``img_shape``/``ori_shape`` the image, ``pad_shape`` the tensor, scale factor 1, no flip).
     """
-    x = random_images(batch_size, img_size, device, seed, pad_to=32)  # [B, 3, Sp, Sp]
-    shape, pad_shape = (img_size, img_size, 3), (x.shape[2], x.shape[3], 3)
+    x = random_images(batch_size, img_size, device, seed, pad_to=32)  # [B, 3, Hp, Wp]
+    shape, pad_shape = (*image_hw(img_size), 3), (x.shape[2], x.shape[3], 3)
     metas = [dict(filename=None, ori_filename=None, ori_shape=shape, img_shape=shape, pad_shape=pad_shape,
                   scale_factor=np.ones(4, dtype=np.float32), flip=False, flip_direction=None)
              for _ in range(batch_size)]
@@ -290,7 +314,28 @@ def count_detections(results: list) -> float:
     return sum(sum(len(c) for c in per_class) for per_class in boxes) / max(1, len(boxes))
 
 
-def measure_detector_latency(model: torch.nn.Module, img_size: int = 672, batch_size: int = 4,
+def _measure_whole(model: torch.nn.Module, inputs: torch.Tensor, forward: Callable[[], object], parts: Sequence[str],
+                   num_warmup: int, num_repeats: int, dev: torch.device, progress, dtype: str,
+                   compile: bool) -> dict:
+    """Time ``forward()`` (a whole test forward of ``model`` on ``inputs``) and, inside the same runs, the calls of
+    ``model.<part>`` for each of ``parts`` (the first: the backbone, compiled with ``compile``)."""
+    eager_backbone = model.backbone
+    spans: Dict[str, List[float]] = {name: [] for name in parts}
+    try:
+        if compile:
+            model.backbone = compile_module(eager_backbone, inputs, dtype)
+        with torch.inference_mode(), autocast_context(dtype, dev, model), \
+                _timed_children(model, parts, dev, spans):
+            times = warm_then_time(forward, num_warmup, num_repeats, dev, progress)
+    finally:
+        model.backbone = eager_backbone
+    latency = trimmed_mean(times)
+    # one call of each part per test forward: the warm-up forwards' spans come first
+    part_ms = {f'{name}_ms': trimmed_mean(spans[name][num_warmup:]) for name in parts}
+    return dict(latency_ms=latency, times_ms=times, **part_ms, backbone_share=part_ms['backbone_ms'] / latency)
+
+
+def measure_detector_latency(model: torch.nn.Module, img_size: ImgSize = 672, batch_size: int = 4,
                              num_warmup: int = 10, num_repeats: int = 50, device=None,
                              progress: Optional[Callable[[int], None]] = None, seed: int = 0,
                              dtype: str = 'fp32', compile: bool = False) -> dict:
@@ -318,26 +363,42 @@ def measure_detector_latency(model: torch.nn.Module, img_size: int = 672, batch_
     model.to(dev)
     model.eval()
     imgs, metas = detector_inputs(batch_size, img_size, dev, seed)
-    eager_backbone = model.backbone
     parts = ['backbone'] + (['neck'] if getattr(model, 'with_neck', False) else [])
-    spans: Dict[str, List[float]] = {name: [] for name in parts}
     outputs: list = []
-    try:
-        if compile:
-            model.backbone = compile_module(eager_backbone, imgs, dtype)
-        with torch.inference_mode(), autocast_context(dtype, dev, model), \
-                _timed_children(model, parts, dev, spans):
 
-            def forward():
-                outputs[:] = model(img=[imgs], img_metas=[metas], return_loss=False, rescale=True)
+    def forward():
+        outputs[:] = model(img=[imgs], img_metas=[metas], return_loss=False, rescale=True)
 
-            times = warm_then_time(forward, num_warmup, num_repeats, dev, progress)
-    finally:
-        model.backbone = eager_backbone
-    latency = trimmed_mean(times)
-    # one backbone and one neck call per test forward: the warm-up forwards' spans come first
-    part_ms = {f'{name}_ms': trimmed_mean(spans[name][num_warmup:]) for name in parts}
-    return dict(latency_ms=latency, times_ms=times, **part_ms, backbone_share=part_ms['backbone_ms'] / latency,
-                detections_per_image=count_detections(outputs), img_size=img_size, batch_size=batch_size,
-                input_shape=list(imgs.shape), device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats,
-                dtype=dtype, compiled=compile)
+    result = _measure_whole(model, imgs, forward, parts, num_warmup, num_repeats, dev, progress, dtype, compile)
+    return dict(result, detections_per_image=count_detections(outputs), img_size=size_value(img_size),
+                batch_size=batch_size, input_shape=list(imgs.shape), device=str(dev), num_warmup=num_warmup,
+                num_repeats=num_repeats, dtype=dtype, compiled=compile)
+
+
+def measure_segmentor_latency(model: torch.nn.Module, img_size: ImgSize = (512, 1024), batch_size: int = 1,
+                              num_warmup: int = 10, num_repeats: int = 50, device=None,
+                              progress: Optional[Callable[[int], None]] = None, seed: int = 0,
+                              dtype: str = 'fp32', compile: bool = False) -> dict:
+    """Latency of a whole mmseg segmentor's ``encode_decode`` (backbone, neck if any, decode head, the logits
+    resized to the image: a ``mode='whole'`` test forward without the argmax) on random images of ``img_size``,
+    and the backbone's share (and the neck's), timed inside the same runs; the rest is the decode head's (mmseg
+    calls its ``forward`` directly, which no hook sees) and the resize's.
+
+    Returns:
+        dict with ``latency_ms``, ``times_ms``, ``backbone_ms`` (and ``neck_ms`` with a neck), ``head_ms`` (the
+        rest), ``backbone_share`` and the settings used.
+    """
+    _check_settings(img_size, batch_size, num_warmup, num_repeats)
+    dev = resolve_device(device)
+    resolve_dtype(dtype, dev)
+    model.to(dev)
+    model.eval()
+    imgs = random_images(batch_size, img_size, dev, seed)
+    shape = (*image_hw(img_size), 3)
+    metas = [dict(ori_shape=shape, img_shape=shape, pad_shape=shape, flip=False) for _ in range(batch_size)]
+    parts = ['backbone'] + (['neck'] if getattr(model, 'with_neck', False) else [])
+    result = _measure_whole(model, imgs, lambda: model.encode_decode(imgs, metas), parts, num_warmup, num_repeats,
+                            dev, progress, dtype, compile)
+    head_ms = result['latency_ms'] - sum(result[f'{name}_ms'] for name in parts)
+    return dict(result, head_ms=head_ms, img_size=size_value(img_size), batch_size=batch_size, input_shape=list(imgs.shape),
+                device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats, dtype=dtype, compiled=compile)
