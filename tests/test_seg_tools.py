@@ -179,3 +179,32 @@ def test_measure_latency_bad_segmentor_input_is_one_line(args, message):
     proc = run([sys.executable, 'tools/measure_latency.py', SPARSE, '--device', 'cpu', *args], env=tool_env())
     assert proc.returncode == 2
     assert message in proc.stderr.strip().splitlines()[-1] and 'Traceback' not in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The deployment paths take a segmentation config too (the backbone is the same)
+# ----------------------------------------------------------------------------------------------------------------
+def test_export_onnx_of_a_segmentation_config(dense_seg_checkpoint, tmp_path):
+    pytest.importorskip('onnxruntime')
+    out = str(tmp_path / 'seg_backbone.onnx')
+    proc = run([sys.executable, 'tools/export_onnx.py', SPARSE, dense_seg_checkpoint, '--out', out, '--img_size',
+                '64', '--batch-size', '1', '--pruning-ratios', '0.5', '--no-latency'], env=tool_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(out)
+
+
+def test_test_tool_bf16_on_a_segmentor(synthetic_seg, dense_seg_checkpoint, tmp_path):
+    proc = run([sys.executable, 'tools/test.py', SPARSE, dense_seg_checkpoint, '--eval', 'mIoU', '--dtype', 'bf16',
+                '--work-dir', str(tmp_path), *options(synthetic_seg)], env=tool_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(glob.glob(str(tmp_path / 'eval_*.json'))[0]) as f:
+        result = json.load(f)
+    assert result['dtype'] == 'bf16' and 0.0 <= result['metric']['mIoU'] <= 1.0
+
+
+def test_measure_latency_compiled_backbone_of_a_segmentation_config():
+    proc = run([sys.executable, 'tools/measure_latency.py', SPARSE, '--img_size', '64', '96', '--compile',
+                '--pruning-ratios', '0.5', '--batch-size', '1', '--num-warmup', '1', '--num-repeats', '2', '--device',
+                'cpu', '--no-progress'], env=tool_env(), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'fp32, compiled): ' in proc.stdout.strip().splitlines()[-1]
