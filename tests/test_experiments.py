@@ -235,6 +235,34 @@ def test_runner_reuse_cascade_and_force(tmp_path, capsys):
     assert runner.order == ['a', 'c']
 
 
+def test_runner_parallel_runs_jobs_at_once_with_their_threads_and_reuses(tmp_path, capsys):
+    st = Settings(dir=str(tmp_path / 'w'))
+    plan = [('a', 10.0), ('b', 10.0), ('c', 10.0)]
+    stamp = str(tmp_path / '{}.txt')
+    code = ('import os, sys, time; t0 = time.time(); time.sleep(1.5); '
+            'open(sys.argv[1], "w").write(f"{t0} {time.time()} {os.environ[\'OMP_NUM_THREADS\']}")')
+    steps = [(n, f'step {n}', [sys.executable, '-c', code, stamp.format(n)]) for n, _ in plan]
+    runner = Runner(st, plan, sys.executable)
+    runner.parallel(steps, jobs=2, threads=1)
+    spans = {n: [float(v) for v in open(stamp.format(n)).read().split()] for n, _ in plan}
+    assert all(spans[n][2] == 1 for n in spans)  # OMP_NUM_THREADS=1 in each
+    assert spans['a'][0] < spans['b'][1] and spans['b'][0] < spans['a'][1]  # a and b overlapped
+    assert spans['c'][0] >= min(spans['a'][1], spans['b'][1]) - 0.5  # c waited for a free slot
+    marker = json.load(open(osp.join(st.dir, 'done', 'c.json')))
+    assert marker['key'] == steps[2][2] and (marker['jobs'], marker['threads']) == (2, 1)
+    assert set(runner.spent) == {'a', 'b', 'c'}
+    out = capsys.readouterr().out
+    assert '1/3 step a (about 10 s of wall time; 1 of 2 at once, 1 thread each) ...' in out and '3/3 step c: done' in out
+    runner = Runner(st, plan, sys.executable)
+    runner.parallel(steps, jobs=2, threads=1)
+    assert runner.reused == 3
+    # a failure stops the group with the failed tool's log
+    bad = [('a', 'step a', [sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)'])]
+    with pytest.raises(ExperimentError, match='exit 3'):
+        Runner(Settings(dir=st.dir, force=True), plan, sys.executable).parallel(bad, jobs=2, threads=1)
+    assert 'boom' in capsys.readouterr().err
+
+
 def test_run_logged_failure_keeps_the_log(tmp_path, capsys):
     log = tmp_path / 'x.log'
     run_logged([sys.executable, '-c', 'print("hello"); print("Saving checkpoint at 1 epochs")'], str(log),

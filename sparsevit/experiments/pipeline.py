@@ -36,14 +36,13 @@ Every step is a subprocess (``tools/*.py``) run by :class:`~.steps.Runner`, reus
 the same command; the latency runs are ``tools/experiments.py latency SPEC --out OUT`` (:mod:`.latency`).
 """
 import dataclasses
-import glob
 import json
 import os
 import os.path as osp
 import shlex
 import shutil
 import time
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .files import read_json, write_json
 from .matching import Candidate, budget_candidates, candidate_name, guard_fraction, match_uniform, pick_matched
@@ -152,12 +151,20 @@ class Pipeline:
         """The pipelines' input size (the configs' is 448: set for every run, so ``--img-size`` works too)."""
         return resolution_options(self.base_cfg, size)
 
+    def train_command(self, config: str, work_dir: str, epochs: int, size: int, extra: Sequence[str] = ()) -> List[str]:
+        return [self.py, 'tools/train.py', config, '--work-dir', work_dir, '--seed', str(self.st.seed),
+                '--no-validate', '--cfg-options', *self.data_opts, *self.size_opts(size), *schedule_options(epochs),
+                *extra]
+
     def train(self, name: str, title: str, config: str, work_dir: str, epochs: int, size: int,
               extra: Sequence[str] = ()):
-        cmd = [self.py, 'tools/train.py', config, '--work-dir', work_dir, '--seed', str(self.st.seed),
-               '--no-validate', '--cfg-options', *self.data_opts, *self.size_opts(size), *schedule_options(epochs),
-               *extra]
-        self.runner.command(name, title, cmd, watch=r'Saving checkpoint at \d+ epochs')
+        self.runner.command(name, title, self.train_command(config, work_dir, epochs, size, extra),
+                            watch=r'Saving checkpoint at \d+ epochs')
+
+    def parallel(self, steps: Sequence[Tuple[str, str, List[str]]]) -> None:
+        """Independent command steps, ``jobs`` at a time (:meth:`Runner.parallel`), the cores shared out."""
+        jobs = self.st.jobs
+        self.runner.parallel(steps, jobs, max(1, (os.cpu_count() or 1) // jobs))
 
     def latency(self, name: str, title: str, entries: List[dict], out: str) -> dict:
         st = self.st
@@ -354,17 +361,15 @@ class Pipeline:
         return [self.py, 'tools/test.py', row.config, row.checkpoint, '--eval', 'bbox', 'segm', '--work-dir', work,
                 '--eval-options', f'jsonfile_prefix={osp.join(work, "results")}', '--cfg-options', *opts]
 
-    def test(self, row: Row) -> None:
+    def test_step(self, row: Row) -> Tuple[str, str, List[str]]:
+        """``(run name, title, command)`` of a row's test (tools/test.py writes a new time-stamped eval json; the
+        report reads the newest)."""
         work, cmd = self.out('eval', row.name), self.test_command(row)
         title = (f'test {row.name}: {row.weights} weights, {row.img_size} px, {sparsity_text(row.pruning_ratios)}'
                  + (f', random windows (seed {row.seed})' if row.method == 'random' else '')
                  + (f', width x{row.width:g}' if row.width is not None else ''))
+        return row.run_name, title, cmd
 
-        def action(log: str) -> None:
-            for old in glob.glob(osp.join(work, 'eval_*.json')) + glob.glob(osp.join(work, 'results.*.json')):
-                os.remove(old)
-            run_logged(cmd, log, cwd=self.root)
-        self.runner.step(row.run_name, title, cmd, action)
 
     def windows_command(self, key: str, checkpoint: str) -> List[str]:
         """tools/analyze_windows.py on the val split for one set of weights: ``windows_{key}.json`` (and .md)."""
@@ -375,12 +380,11 @@ class Pipeline:
                 str(st.random_seeds), '--device', 'cpu', '--json', out, '--markdown', out.replace('.json', '.md'),
                 '--cfg-options', *self.data_opts, *self.size_opts(st.img_size)]
 
-    def windows(self, key: str, checkpoint: str, weights: str) -> None:
-        """The kept-window analysis of one set of weights."""
-        st = self.st
-        self.runner.command(f'windows_{key}', f'kept windows of the {weights} weights, ratios '
-                            f'{" ".join(f"{r:g}" for r in WINDOW_RATIOS)}, {st.window_images} val images',
-                            self.windows_command(key, checkpoint))
+    def windows_step(self, key: str, checkpoint: str, weights: str) -> Tuple[str, str, List[str]]:
+        """The kept-window analysis of one set of weights, as a step."""
+        return (f'windows_{key}', f'kept windows of the {weights} weights, ratios '
+                f'{" ".join(f"{r:g}" for r in WINDOW_RATIOS)}, {self.st.window_images} val images',
+                self.windows_command(key, checkpoint))
 
     # ------------------------------------------------------------------------------------------------ all
     def run(self) -> None:
@@ -392,18 +396,20 @@ class Pipeline:
                    st.dense_epochs, s)
         sizes = self.plan()
         dense_ckpt = f'load_from={self.ckpt(self.dirs["dense"])}'
-        self.train('train_saa', f'Sparsity-Aware Adaptation, {st.adapt_epochs} epochs at {s}', SAA_CFG,
-                   self.dirs['saa'], st.adapt_epochs, s, [dense_ckpt])
-        self.train('finetune_full', f'dense finetune, {st.adapt_epochs} epochs at {s}', FINETUNE_CFG,
-                   self.out(f'finetune_{s}'), st.adapt_epochs, s, [dense_ckpt])
-        for i, r in enumerate(sizes):
-            self.train(f'finetune_res{i + 1}', f'dense finetune, {st.adapt_epochs} epochs at {r}', FINETUNE_CFG,
-                       self.out(f'finetune_{r}'), st.adapt_epochs, r, [dense_ckpt])
+        trainings = [  # independent of each other: run st.jobs at a time
+            ('train_saa', f'Sparsity-Aware Adaptation, {st.adapt_epochs} epochs at {s}',
+             self.train_command(SAA_CFG, self.dirs['saa'], st.adapt_epochs, s, [dense_ckpt])),
+            ('finetune_full', f'dense finetune, {st.adapt_epochs} epochs at {s}',
+             self.train_command(FINETUNE_CFG, self.out(f'finetune_{s}'), st.adapt_epochs, s, [dense_ckpt]))]
+        trainings += [(f'finetune_res{i + 1}', f'dense finetune, {st.adapt_epochs} epochs at {r}',
+                       self.train_command(FINETUNE_CFG, self.out(f'finetune_{r}'), st.adapt_epochs, r, [dense_ckpt]))
+                      for i, r in enumerate(sizes)]
         epochs = st.dense_epochs + st.adapt_epochs
-        for (name, _), w in zip(width_runs(st), st.width_factors):
-            self.train(name, f"dense training at width x{w:g} ({self.widths[w]['embed_dims']} embed dims), {epochs} "
-                       f'epochs at {s} from scratch', DENSE_CFG, self.out(width_name(w)), epochs, s,
-                       self.width_opts[w])
+        trainings += [(name, f"dense training at width x{w:g} ({self.widths[w]['embed_dims']} embed dims), {epochs} "
+                       f'epochs at {s} from scratch',
+                       self.train_command(DENSE_CFG, self.out(width_name(w)), epochs, s, self.width_opts[w]))
+                      for (name, _), w in zip(width_runs(st), st.width_factors)]
+        self.parallel(trainings)
         budgets = self.budgets(sizes)
         candidates = self.search(budgets)
         latency = self.measure_all(sizes, candidates)
@@ -417,10 +423,10 @@ class Pipeline:
                                                settings=dataclasses.asdict(st), sizes=sizes, budgets_ms=budgets_ms,
                                                budget_fractions=budgets, val_ann=self.val_ann,
                                                matches={str(i): m for i, m in matches.items()}))
-        for row in rows:
-            self.test(row)
-        self.windows('saa', self.ckpt(self.dirs['saa']), 'SAA')
-        self.windows('dense', self.ckpt(self.out(f'finetune_{s}')), f'dense (finetuned at {s})')
+        tests = [self.test_step(row) for row in rows]  # a redone test writes a newer eval json, which the report reads
+        self.parallel(tests + [self.windows_step('saa', self.ckpt(self.dirs['saa']), 'SAA'),
+                               self.windows_step('dense', self.ckpt(self.out(f'finetune_{s}')),
+                                                 f'dense (finetuned at {s})')])
         wall = None if self.runner.reused else time.time() - self.runner.start  # a partial run's time means nothing
         table = []
         self.runner.step('report', 'results table, bootstrap intervals and plot', time.time(),

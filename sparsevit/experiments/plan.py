@@ -12,22 +12,26 @@ BUDGET_METHODS = ('sparsevit', 'random', 'uniform', 'nosaa')
 #: Uniform ratios of the kept-window analysis (on the SAA and on the dense weights).
 WINDOW_RATIOS = (0.5, 0.7)
 
-#: The time estimate, in seconds at 448 px on a quiet 2-core CPU: per training image (batch 4), the part of it
-#: that does not scale with the pixel count (heads, losses, data), per test image (flat: dominated by the RoI
-#: heads and mask pasting), per backbone forward (batch 4), per process start (imports, model and data set-up),
-#: an SAA iteration relative to a dense one (sampled sparse forwards skip windows), the share of a training
-#: iteration that scales with the backbone's width (as its MACs: width squared), per image and selection pass of
-#: the kept-window analysis, and per evaluation bootstrapped in the report (at 300 val images). Calibrated from
-#: one-thread CPU times per iteration (robust on a shared machine: 2.03 s per training batch at 448, 1.64 at 384,
-#: 1.32 at 320, 1.42 for SAA, 0.75 for the demo's 224; 0.3 s per test image at any size; widths 0.75 and 0.5 at
-#: about 0.7 and 0.55 of full width; 0.8 s per image for the analysis's 2 ratios x 4 selections; 1.7 s to evaluate
-#: and resample 300 images) divided by a 2-thread speed-up of 1.5 (training) and 1.2 (testing); the same model
-#: gives the demo's measured 15 minutes. The width share is measured, not derived: the width x0.75 and x0.5
-#: trainings of 8 epochs took 432 and 382 s on 2026-12-01 (the full-width finetunes of that run matched this model
-#: to 5-20 %), nearly a full-width training each: at this size the heads, losses and data loading dominate, not the
-#: backbone's MACs (0.6, the MACs-based share used before, under-counted them by 100 and 150 s).
-CALIBRATION = dict(train_img_s=0.34, train_fixed=0.3, test_img_s=0.25, forward_s=0.2, start_s=10.0, saa=0.7,
-                   width_share=0.1, window_pass_s=0.1, bootstrap_eval_s=2.0)
+#: The time estimate, in seconds at 448 px on a 2-core CPU: per training image (batch 4), the part of it that does
+#: not scale with the pixel count (heads, losses, data), per test image, per backbone forward (batch 4), per process
+#: start (imports, model and data set-up), an SAA iteration relative to a dense one, the share of a training
+#: iteration that scales with the backbone's width squared, per image and selection pass of the kept-window
+#: analysis, per evaluation bootstrapped in the report (at 300 val images), and the two-thread speed-ups of
+#: training and testing (for ``jobs``: :func:`parallel_share`). Calibrated on the full run of 2026-12-02 (41 runs
+#: one at a time, 78 min, the machine otherwise nearly idle): dense training 426 s for 6 epochs at 448 and the
+#: finetunes at 352 / 320 / 288 px 104 / 78 / 82 s for 2 epochs (per image 0.46 s at 448, 0.18 of it fixed); SAA
+#: 152 s for 2 epochs (as slow as dense: sampled sparse forwards save nothing in training at this size); widths
+#: x0.75 / x0.5 516 / 374 s for 8 epochs (width share 0.3); 25 tests 67 s each on 250 images; the latency steps
+#: 1.4-1.6x the earlier forward time; the kept-window analyses 66 / 84 s. The two-thread speed-ups (1.5 for
+#: training, 1.2 for testing) are one-thread vs two-thread times per iteration of 2026-12-01; running two one-thread
+#: processes at once is modelled as interference-free, which is not measured yet (hence ``jobs`` 1 by default).
+CALIBRATION = dict(train_img_s=0.46, train_fixed=0.18, test_img_s=0.23, forward_s=0.3, start_s=10.0, saa=1.0,
+                   width_share=0.3, window_pass_s=0.2, bootstrap_eval_s=2.0, train_speedup=1.5, test_speedup=1.2)
+#: The runs that go ``jobs`` at a time (:meth:`~.steps.Runner.parallel`): the trainings after the dense one, and
+#: the tests with the kept-window analyses. With ``jobs`` > 1 on 2 cores each counts ``speed-up / jobs`` of its
+#: two-thread time (one thread each, no two-thread speed-up lost to synchronisation).
+PARALLEL_TRAININGS = ('train_saa', 'finetune_full', 'finetune_res', 'train_width')
+PARALLEL_TESTS = ('test_', 'windows_')
 TABLE_FORWARDS = 60  # the search's latency table, in full forwards: 192 stage entries x (warm-up + timed) / ~16
 
 
@@ -96,7 +100,20 @@ def planned_runs(st: Settings, sizes: Optional[Sequence[int]] = None) -> List[Tu
     tests += [name for i in range(k) for name in budget_tests(st, i)] + [t for _, t in width_runs(st)]
     runs += [(name, test()) for name in tests]
     runs += [('windows_saa', window), ('windows_dense', window)]
-    return runs + [('report', 5.0 + len(tests) * c['bootstrap_eval_s'] * st.num_val / 300)]
+    runs += [('report', 5.0 + len(tests) * c['bootstrap_eval_s'] * st.num_val / 300)]
+    return [(name, seconds * parallel_share(st, name)) for name, seconds in runs]
+
+
+def parallel_share(st: Settings, name: str) -> float:
+    """The share of its own (two-thread) time a run adds to the wall time when ``st.jobs`` run at a time."""
+    if st.jobs <= 1:
+        return 1.0
+    c = CALIBRATION
+    if name.startswith(PARALLEL_TRAININGS):
+        return c['train_speedup'] / st.jobs
+    if name.startswith(PARALLEL_TESTS):
+        return c['test_speedup'] / st.jobs
+    return 1.0
 
 
 def minutes(seconds: float) -> str:

@@ -20,10 +20,11 @@ class ExperimentError(Exception):
 
 @dataclasses.dataclass
 class Settings:
-    """What ``run`` does (:data:`SETTING_HELP` says what each field means). The defaults are estimated at about 71
-    minutes on a quiet 2-core CPU (``run --dry-run`` prints the estimate): 250 val images, 3 random-window seeds,
-    2 width baselines and 5 latency rounds leave 150 training images, 6 dense and 2 adaptation epochs. (The full
-    run of 2026-12-02 used 300 val images, the default then, before the width trainings' cost was measured.)"""
+    """What ``run`` does (:data:`SETTING_HELP` says what each field means). The defaults are estimated at about 80
+    minutes on a 2-core CPU (``run --dry-run`` prints the estimate; calibrated on the full run of 2026-12-02, 78.2
+    min): 250 val images, 3 random-window seeds, 2 width baselines and 5 latency rounds, 150 training images, 6
+    dense and 2 adaptation epochs, runs one at a time. ``jobs=2`` runs the trainings and tests two at a time (one
+    thread each; estimated 61 min, not measured yet)."""
     dir: str = 'work_dirs/experiments'
     data: str = 'data/sparsevit_experiments'
     style: str = 'scene'
@@ -47,6 +48,7 @@ class Settings:
     latency_repeats: int = 8
     window_images: int = 40
     np: int = 2
+    jobs: int = 1
     seed: int = 0
     force: bool = False
 
@@ -54,7 +56,7 @@ class Settings:
         """Raise ExperimentError naming the first bad value and what is allowed."""
         for name in ('num_train', 'num_val', 'num_search', 'dense_epochs', 'adapt_epochs', 'budgets',
                      'search_steps', 'match_candidates', 'random_seeds', 'latency_rounds', 'latency_batch',
-                     'latency_repeats', 'window_images', 'np'):
+                     'latency_repeats', 'window_images', 'np', 'jobs'):
             if getattr(self, name) < 1:
                 raise ExperimentError(f'{knob(name)} must be >= 1, got {getattr(self, name)}')
         if self.latency_warmup < 0:
@@ -106,6 +108,8 @@ SETTING_HELP = dict(
     latency_batch='batch of the latency measurements', latency_warmup='untimed forwards per latency measurement',
     latency_repeats='timed forwards per latency measurement',
     window_images='val images of the kept-window analysis', np='search processes (torchpack dist-run)',
+    jobs='trainings and tests run this many at a time, the cores shared out (latency measurements and the search '
+    'always alone); 1: one by one, as the measured runs',
     seed='seed of data, training and search', force='redo every step')
 
 
