@@ -1,4 +1,5 @@
-"""Every config in configs/ loads and builds its detector; the original's ratio keys work and fail early."""
+"""Every config in configs/ loads and builds its detector (or segmentor); the original's ratio keys work and fail
+early."""
 import glob
 import os
 import os.path as osp
@@ -31,8 +32,8 @@ def load(path: str, options: dict = None) -> Config:
 
 
 def build(cfg: Config):
-    from mmdet.models import build_detector
-    return build_detector(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
+    from sparsevit.tasks import task_of
+    return task_of(cfg).build_model(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
 
 
 def as_tuples(ratios) -> tuple:
@@ -50,7 +51,7 @@ def test_config_loads_and_builds(path):
     cfg = load(path)
     assert cfg.custom_imports == dict(imports=['sparsevit'], allow_failed_imports=False)
     model = build(cfg)
-    assert type(model).__name__ == 'MaskRCNN'
+    assert type(model).__name__ == ('EncoderDecoder' if cfg.model.type == 'EncoderDecoder' else 'MaskRCNN')
     if cfg.model.backbone.type in ('SparseViT', 'SparseSwinTransformer'):
         assert as_tuples(model.backbone.pruning_ratios) == as_tuples(cfg.model.backbone.pruning_ratios)
 

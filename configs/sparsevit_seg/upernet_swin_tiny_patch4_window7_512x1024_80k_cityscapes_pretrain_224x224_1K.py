@@ -5,6 +5,7 @@ _base_ = [
     '../_base_/models/upernet_swin.py', '../_base_/datasets/cityscapes.py', '../_base_/seg_runtime.py',
     '../_base_/schedules/schedule_80k.py'
 ]
+custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)  # the tools' plugin (CPU DDP, tasks)
 checkpoint_file = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_tiny_patch4_window7_224_20220317-1cdeb081.pth'  # noqa
 model = dict(
     backbone=dict(

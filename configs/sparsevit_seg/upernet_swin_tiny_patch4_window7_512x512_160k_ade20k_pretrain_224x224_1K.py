@@ -1,9 +1,10 @@
 # mmsegmentation 0.30.0's UperNet Swin-T recipe on ADE20K (configs/swin/ of the same name), unchanged but for the
-# _base_ paths (our copies): the dense model SparseViT starts from.
+# _base_ paths (our copies) and custom_imports: the dense model SparseViT starts from.
 _base_ = [
     '../_base_/models/upernet_swin.py', '../_base_/datasets/ade20k.py',
     '../_base_/seg_runtime.py', '../_base_/schedules/schedule_160k.py'
 ]
+custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)  # the tools' plugin (CPU DDP, tasks)
 checkpoint_file = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_tiny_patch4_window7_224_20220317-1cdeb081.pth'  # noqa
 model = dict(
     backbone=dict(
