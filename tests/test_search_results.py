@@ -19,6 +19,7 @@ import torch
 
 from sparsevit.schedule import gene_names, genes_key
 from sparsevit.search import runner
+from sparsevit.tasks.detection import DETECTION
 from sparsevit.utils import dist
 
 DEPTHS = (2, 2, 6, 2)
@@ -74,7 +75,7 @@ def fake_search(monkeypatch, tmp_path):
     from tools.search import main
     threads = torch.get_num_threads()
     monkeypatch.setattr(dist, '_default_threads', threads)
-    monkeypatch.setattr(runner, 'load_config', lambda *a, **k: None)
+    monkeypatch.setattr(runner, 'load_config', lambda *a, **k: (None, DETECTION))
     monkeypatch.setattr(runner, 'build_model', lambda *a, **k: (None, None))
     monkeypatch.setattr(runner, 'get_sparse_backbone', lambda model: types.SimpleNamespace(depths=DEPTHS))
     monkeypatch.setattr(runner, 'Measurer', FakeMeasurer)

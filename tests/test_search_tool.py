@@ -398,9 +398,11 @@ def test_bad_arguments_fail_with_one_line(demo, capsys):
         one_error_line(capsys.readouterr().err, message)
     assert main([DEMO, 'missing.pth', '--max', '42']) == 1
     one_error_line(capsys.readouterr().err, 'checkpoint not found: missing.pth')
-    with pytest.raises(SystemExit):
-        main([DEMO, ckpt, '--max', '42', '--eval', 'proposal'])
-    one_error_line(capsys.readouterr().err, "invalid choice: 'proposal'")
+    assert main([DEMO, ckpt, '--max', '42', '--eval', 'proposal']) == 1
+    one_error_line(capsys.readouterr().err, '--eval proposal: not a metric the search scores for a detector config '
+                   '(detection); allowed: bbox, segm')
+    assert main([DEMO, ckpt, '--max', '42', '--metric', 'mIoU']) == 1
+    one_error_line(capsys.readouterr().err, '--metric mIoU: not a metric of a detector config')
     with pytest.raises(SystemExit):
         main([DEMO, ckpt, '--budgets', '33', 'fast'])
     one_error_line(capsys.readouterr().err, "argument --budgets: bad latency 'fast': give milliseconds (e.g. 42) or "

@@ -73,9 +73,9 @@ class SearchSettings:
         """
         chosen = list(self.eval or ())
         if self.metric is not None:
-            task.check_metrics([self.metric], '--metric')
+            task.check_metrics([self.metric], '--metric', search=True)
             chosen = [self.metric] + [m for m in chosen if m != self.metric]
-        task.check_metrics(chosen)
+        task.check_metrics(chosen, search=True)
         return chosen or [task.search_metric]
 
     def tag(self) -> str:
@@ -113,6 +113,10 @@ class SearchSettings:
         check_max_retries(self.max_retries)
         _require(osp.isfile(self.config), f'config file not found: {self.config}')
         _require(osp.isfile(self.checkpoint), f'checkpoint not found: {self.checkpoint}')
+        if self.eval or self.metric:  # a metric of the other task fails before anything is built
+            from ..tasks import task_of
+            from ..utils.config import load_config
+            self.metrics(task_of(load_config(self.config, self.cfg_options)))
         from ..utils.latency import resolve_device  # torch: imported when checked
         resolve_device(self.device)
 

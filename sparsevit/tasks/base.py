@@ -20,6 +20,7 @@ class Task:
         model_kind: what the model is called in messages (``'detector'``, ``'segmentor'``).
         metrics: the ``--eval`` metrics the task's data sets evaluate.
         search_metric: the metric the search scores by default (x100).
+        search_metrics: the metrics the search can score (a detector's COCO mAPs: bbox, segm).
         build_model: ``(model_cfg, train_cfg=None, test_cfg=None) -> nn.Module``.
         build_dataset: ``(data_cfg) -> dataset``.
         build_dataloader: ``(dataset, samples_per_gpu, workers_per_gpu, dist=..., shuffle=..., ...)``.
@@ -40,6 +41,7 @@ class Task:
     model_kind: str
     metrics: Tuple[str, ...]
     search_metric: str
+    search_metrics: Tuple[str, ...]
     build_model: Callable
     build_dataset: Callable
     build_dataloader: Callable
@@ -50,12 +52,15 @@ class Task:
     checkpoint_meta: Callable
     set_classes: Callable
 
-    def check_metrics(self, metrics: Optional[Sequence[str]], flag: str = '--eval') -> None:
-        """TaskError naming the first metric this task does not evaluate, and the allowed ones."""
+    def check_metrics(self, metrics: Optional[Sequence[str]], flag: str = '--eval', search: bool = False) -> None:
+        """TaskError naming the first metric this task does not evaluate (``search``: that the search cannot
+        score), and the allowed ones."""
+        allowed = self.search_metrics if search else self.metrics
         for metric in metrics or ():
-            if metric not in self.metrics:
-                raise TaskError(f'{flag} {metric}: not a metric of a {self.model_kind} config ({self.name}); '
-                                f'allowed: {", ".join(self.metrics)}')
+            if metric not in allowed:
+                what = 'a metric the search scores for' if search and metric in self.metrics else 'a metric of'
+                raise TaskError(f'{flag} {metric}: not {what} a {self.model_kind} config ({self.name}); '
+                                f'allowed: {", ".join(allowed)}')
 
 
 def model_type(cfg) -> Optional[str]:
