@@ -11,7 +11,8 @@ setup(
     python_requires='>=3.8',
     packages=find_packages(include=['sparsevit', 'sparsevit.*']),
     # torch and mmcv-full are installed by tools/setup_env.sh (mmcv-full is built from source).
-    install_requires=['mmdet==2.28.2', 'mmsegmentation==0.30.0', 'numpy<2', 'pycocotools', 'terminaltables', 'matplotlib'],
+    install_requires=['mmdet==2.28.2', 'mmsegmentation==0.30.0', 'numpy<2', 'pycocotools', 'terminaltables',
+                      'matplotlib'],
     extras_require=dict(
         search=['torchpack==0.3.1', 'mpi4py'],
         tests=['pytest'],

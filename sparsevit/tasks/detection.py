@@ -68,6 +68,6 @@ def set_classes(model, meta: dict, dataset) -> None:
 
 
 DETECTION = Task(name='detection', package='mmdet', model_kind='detector', metrics=DETECTION_METRICS,
-                 search_metric='bbox', search_metrics=('bbox', 'segm'), build_model=build_model, build_dataset=build_dataset,
-                 build_dataloader=build_dataloader, train=train, prepare_test=prepare_test, test=test,
-                 evaluate=evaluate, checkpoint_meta=checkpoint_meta, set_classes=set_classes)
+                 search_metric='bbox', search_metrics=('bbox', 'segm'), build_model=build_model,
+                 build_dataset=build_dataset, build_dataloader=build_dataloader, train=train, prepare_test=prepare_test,
+                 test=test, evaluate=evaluate, checkpoint_meta=checkpoint_meta, set_classes=set_classes)

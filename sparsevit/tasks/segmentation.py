@@ -94,6 +94,6 @@ def set_classes(model, meta: dict, dataset) -> None:
 
 
 SEGMENTATION = Task(name='segmentation', package='mmseg', model_kind='segmentor', metrics=SEGMENTATION_METRICS,
-                    search_metric='mIoU', search_metrics=SEGMENTATION_METRICS, build_model=build_model, build_dataset=build_dataset,
-                    build_dataloader=build_dataloader, train=train, prepare_test=prepare_test, test=test,
-                    evaluate=evaluate, checkpoint_meta=checkpoint_meta, set_classes=set_classes)
+                    search_metric='mIoU', search_metrics=SEGMENTATION_METRICS, build_model=build_model,
+                    build_dataset=build_dataset, build_dataloader=build_dataloader, train=train,
+                    prepare_test=prepare_test, test=test, evaluate=evaluate, checkpoint_meta=checkpoint_meta, set_classes=set_classes)

@@ -400,5 +400,6 @@ def measure_segmentor_latency(model: torch.nn.Module, img_size: ImgSize = (512, 
     result = _measure_whole(model, imgs, lambda: model.encode_decode(imgs, metas), parts, num_warmup, num_repeats,
                             dev, progress, dtype, compile)
     head_ms = result['latency_ms'] - sum(result[f'{name}_ms'] for name in parts)
-    return dict(result, head_ms=head_ms, img_size=size_value(img_size), batch_size=batch_size, input_shape=list(imgs.shape),
-                device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats, dtype=dtype, compiled=compile)
+    return dict(result, head_ms=head_ms, img_size=size_value(img_size), batch_size=batch_size,
+                input_shape=list(imgs.shape), device=str(dev), num_warmup=num_warmup, num_repeats=num_repeats,
+                dtype=dtype, compiled=compile)
