@@ -127,9 +127,10 @@ run() {
   local logfile="$LOGS/$name.log" t0=$(date +%s) status=0
   "$@" >"$logfile" 2>&1 &
   local pid=$!
-  local shown='Epoch \[[0-9]+\]\[(50|100)/|\[search\] (band|best|latency table:|wrote .*\.py)|latency of|drawn'
-  local short='s/.*(Epoch \[[0-9]+\]\[[0-9]+\/[0-9]+\]).*eta: ([0-9:]+), time: ([0-9.]+),.* loss: ([0-9.]+),.*/'
-  short+='\1 loss \4, \3 s\/iter, eta \2/; s/^/    /'
+  local shown='Epoch \[[0-9]+\]\[(50|100)/|Iter \[[0-9]*00/|\[search\] (band|best|latency table:|wrote .*\.py)|'
+  shown+='latency of|drawn'
+  local short='s/.*((Epoch \[[0-9]+\]|Iter )\[[0-9]+\/[0-9]+\]).*eta: ([0-9:]+), time: ([0-9.]+),.* loss: ([0-9.]+).*/'
+  short+='\1 loss \5, \4 s\/iter, eta \3/; s/^/    /'
   tail -n +1 -f "$logfile" --pid "$pid" 2>/dev/null | grep --line-buffered -E "$shown" | sed -u -E "$short" || true
   wait "$pid" || status=$?
   if [ "$status" != 0 ]; then
