@@ -18,6 +18,9 @@ custom_imports = dict(imports=['sparsevit'], allow_failed_imports=False)
 embed_dims = 32
 num_classes = 5
 norm_cfg = dict(type='BN', requires_grad=True)
+# About 4 % of the pixels are objects: with an unweighted loss the 300 iterations end predicting background
+# everywhere (mIoU 0.194 = the background's IoU / 5, measured); the background's weight is a tenth.
+class_weight = [0.1, 1.0, 1.0, 1.0, 1.0]
 model = dict(
     backbone=dict(
         embed_dims=embed_dims,
@@ -28,8 +31,9 @@ model = dict(
         init_cfg=None),  # trained from scratch: no download
     decode_head=dict(
         in_channels=[embed_dims, 2 * embed_dims, 4 * embed_dims, 8 * embed_dims], channels=64,
-        num_classes=num_classes, norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_channels=4 * embed_dims, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
+        num_classes=num_classes, norm_cfg=norm_cfg, loss_decode=dict(class_weight=class_weight)),
+    auxiliary_head=dict(in_channels=4 * embed_dims, channels=32, num_classes=num_classes, norm_cfg=norm_cfg,
+                        loss_decode=dict(class_weight=class_weight)),
     test_cfg=dict(mode='whole'))
 
 optimizer = dict(
