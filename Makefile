@@ -4,7 +4,7 @@ IMG_SIZE ?= 672
 BATCH ?= 4
 DEVICE ?= cpu
 
-.PHONY: env test demo benchmark experiments gpu-check clean-demo
+.PHONY: env test demo demo-seg benchmark experiments gpu-check clean-demo clean-demo-seg
 
 env:
 	bash tools/setup_env.sh
@@ -14,6 +14,10 @@ test: env
 
 demo: env
 	bash tools/demo.sh
+
+# The same pipeline for semantic segmentation (mmseg UperNet, synthetic 256x512 data): work_dirs/demo_seg/.
+demo-seg: env
+	DEMO_TASK=seg bash tools/demo.sh
 
 benchmark: env
 	$(PY) tools/benchmark_backbone.py --img_size $(IMG_SIZE) --batch-size $(BATCH) --device $(DEVICE)
@@ -28,3 +32,6 @@ gpu-check: env
 
 clean-demo:
 	rm -rf work_dirs/demo data/sparsevit_demo
+
+clean-demo-seg:
+	rm -rf work_dirs/demo_seg data/sparsevit_demo_seg

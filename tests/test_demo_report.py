@@ -130,3 +130,80 @@ def test_demo_report_gives_both_latency_ratios_and_the_kept_windows(tmp_path, ca
     with pytest.raises(SystemExit):
         report.main(rows + ['--own-dense', 'nope'])
     assert "--own-dense 'nope' names no --row" in capsys.readouterr().err
+
+
+def test_demo_report_of_segmentors_gives_miou_and_segmentor_latency(tmp_path, capsys):
+    """A segmentor's eval json (mIoU, mAcc, aAcc in [0, 1]) gives the columns mIoU and mAcc; latency files of scope
+    segmentor in a row's list add its whole-model latency, the ratio to the first row's and the backbone share; no
+    targets (values only); bf16 next to fp32 in the same columns."""
+    report = load_tool('demo_report')
+    ratios = [[0.5, 0.5], [0.0, 0.0], [0.2, 0.2, 0.4, 0.4, 0.6, 0.6], [0.0, 0.0]]
+    specs = dict(swin=(0.62, 0.71, (100.0, 110.0, 90.0), (200.0, 210.0, 190.0), 0.5, None),
+                 dense=(0.60, 0.70, (80.0, 81.0, 79.0), (180.0, 181.0, 179.0), 0.44, None),
+                 sparse=(0.58, 0.69, (40.0, 41.0, 42.0), (140.0, 141.0, 150.0), 0.29, ratios))
+    rows = []
+    for name, (miou, macc, backbone_ms, seg_ms, share, r) in specs.items():
+        d = tmp_path / name
+        d.mkdir()
+        metric = {'mIoU': miou, 'mAcc': macc, 'aAcc': 0.95, 'IoU.background': 0.9}
+        (d / 'eval_20261202_000000.json').write_text(json.dumps(dict(metric=metric)))
+        files = []
+        for i, (bb, seg) in enumerate(zip(backbone_ms, seg_ms)):
+            for scope, ms in (('backbone', bb), ('segmentor', seg)):
+                path = tmp_path / f'{name}_{scope}_r{i}.json'
+                extra = dict(backbone_ms=share * ms, backbone_share=share, head_ms=(1 - share) * ms,
+                             batch_size=1) if scope == 'segmentor' else dict(batch_size=4)
+                path.write_text(json.dumps(dict(latency_ms=ms, img_size=[256, 512], device='cpu', scope=scope,
+                                                pruning_ratios=r, **extra)))
+                files.append(str(path))
+        rows += ['--row', name, f'{name}.py', str(d), ','.join(files)]
+    bf16 = tmp_path / 'bf16'
+    bf16.mkdir()
+    (bf16 / 'eval_20261202_000001.json').write_text(json.dumps(dict(metric={'mIoU': 0.575, 'mAcc': 0.685,
+                                                                            'aAcc': 0.95}, dtype='bf16')))
+    out_json = tmp_path / 'r.json'
+    assert report.main(rows + ['--own-dense', 'dense', '--bf16', 'sparse', str(bf16), '--json', str(out_json)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == ('| model | config | sparsity configuration (genes per stage) | resolution | backbone latency '
+                        '(ms) | vs swin | vs dense | segmentor latency (ms) | segmentor vs swin | backbone share | '
+                        'mIoU | mAcc |')
+    assert '| swin | swin.py | dense | 256x512 | 100.00 | 1.000 | 1.250 | 200.00 | 1.000 | 50.0 % | 0.620 | 0.710 |' \
+        in lines
+    # backbone 41 / 100 and 41 / 80; segmentor 141 / 200; the median share 0.29
+    assert ('| sparse | sparse.py | 0.5 / 0 / 0.2 0.4 0.6 / 0 | 256x512 | 41.00 | 0.410 | 0.512 | 141.00 | 0.705 | '
+            '29.0 % | 0.580 | 0.690 |') in lines
+    assert 'mAP' not in out and '[x]' not in out and '[ ]' not in out  # no targets for segmentation
+    assert 'The segmentor: its whole test forward on random 256x512 input, batch 1, median of 3' in out
+    assert 'mIoU / mAcc: mean IoU' in out
+    assert '| model | precision | mIoU | mAcc |' in out and '| sparse | bf16 (autocast) | 0.575 | 0.685 |' in out
+    saved = json.loads(out_json.read_text())
+    assert saved['task'] == 'segmentation' and saved['checks'] == []
+    sparse = saved['rows'][2]
+    assert sparse['mIoU'] == 0.58 and sparse['mAcc'] == 0.69 and 'bbox_mAP' not in sparse
+    assert sparse['whole']['latency_ms'] == 141.0 and sparse['whole']['backbone_share'] == 0.29
+    assert sparse['latency_runs_ms'] == [40.0, 41.0, 42.0]
+    assert saved['precision']['bf16'] == {'mIoU': 0.575, 'mAcc': 0.685}
+
+
+def test_demo_report_rejects_mixed_tasks_and_unknown_metrics(tmp_path, capsys):
+    report = load_tool('demo_report')
+    lat = tmp_path / 'lat.json'
+    lat.write_text(json.dumps(dict(latency_ms=40.0, img_size=224, batch_size=4, device='cpu', pruning_ratios=None)))
+    evals = {}
+    for name, metric in (('det', dict(bbox_mAP=0.5, segm_mAP=0.4)), ('seg', {'mIoU': 0.5, 'mAcc': 0.6}),
+                         ('other', dict(accuracy=0.9))):
+        d = tmp_path / name
+        d.mkdir()
+        (d / 'eval_20261202_000000.json').write_text(json.dumps(dict(metric=metric)))
+        evals[name] = str(d)
+    assert report.main(['--row', 'a', 'a.py', evals['det'], str(lat), '--row', 'b', 'b.py', evals['seg'],
+                        str(lat)]) == 2
+    assert 'rows of different tasks (detection, segmentation)' in capsys.readouterr().err
+    assert report.main(['--row', 'a', 'a.py', evals['other'], str(lat)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'has none of the metric sets bbox_mAP, segm_mAP (--eval bbox segm); mIoU, mAcc' in err[0]
+    seg_lat = tmp_path / 'seg_lat.json'
+    seg_lat.write_text(json.dumps(dict(latency_ms=90.0, scope='segmentor', backbone_share=0.4, img_size=[64, 128])))
+    assert report.main(['--row', 'a', 'a.py', evals['seg'], str(seg_lat)]) == 2  # a segmentor file alone
+    assert 'no backbone latency among' in capsys.readouterr().err

@@ -90,3 +90,21 @@ def test_synthetic_base_matches_the_generator():
     assert cfg.data.train.classes == cfg.data.test.classes and cfg.model.decode_head.num_classes == len(SEG_CLASSES)
     assert task_of(cfg).name == 'segmentation' and cfg.model.backbone.type == 'SparseViT'
     assert [h['type'] for h in cfg.custom_hooks] == ['SparsityAwareAdaptationHook']
+
+
+def test_demo_schedules():
+    """The demo's schedules (`make demo-seg`, shortened to fit 20 minutes on 2 CPU cores) in the recipe's
+    proportions: SAA a third of the dense iterations at a tenth of its lr from the dense checkpoint; the search base
+    (whose `_base_` the found configuration keeps) finetunes as long as the SAA from the SAA checkpoint."""
+    demo = osp.join(ROOT, 'configs', 'demo')
+    dense, sparse, saa = (load_config(osp.join(demo, f'upernet_{n}_demo_seg.py'))
+                          for n in ('swin', 'sparsevit', 'sparsevit_saa'))
+    iters = dense.runner.max_iters
+    assert (dense.optimizer.lr, iters) == (1e-3, 300) and dense.checkpoint_config.interval == iters
+    assert saa.runner.max_iters == iters // 3 and saa.optimizer.lr == pytest.approx(dense.optimizer.lr / 10)
+    assert saa.load_from == 'work_dirs/demo_seg/upernet_swin_demo_seg/latest.pth' and saa.random_sample
+    assert (sparse.runner.max_iters, sparse.optimizer.lr) == (saa.runner.max_iters, saa.optimizer.lr)
+    assert sparse.load_from == 'work_dirs/demo_seg/upernet_sparsevit_saa_demo_seg/latest.pth'
+    assert not sparse.get('random_sample') and not sparse.get('custom_hooks')
+    for cfg in (sparse, saa):
+        assert cfg.checkpoint_config.interval == cfg.runner.max_iters and cfg.lr_config.policy == 'poly'

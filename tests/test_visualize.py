@@ -1,5 +1,5 @@
 """tools/visualize_sparsity.py (sparsevit.analysis.sparsity_figure): token masks match what the backbone computes;
-the tool writes the PNG."""
+the tool writes the PNG; on a segmentation config, with the predicted label map beside the kept windows."""
 import os.path as osp
 import sys
 
@@ -11,11 +11,12 @@ from PIL import Image
 from helpers import run, selection_record
 from tool_loader import load_tool
 
-from sparsevit.analysis.sparsity_figure import DIM, dim_image, stage_panel
+from sparsevit.analysis.sparsity_figure import DIM, UNKNOWN_COLOUR, colorize, dim_image, grid_shape, stage_panel
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'visualize_sparsity.py')
 SPARSE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py')
+SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'upernet_sparsevit_demo_seg.py')
 
 
 def test_stage_panel_and_dimming():
@@ -68,3 +69,37 @@ def test_bad_paths_in_process(capsys, tmp_path, synthetic_coco):
         assert tool.main(argv + ['--out', str(tmp_path / 'x.png'), '--device', 'cpu']) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expect in err[0]
+
+
+def test_colorize_and_grid_shape():
+    palette = [(0, 0, 0), (220, 20, 60), (0, 130, 200)]
+    labels = np.array([[0, 1], [2, 255]])
+    rgb = colorize(labels, palette)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert [tuple(rgb[0, 1]), tuple(rgb[1, 0]), tuple(rgb[1, 1])] == [(220, 20, 60), (0, 130, 200), UNKNOWN_COLOUR]
+    assert grid_shape(5, 1.0) == (1, 5)  # square images: one row, as before
+    assert grid_shape(4, 2.0) == (2, 2) and grid_shape(5, 2.0) == (3, 2) and grid_shape(2, 2.0) == (1, 2)
+
+
+def test_tool_on_a_segmentation_config_draws_the_label_map(tmp_path, synthetic_seg):
+    """Random weights, 2 pruning stages: the input and its predicted label map (palette colours), then the 2 stage
+    panels, two per row (the 64x128 image is wide)."""
+    pytest.importorskip('mmseg')
+    from sparsevit.datasets.synthetic_seg import SEG_PALETTE, synthetic_seg_cfg_options
+    image = osp.join(synthetic_seg, 'img_dir', 'val', '000000.png')
+    out = tmp_path / 'seg_sparsity.png'
+    options = [f'{k}={v}' for k, v in synthetic_seg_cfg_options(synthetic_seg).items()]
+    proc = run([sys.executable, TOOL, SEG_CFG, image, '--out', str(out), '--device', 'cpu', '--pruning-ratios',
+                '[[0.5,0.5],[0,0],[0.2,0.2,0.4,0.4,0.5,0.5],[0,0]]', '--cfg-options',
+                'data.test.pipeline.1.img_scale=(128,64)', *options], timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f'2 pruning stage(s) drawn: {out}'
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert('RGB'))
+    h, w = pixels.shape[:2]
+    assert 0.6 * w < h < 1.2 * w  # 2 rows of 2 wide panels (one row of 4 would be ~8x wider than high)
+    flat = pixels.reshape(-1, 3)
+    in_palette = np.zeros(len(flat), bool)
+    for colour in SEG_PALETTE:
+        in_palette |= (flat == colour).all(axis=1)
+    assert in_palette.mean() > 0.08  # the label-map panel: about a sixth of the figure in pure palette colours

@@ -5,10 +5,13 @@
         [--own-dense NAME] [--bf16 NAME EVAL [--precision-check JSON]] [--kept-windows LABEL JSON ...] \
         [--markdown results.md] [--json results.json] [--wall-time SECONDS] [--data-style flat|scene]
 
-``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` or that directory
-(its newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``;
-with several (repeated measurements on a shared machine) their median latency is used. The first row is the
-reference of the latency ratios and of the accuracy checks (the first row should be dense: mmdet's Swin).
+``EVAL`` is the ``eval_*.json`` written by ``tools/test.py --work-dir DIR --eval bbox segm`` (a detector: the
+columns bbox mAP and mask mAP) or ``--eval mIoU`` (a segmentor: mIoU and mAcc, no targets) or that directory (its
+newest ``eval_*.json`` is used); ``LATENCY_JSON`` is the ``--json`` output of ``tools/measure_latency.py``; with
+several (repeated measurements on a shared machine) their median latency is used. Files of ``--scope segmentor``
+(or ``detector``) in the same list add the whole model's latency, its ratio to the first row's and the backbone's
+share of it. The first row is the reference of the latency ratios and of the accuracy checks (the first row should
+be dense: mmdet's or mmseg's Swin).
 ``--own-dense NAME`` names the row of our backbone at zero sparsity: a second ratio column divides by it, giving
 the pruning's own gain (the paper's claim) apart from the implementation's (our dense backbone vs mmdet's).
 
@@ -33,10 +36,11 @@ from sparsevit.utils.cli import OneLineParser  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = OneLineParser(description='Print the demo table (config, latency, bbox mAP, mask mAP).')
+    parser = OneLineParser(description='Print the demo table (config, latency, bbox/mask mAP or mIoU/mAcc).')
     parser.add_argument('--row', nargs=4, action='append', metavar=('NAME', 'CONFIG', 'EVAL', 'LATENCY_JSON'),
                         help='one table row; the first is the reference (dense); LATENCY_JSON may be a '
-                        'comma-separated list (median used)')
+                        'comma-separated list (median used; files of --scope segmentor/detector add the whole '
+                        "model's latency)")
     parser.add_argument('--own-dense', default=None, metavar='NAME',
                         help='the row of our backbone at zero sparsity: adds the ratio to it (the pruning\'s gain)')
     parser.add_argument('--kept-windows', nargs=2, action='append', default=[], metavar=('LABEL', 'JSON'),

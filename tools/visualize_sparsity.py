@@ -6,8 +6,10 @@ The image goes through the config's test pipeline (resize, normalisation, paddin
 ``record_selection = True`` and, for each stage with a pruned block, a panel shows the network's input image where
 every token is dimmed by the share of the stage's pruned blocks that skipped it (bright: computed by every block;
 dark: pruned by every block), with the kept 7x7 windows of the stage's most pruned regular (W-MSA) block outlined.
-Without a checkpoint the weights are random and so are the selections (useful only to check the mechanics). The
-figure: :mod:`sparsevit.analysis.sparsity_figure`.
+Without a checkpoint the weights are random and so are the selections (useful only to check the mechanics). On a
+segmentation config (an mmseg segmentor) the whole segmentor runs and a panel beside the input shows its predicted
+label map in the data set's palette; a wide image is drawn two panels per row. The figure:
+:mod:`sparsevit.analysis.sparsity_figure`.
 """
 import argparse
 import logging

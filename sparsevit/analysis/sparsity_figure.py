@@ -7,21 +7,31 @@ every token is dimmed by the share of the stage's pruned blocks that skipped it 
 :func:`dim_image`; bright: computed by every block; dark: pruned by every block), with the kept 7x7 windows of the
 stage's most pruned regular (W-MSA) block outlined. Without a checkpoint the weights are random and so are the
 selections (useful only to check the mechanics).
+
+On a segmentation config (an mmseg segmentor, :func:`sparsevit.tasks.task_of`) the whole segmentor runs once
+instead (the kept windows are those of its backbone in the same forward) and a panel beside the input shows the
+predicted label map in the data set's palette (:func:`colorize`). A wide image (width >= 1.5 x height) is drawn two
+panels per row: the input and its label map first, then the stages.
 """
+import importlib
+import math
 import os
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..deploy.build import backbone_cfg, parse_ratios
 from ..ops.selection import SelectionRecord
+from ..tasks import task_of
 from ..utils.config import SPARSE_BACKBONES, load_config
 from ..utils.latency import resolve_device
 from .kept_windows import kept_token_mask
 
 DIM = 0.25  # brightness of a token that every pruned block of its stage skipped
+UNKNOWN_COLOUR = (128, 128, 128)  # a label without a palette entry
+WIDE = 1.5  # images at least this much wider than high are drawn two panels per row
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -54,6 +64,20 @@ def dim_image(image: np.ndarray, coverage: np.ndarray, stride: int) -> np.ndarra
     return (image.astype(np.float32) * full[..., None]).clip(0, 255).astype(np.uint8)
 
 
+def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """A label map ``(h, w)`` of class ids as an RGB image ``(h, w, 3)`` uint8: class ``i`` in ``palette[i]``,
+    ids beyond the palette (e.g. the ignore index 255) in :data:`UNKNOWN_COLOUR`."""
+    table = np.array(list(palette) + [UNKNOWN_COLOUR] * (256 - len(palette)), dtype=np.uint8)  # [256, 3]
+    return table[labels.astype(np.uint8)]
+
+
+def grid_shape(num_panels: int, aspect: float) -> Tuple[int, int]:
+    """``(rows, cols)`` of the figure: one row, or two panels per row for an image of ``aspect`` (w / h) >=
+    :data:`WIDE`."""
+    cols = 2 if aspect >= WIDE and num_panels > 2 else num_panels
+    return math.ceil(num_panels / cols), cols
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Model and image
 # ----------------------------------------------------------------------------------------------------------------
@@ -68,19 +92,32 @@ def sparse_config(config: str, cfg_options: Optional[dict] = None):
     return cfg
 
 
-def build_backbone_from(cfg, checkpoint: Optional[str], device: torch.device) -> torch.nn.Module:
-    """The detector's backbone with the checkpoint's weights (random weights without one), in eval mode."""
-    from mmdet.apis import init_detector
+def build_model_from(cfg, checkpoint: Optional[str], device: torch.device) -> torch.nn.Module:
+    """The config's detector (mmdet's ``init_detector``) or segmentor (its task's builder, SyncBN as BN on CPU) with
+    the checkpoint's weights (random weights without one), in eval mode."""
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise ValueError(f'checkpoint file not found: {checkpoint}')
     torch.manual_seed(0)  # without a checkpoint: the same random weights every run
-    model = init_detector(cfg, checkpoint, device=str(device))
-    return model.backbone.eval()
+    task = task_of(cfg)
+    if task.name == 'detection':
+        from mmdet.apis import init_detector
+        return init_detector(cfg, checkpoint, device=str(device)).eval()
+    from ..utils.checkpoint import load_weights
+    model = task.build_model(cfg.model, test_cfg=cfg.get('test_cfg'))
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
+    return model.to(device).eval()
+
+
+def build_backbone_from(cfg, checkpoint: Optional[str], device: torch.device) -> torch.nn.Module:
+    """The model's backbone (:func:`build_model_from`), in eval mode."""
+    return build_model_from(cfg, checkpoint, device).backbone.eval()
 
 
 def preprocess(cfg, image_path: str, device: torch.device):
-    """Run the config's test pipeline; returns (input tensor [1, 3, Hp, Wp], img_meta)."""
-    from mmdet.datasets.pipelines import Compose
+    """Run the config's test pipeline (its task's: mmdet's or mmseg's transforms); returns (input tensor
+    [1, 3, Hp, Wp], img_meta)."""
+    Compose = importlib.import_module(f'{task_of(cfg).package}.datasets.pipelines').Compose
     if not osp.isfile(image_path):
         raise ValueError(f'image file not found: {image_path}')
     pipeline = Compose(cfg.data.test.pipeline)
@@ -102,19 +139,56 @@ def denormalize(img: torch.Tensor, meta: dict) -> np.ndarray:
     return x[:h, :w].clip(0, 255).astype(np.uint8)
 
 
+def predict_labels(segmentor: torch.nn.Module, img: torch.Tensor, meta: dict) -> np.ndarray:
+    """The segmentor's label map ``(h, w)`` of the network input (its ``encode_decode``: backbone, decode head,
+    resize to the input), cropped to ``img_shape``."""
+    logits = segmentor.encode_decode(img, [meta])  # [1, num_classes, Hp, Wp]
+    h, w = meta['img_shape'][:2]
+    return logits[0, :, :h, :w].argmax(0).cpu().numpy()
+
+
+def label_legend(cfg, num_classes: int) -> List[Tuple[str, Tuple[int, int, int]]]:
+    """``[(class name, RGB colour)]`` of the test data set: its config's ``classes`` and ``palette`` (the synthetic
+    data's :data:`~sparsevit.datasets.synthetic_seg.SEG_PALETTE`), else those of its mmseg data set class, else
+    seeded random colours (as mmseg's ``CustomDataset`` makes them)."""
+    from mmseg.datasets import DATASETS
+    ds_cfg = cfg.data.test
+    dataset = DATASETS.get(ds_cfg.get('type', ''))
+    names = ds_cfg.get('classes') or getattr(dataset, 'CLASSES', None) or [str(i) for i in range(num_classes)]
+    palette = ds_cfg.get('palette') or getattr(dataset, 'PALETTE', None) or \
+        np.random.RandomState(42).randint(0, 255, size=(num_classes, 3)).tolist()
+    return [(str(n), tuple(int(c) for c in colour)) for n, colour in zip(names, palette)]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Drawing
 # ----------------------------------------------------------------------------------------------------------------
-def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
-    """Save the input image and one panel per pruning stage side by side (matplotlib, Agg)."""
+def draw(image: np.ndarray, panels: List[tuple], out: str, title: str, labels: Optional[tuple] = None) -> None:
+    """Save the input image, its label map (``labels``: ``(rgb (h, w, 3), [(class name, colour)])``, a
+    segmentor's) and one panel per pruning stage side by side (matplotlib, Agg; :func:`grid_shape`)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.6), squeeze=False)
-    axes[0, 0].imshow(image)
-    axes[0, 0].set_title('input', fontsize=9)
-    for ax, (name, panel, rec, window_px) in zip(axes[0, 1:], panels):
+    from matplotlib.patches import Patch, Rectangle
+    first = 2 if labels is not None else 1  # the panels before the stages
+    aspect = image.shape[1] / image.shape[0]
+    rows, cols = grid_shape(len(panels) + first, aspect)
+    if rows == 1:
+        size = (3.2 * cols, 3.6)
+    else:  # panels of the image's aspect, room for two title lines (and the legend) below each
+        side = 3.2 * min(aspect, 2.0)
+        size = (side * cols, (side / aspect + 0.6) * rows + 0.4)
+    fig, grid = plt.subplots(rows, cols, figsize=size, squeeze=False)
+    axes = grid.ravel()
+    axes[0].imshow(image)
+    axes[0].set_title('input', fontsize=9)
+    if labels is not None:
+        rgb, legend = labels
+        axes[1].imshow(rgb, interpolation='nearest')
+        axes[1].set_title('predicted label map', fontsize=9)
+        axes[1].legend(handles=[Patch(color=np.array(c) / 255, label=n) for n, c in legend], loc='lower center',
+                       ncol=min(len(legend), 6), fontsize=6, framealpha=0.8, handlelength=1)
+    for ax, (name, panel, rec, window_px) in zip(axes[first:], panels):
         ax.imshow(dim_image(image, panel['coverage'], panel['stride']))
         if rec is not None:
             nww = rec.grid[1]
@@ -123,12 +197,12 @@ def draw(image: np.ndarray, panels: List[tuple], out: str, title: str) -> None:
                 ax.add_patch(Rectangle((c * window_px - 0.5, r * window_px - 0.5), window_px, window_px,
                                        fill=False, edgecolor='lime', linewidth=0.8))
         ax.set_title(name, fontsize=8)
-    for ax in axes[0]:
+    for ax in axes:
         ax.set_xlim(-0.5, image.shape[1] - 0.5)
         ax.set_ylim(image.shape[0] - 0.5, -0.5)
         ax.axis('off')
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.tight_layout(rect=(0, 0, 1, 0.9 if rows == 1 else 1 - 0.4 / size[1]))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -149,18 +223,25 @@ def panel_name(stage: int, panel: dict, ratios: Sequence[float],
 
 def visualize(config: str, image_path: str, out: str, checkpoint: Optional[str] = None,
               ratios_text: Optional[str] = None, device: str = 'auto', cfg_options: Optional[dict] = None) -> int:
-    """Run the config's backbone (``checkpoint``'s weights, or random ones) on the image and write the PNG
-    ``out``; returns the number of pruning stages drawn. ValueError (one line) on bad input or nothing to draw."""
+    """Run the config's backbone (``checkpoint``'s weights, or random ones) on the image (a segmentor: the whole
+    segmentor, for its label map too) and write the PNG ``out``; returns the number of pruning stages drawn.
+    ValueError (one line) on bad input or nothing to draw."""
     device = resolve_device(device)
     cfg = sparse_config(config, cfg_options)
-    backbone = build_backbone_from(cfg, checkpoint, device)
+    model = build_model_from(cfg, checkpoint, device)
+    backbone = model.backbone
     if ratios_text is not None:
         backbone.set_pruning_ratios(parse_ratios(ratios_text, backbone.depths))
     img, meta = preprocess(cfg, image_path, device)
     backbone.record_selection = True
+    segmentor = task_of(cfg).name == 'segmentation'
     with torch.inference_mode():
-        backbone(img)
+        predicted = predict_labels(model, img, meta) if segmentor else backbone(img)
     image = denormalize(img, meta)
+    labels = None
+    if segmentor:
+        legend = label_legend(cfg, model.decode_head.num_classes)
+        labels = (colorize(predicted, [colour for _, colour in legend]), legend)
     ws, panels = backbone.window_size, []
     for i, (records, ratios) in enumerate(zip(backbone.last_selection, backbone.pruning_ratios)):
         panel = stage_panel(records, ratios, ws)
@@ -171,5 +252,5 @@ def visualize(config: str, image_path: str, out: str, checkpoint: Optional[str] 
         raise ValueError('the pruning ratios are all 0: no stage prunes, nothing to draw (set pruning_ratios in '
                          'the config or pass --pruning-ratios)')
     weights = osp.basename(checkpoint) if checkpoint else 'random weights'
-    draw(image, panels, out, f'{osp.basename(config)} ({weights}): kept windows, pruned tokens dimmed')
+    draw(image, panels, out, f'{osp.basename(config)} ({weights}): kept windows, pruned tokens dimmed', labels)
     return len(panels)
