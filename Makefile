@@ -4,7 +4,7 @@ IMG_SIZE ?= 672
 BATCH ?= 4
 DEVICE ?= cpu
 
-.PHONY: env test demo demo-seg benchmark experiments gpu-check clean-demo clean-demo-seg
+.PHONY: env test demo demo-seg benchmark benchmark-seg experiments gpu-check clean-demo clean-demo-seg
 
 env:
 	bash tools/setup_env.sh
@@ -21,6 +21,10 @@ demo-seg: env
 
 benchmark: env
 	$(PY) tools/benchmark_backbone.py --img_size $(IMG_SIZE) --batch-size $(BATCH) --device $(DEVICE)
+
+# Whole UperNet Swin-T latency at 512x1024, batch 1 and 2: dense vs uniform and searched sparsity (~25 min on 2 CPU cores).
+benchmark-seg: env
+	$(PY) tools/benchmark_segmentor.py
 
 # The paper's comparisons at matched latency on the embedded data (not part of `make test`; ~1 h on 2 CPU cores).
 experiments: env

@@ -43,6 +43,31 @@ def synthetic_seg(tmp_path_factory) -> str:
     return generate_synthetic_seg(str(root), **SYNTHETIC_SEG_TINY)['root']
 
 
+@pytest.fixture(scope='session')
+def search_demo(synthetic_coco, tmp_path_factory):
+    """(``--cfg-options`` arguments, checkpoint path) of the demo detector with random weights on the tiny synthetic
+    data: what the search tool's tests search."""
+    import torch
+    from mmcv import Config
+    from mmdet.models import build_detector
+
+    from sparsevit.datasets.synthetic import synthetic_cfg_options
+    from sparsevit.utils.config import apply_sparsevit_cfg
+    options = synthetic_cfg_options(synthetic_coco)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py'))
+    cfg.merge_from_dict(options)
+    apply_sparsevit_cfg(cfg)
+    torch.manual_seed(0)
+    model = build_detector(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path_factory.mktemp('ckpt') / 'demo_random.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(CLASSES=('circle', 'square', 'triangle', 'star'))),
+               ckpt)
+    # random weights detect 100 boxes per image: keep 5 so that pasting masks does not dominate the test time
+    options['model.test_cfg.rcnn.max_per_img'] = 5
+    return ['--cfg-options', *[f'{k}={v}' for k, v in options.items()]], ckpt
+
+
 @pytest.fixture(scope='module')
 def exp():
     """``tools/experiments.py`` as a module, loaded afresh for each test module."""

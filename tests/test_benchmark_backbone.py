@@ -83,7 +83,7 @@ def test_goals_met_and_missed():
     (['--columns', 'eager-int8'], "unknown column ['eager-int8']"),
     (['--rows', 'cfg9'], "unknown row ['cfg9']"),
     (['--embed-dims', '50'], 'does not split into 32-dim heads'),
-    (['--num-repeats', '0'], 'must be positive'),
+    (['--num-repeats', '0'], 'must be an integer >= 1, got 0'),
 ])
 def test_bad_arguments(args, message):
     proc = run(*TINY, *args)

@@ -200,6 +200,44 @@ def test_latency_driver_on_tiny_models(exp, tmp_path):
     assert exp.main(['latency', str(tmp_path / 'empty.json'), '--out', str(out)]) == 2
 
 
+
+def test_latency_driver_times_whole_segmentors_at_a_non_square_size(exp, tmp_path, capsys):
+    """``"scope": "segmentor"``: each entry is the mmseg config's whole segmentor around its backbone, timed at
+    ``[H, W]``, with the backbone's median time and share of every timed round."""
+    pytest.importorskip('mmseg')
+    entries = [dict(name='dense', img_size=[32, 64], pruning_ratios=None),
+               dict(name='half', img_size=[32, 64], pruning_ratios=0.5)]
+    spec = dict(config=osp.join(ROOT, 'configs/demo/upernet_sparsevit_demo_seg.py'), scope='segmentor', batch_size=2,
+                warmup=0, repeats=1, rounds=2, entries=entries)
+    (tmp_path / 'spec.json').write_text(json.dumps(spec))
+    out = tmp_path / 'lat.json'
+    assert exp.main(['latency', str(tmp_path / 'spec.json'), '--out', str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result['scope'] == 'segmentor' and result['batch_size'] == 2
+    for r in result['results'].values():
+        assert len(r['runs_ms']) == 2 and len(r['backbone_shares']) == 2 and r['img_size'] == [32, 64]
+        assert 0 < r['backbone_ms'] < r['latency_ms'] and all(0 < v < 1 for v in r['backbone_shares'])
+    assert result['results']['half']['gmacs'] < result['results']['dense']['gmacs']
+    spec['scope'] = 'detector'
+    (tmp_path / 'spec.json').write_text(json.dumps(spec))
+    assert exp.main(['latency', str(tmp_path / 'spec.json'), '--out', str(out)]) == 2
+    assert "scope must be 'backbone' or 'segmentor', got 'detector'" in capsys.readouterr().err
+
+
+def test_segmentor_benchmark_tool_prints_ratios_to_dense(tmp_path, capsys):
+    pytest.importorskip('mmseg')
+    from tool_loader import load_tool
+    out = tmp_path / 'bench.json'
+    assert load_tool('benchmark_segmentor').main([
+        '--config', osp.join(ROOT, 'configs/demo/upernet_sparsevit_demo_seg.py'), '--img_size', '32', '64',
+        '--batch-sizes', '1', '--rounds', '1', '--repeats', '1', '--warmup', '0', '--out', str(out)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
+    names = [line.split(' | ')[1] for line in lines[1:]]
+    assert names == ['dense', 'uniform 0.3', 'uniform 0.5', 'uniform 0.7', 'searched cfg1']
+    assert lines[1].startswith('| 1 | dense | ') and ' | 1.000 | ' in lines[1]
+    result = json.loads(out.read_text())['1']
+    assert result['scope'] == 'segmentor' and result['results']['uniform 0.7']['img_size'] == [32, 64]
+
 # ----------------------------------------------------------------------------------------------------------------
 # Running steps
 # ----------------------------------------------------------------------------------------------------------------

@@ -212,3 +212,21 @@ def test_calibration_fits_offset_and_scale_from_spread_configurations(cost_clock
     assert plain['model'] == 'none' and (plain['offset_ms'], plain['scale']) == (0.0, 1.0), plain['loo_error_pct']
     slower = calibrate_table(table, lambda configs: [1.3 * table.additive(g) for g in configs]).calibration
     assert slower['model'] == 'scale' and slower['scale'] == pytest.approx(1.3)
+
+
+def test_a_non_square_table_times_its_input_and_keys_it(cost_clock):
+    """``img_size=(H, W)`` (a segmentor's input, ``tools/search.py --img_size H W``): the table times that input
+    (the cost clock counts its tokens) and its key records ``[H, W]``; a square key stays a number."""
+    backbone = table_backbone()
+    cost_clock(backbone)
+    wide = build_latency_table(backbone, (56, 112), BATCH, num_warmup=0, num_rounds=1, device='cpu')
+    square = build_latency_table(backbone, 56, BATCH, num_warmup=0, num_rounds=1, device='cpu')
+    assert wide.key['img_size'] == [56, 112] and square.key['img_size'] == 56
+    dense = dense_genes(DEPTHS)
+    assert wide.predict(dense) > square.predict(dense)
+    backbone.set_pruning_ratios(genes_to_ratios(dense, DEPTHS))
+    assert wide.predict(dense) == pytest.approx(
+        latency_mod.measure_backbone_latency(backbone, (56, 112), BATCH, 0, 1, 'cpu')['latency_ms'], rel=1e-9)
+    assert table_key(backbone, (56, 112), BATCH, torch.device('cpu')) == wide.key
+    with pytest.raises(ValueError, match='must be positive'):
+        build_latency_table(backbone, (56, 0), BATCH, num_warmup=0, num_rounds=1, device='cpu')

@@ -215,3 +215,41 @@ def test_saa_training_on_synthetic_data(synthetic_coco, tmp_path):
                      for i in range(4)]
     assert all(r == configured for r in evals), 'evaluation must run at the configured (dense) ratios'
     assert model.backbone.pruning_ratios == configured
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_iteration_and_the_sparsity():
+    from sparsevit.hooks.saa import NonFiniteLossError
+    runner = fake_runner(saa_backbone(), seed=3)
+    hook = SparsityAwareAdaptationHook()
+    hook.before_run(runner)
+    run_iters(hook, runner, range(3))  # no outputs, then finite losses: training goes on
+    for value in (float('nan'), float('inf'), torch.tensor(float('-inf'))):
+        runner.iter = 3
+        hook.before_train_iter(runner)
+        runner.outputs = dict(loss=torch.tensor(1.0), log_vars=dict(loss=value))
+        with pytest.raises(NonFiniteLossError) as err:
+            hook.after_train_iter(runner)
+        message = str(err.value)
+        assert message.startswith('SAA iteration 4: the loss is ') and '\n' not in message
+        assert 'backbone.stages.0 : ' in message and 'backbone.stages.3 : ' in message
+    runner.outputs = dict(log_vars=dict(loss=0.5))
+    hook.after_train_iter(runner)
+    off = SparsityAwareAdaptationHook(stop_on_nonfinite=False)
+    off.before_run(runner)
+    runner.outputs = dict(log_vars=dict(loss=float('nan')))
+    off.after_train_iter(runner)  # the original's behaviour: trains on
+
+
+def test_a_resumed_run_keeps_the_seed_of_the_run_it_continues():
+    """``--resume-from`` without ``--seed`` gives the new run a random seed: the hook takes the seed the checkpoint
+    recorded (``meta['hook_msgs']``, restored by mmcv's ``resume``), so the sequence continues."""
+    first = fake_runner(saa_backbone(), seed=11)
+    hook = SparsityAwareAdaptationHook()
+    hook.before_run(first)
+    full = run_iters(hook, first, range(8))
+    assert first.meta['hook_msgs']['saa_seed'] == 11
+    resumed = fake_runner(saa_backbone(), seed=987654)  # a fresh random run seed
+    resumed.meta['hook_msgs'] = dict(first.meta['hook_msgs'])  # what resume() restores from the checkpoint
+    again = SparsityAwareAdaptationHook()
+    again.before_run(resumed)
+    assert run_iters(again, resumed, range(4, 8)) == full[4:]

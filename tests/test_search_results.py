@@ -62,6 +62,7 @@ class FakeTable:
 class FakeEvaluator:
     """The score: prefers pruning the cheap late genes over the sensitive early ones; a deterministic tie-breaker."""
     num_images = 4
+    image_key = '4 images, fake'
 
     def __call__(self, genes):
         penalty = sum((2.0 - i * 0.3) * v * v for i, v in enumerate(genes.values()))
@@ -106,20 +107,20 @@ CASES = {
 
 #: sha256 of (fresh, resumed) outputs: printed lines and files, timings and the temporary directory taken out
 RECORDED = {
-    'band_measured': ['485ac4abda28d83ad808919c2c464d887a14628c2357e73ff63c1c99269e10ea',
-                      'c66ca73d0de63211712bca137a4904bff8369f314f17a72e1465b4c792e9aa32'],
-    'band_relative_measured_elitist': ['8c25005e587bf165091dcaefeff9f9e00089148f89f11e2ec59ba314d88dd325',
-                                       '0d174d9e1f9d95592cbd75f44eb89c6cb01988148a50c607f5168f74c41710d4'],
-    'band_relative_table': ['c1b23b5131f818d2338e1f8e51c2ebbe8c2254d47fad5c26973907aecff377d3',
-                            '2239d46166c052c5777e48a4a0de0d529e1b9bb871415a46d9b3a3ab0b708261'],
-    'band_table_elitist': ['1d97f6c069762d22e67c657537fab00b6f3092a16173ce8a11619f20c00bba4e',
-                           '216c36da87b89c917e094e16405001e473305b7c204fd0ca3969de10c9498ec6'],
-    'budgets_relative_measured_unreachable': ['1d1a3e62b6169882ea6329ce4ebe5ed9cc06706584fa154160043d9353a69a59',
-                                              'da652bc6149f99732f2839e679d1a69169ebab45fea03b4caf263dc13be467d6'],
-    'budgets_table': ['47012c78ab7de9ba0b842e6b414f28384f7c9fd30fec751b55feb33356974dca',
-                      'ca906734128016d5a9d9cdee1b9cabe2a47b57d8a99030f95386e1f94aa5f45e'],
-    'one_budget_measured': ['05c1be867ceb9e1e7b021b4f2a446c8a40847a01eb84a6c1e6d20dc462e49ed9',
-                            '85a213641f4b639a66968eef9abd28e9d158b9aae5b196a8f6ed8b91a332581d'],
+    'band_measured': ['d7de6ad65e0fd6c79c4b779e5a7b969a87127c2dea87244c52ddc8bf8f6f6f2e',
+                      '3a7d6fefa134fdceb477877865efb284c608bc86fa74bc52396ab5dbcbf4ab25'],
+    'band_relative_measured_elitist': ['4b3f6985a0e7a7a31ceb549d236d8e405fabd0f80d3b4ff7578659feb8428e41',
+                                       'e0bfb952369d15b06f2efa4459525b0c8e1d8c6768160fe3fe383f9625899289'],
+    'band_relative_table': ['2fe216d3ca259a74a8c485c027daf854437e2dd832bee64c64f5a59188013e06',
+                            '5dd97f88263d383e12a95cd69e2315d4c3e9fe4ce04bd756897ddbac1b143710'],
+    'band_table_elitist': ['ec01e8b8e2b26cbdd634c0a00ca16483f331149cf2d5086192e35515f2ec918f',
+                           '9336042c330ea7d0bb5e6eb8dad428ac4ce16395ae66419deccd0478d7c4d2d6'],
+    'budgets_relative_measured_unreachable': ['2ba236734faea0543ba2d9faac108db1ae45e3b24884de6c757f2278d63f8008',
+                                              '3c3b2a61f97efc599bef01eec52421436855d5388e0aced46ffa970d7541d769'],
+    'budgets_table': ['5d67c12c8968d4083f3b9794a7b95206e8ea8be8c2d6f0edbbcc189c0ac628b7',
+                      'e3ccd377db20b0310a52a98ac74dcbfc9647a629681cd8b8730d931b444f0ea7'],
+    'one_budget_measured': ['8aeedc28b3553c18b073516615d0df8ce81c12375ff27baba63d302ddbf39f15',
+                            '7bc35261d336b1edfdcbaa2141576e54e21046b86f0a4162445dbb88ba7d97d8'],
 }
 
 

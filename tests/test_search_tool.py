@@ -49,23 +49,9 @@ def one_thread(monkeypatch):
 
 
 @pytest.fixture(scope='module')
-def demo(synthetic_coco, tmp_path_factory):
+def demo(search_demo):
     """(cfg-options list, checkpoint path) of the demo model with random weights on the synthetic data."""
-    from sparsevit.datasets.synthetic import synthetic_cfg_options
-    from mmdet.models import build_detector
-    options = synthetic_cfg_options(synthetic_coco)
-    cfg = Config.fromfile(osp.join(ROOT, DEMO))
-    cfg.merge_from_dict(options)
-    apply_sparsevit_cfg(cfg)
-    torch.manual_seed(0)
-    model = build_detector(cfg.model)
-    model.init_weights()
-    ckpt = str(tmp_path_factory.mktemp('ckpt') / 'demo_random.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(CLASSES=('circle', 'square', 'triangle', 'star'))),
-               ckpt)
-    # random weights detect 100 boxes per image: keep 5 so that pasting masks does not dominate the test time
-    options['model.test_cfg.rcnn.max_per_img'] = 5
-    return ['--cfg-options', *[f'{k}={v}' for k, v in options.items()]], ckpt
+    return search_demo
 
 
 @pytest.fixture(scope='module')

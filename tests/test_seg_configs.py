@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip('mmseg')
 
-from sparsevit.tasks import TaskError, task_of  # noqa: E402
+from sparsevit.tasks import TaskError, evaluation_kwargs, task_of  # noqa: E402
 from sparsevit.utils.config import load_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -81,6 +81,19 @@ def test_task_of_and_metrics():
         task_of(seg).check_metrics(['bbox'])
     with pytest.raises(TaskError, match='--eval mIoU: not a metric of a detector config'):
         task_of(det).check_metrics(['mIoU'])
+
+
+def test_evaluation_kwargs():
+    """What the tools pass to a data set's ``evaluate``: the config's ``evaluation`` without the EvalHook's keys
+    (both tasks' configs carry some), with ``--eval-options`` on top."""
+    det = load_config(osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_sparsevit_demo.py'))
+    seg = cfg_of(SPARSE['cityscapes'])
+    assert set(seg.evaluation) >= {'interval', 'metric', 'pre_eval'} and evaluation_kwargs(seg) == {}
+    assert 'metric' in det.evaluation and 'metric' not in evaluation_kwargs(det)
+    seg.evaluation['efficient_test'] = True
+    seg.evaluation['gt_seg_maps'] = None  # not a hook key: kept
+    assert evaluation_kwargs(seg, dict(classwise=True)) == dict(gt_seg_maps=None, classwise=True)
+    assert evaluation_kwargs(dict()) == {}
 
 
 def test_synthetic_base_matches_the_generator():

@@ -4,6 +4,7 @@ tools/dist_test.sh with ``--eval mIoU``, and a metric of the other task as one e
 import glob
 import json
 import os.path as osp
+import re
 import shlex
 import sys
 
@@ -87,6 +88,50 @@ def test_dist_train_saa_segmentor_two_cpu_processes(synthetic_seg, dense_seg_che
         assert f'SAA iter {it + 1} sampled: {expected}' in log
 
 
+def sampled(log: str) -> dict:
+    """The SAA hook's logged draws: iteration -> configuration text."""
+    found = re.findall(r'SAA iter (\d+) sampled: (.*)', log)
+    return {int(it): genes for it, genes in found}
+
+
+def test_resumed_saa_samples_what_an_uninterrupted_run_samples(synthetic_seg, dense_seg_checkpoint, tmp_path):
+    """Issue 17, case 5: SAA for 4 iterations (checkpoints at 2 and 4), then ``--resume-from iter_2.pth`` without
+    ``--seed`` (the resumed run's own seed is random) on 1 and on 2 processes: each iteration draws the
+    configuration the uninterrupted run drew at it."""
+    full = str(tmp_path / 'full')
+    opts = options(synthetic_seg, load_from=dense_seg_checkpoint,
+                   **{'checkpoint_config.interval': 2, 'checkpoint_config.max_keep_ckpts': 2})
+    proc = run([sys.executable, 'tools/train.py', SAA, '--work-dir', full, '--seed', '7', *opts], env=tool_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    expected = sampled(text_log(full))
+    assert sorted(expected) == [1, 2, 3, 4] and len(set(expected.values())) > 1
+    for launcher in ([sys.executable, 'tools/train.py'], ['bash', 'tools/dist_train.sh']):
+        work = str(tmp_path / f'resumed_{len(launcher)}')
+        cmd = [*launcher, SAA, *(['2'] if launcher[0] == 'bash' else []), '--work-dir', work, '--resume-from',
+               osp.join(full, 'iter_2.pth'), *opts]
+        proc = run(cmd, env=tool_env())
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        log = text_log(work)
+        assert 'SparsityAwareAdaptationHook: seed 7' in log, log[-2000:]
+        got = sampled(log)  # mmcv's iter_2.pth records iter 1: IterBasedRunner repeats iteration 2 on resume
+        assert sorted(got) == [2, 3, 4] and got == {i: expected[i] for i in got}, launcher
+
+
+def test_a_diverging_saa_run_stops_with_one_line(synthetic_seg, dense_seg_checkpoint, tmp_path):
+    """Issue 17, case 7: a loss that becomes NaN or infinite (here: a learning rate of 1e12) stops the run at that
+    iteration with one line naming it and the sampled sparsity; the log file has the same line."""
+    work = str(tmp_path / 'nan')
+    proc = run([sys.executable, 'tools/train.py', SAA, '--work-dir', work, '--seed', '1',
+                *options(synthetic_seg, iters=6, load_from=dense_seg_checkpoint, **{'optimizer.lr': 1e12})],
+               env=tool_env())
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    found = re.match(r'train\.py: error: SAA iteration (\d+): the loss is (nan|inf|-inf)', line)
+    assert found and 'backbone.stages.0 : ' in line, proc.stderr[-2000:]
+    assert int(found.group(1)) < 6 and line[len('train.py: error: '):] in text_log(work)
+
+
 def test_test_tool_evaluates_miou(synthetic_seg, dense_seg_checkpoint, tmp_path):
     ratios = '[[0.5,0.5],[0.3,0.3],[0.2,0.2,0.2,0.2,0.2,0.2],[0,0]]'
     proc = run([sys.executable, 'tools/test.py', SPARSE, dense_seg_checkpoint, '--eval', 'mIoU', 'mDice',
@@ -119,13 +164,14 @@ def test_a_metric_of_the_other_task_is_one_error_line(config, metric, kind):
 
 def test_search_scores_miou_under_torchpack_two_processes(synthetic_seg, dense_seg_checkpoint, tmp_path):
     """torchpack dist-run -np 2 python tools/search.py SEG_CONFIG CKPT --max .. --min ..: the score is mIoU x100 by
-    default (a segmentor), sharded over 2 ranks; the found configuration's config is written."""
+    default (a segmentor), sharded over 2 ranks; the latency input is the data's 64x128 (``--img_size H W``); the
+    found configuration's config is written."""
     from helpers import mpi_env, run_python
     torchpack = osp.join(osp.dirname(sys.executable), 'torchpack')
     work = str(tmp_path / 'search')
     opts = options(synthetic_seg)
     args = [SPARSE, dense_seg_checkpoint, '--max', '100000', '--min', '0', '--iters', '4', '--work-dir', work,
-            '--img_size', '112', '--batch-size', '1', '--num-warmup', '0', '--num-repeats', '2', '--population', '4',
+            '--img_size', '64', '128', '--batch-size', '1', '--num-warmup', '0', '--num-repeats', '2', '--population', '4',
             '--parents', '2', '--check-configs', '1', '--no-progress', *opts]
     # torchpack runs the command through a second shell: quote once more (img_scale=(128,64))
     proc = run_python('tools/search.py', *map(shlex.quote, args), launcher=(torchpack, 'dist-run', '-np', '2'),
@@ -137,7 +183,8 @@ def test_search_scores_miou_under_torchpack_two_processes(synthetic_seg, dense_s
     assert summary['metric'] == 'mIoU' and summary['world_size'] == 2
     dense = next(r for r in summary['references'] if r['name'] == 'dense')
     assert 0 <= dense['metric'] <= 100 and 'mAcc' in dense['extra'] and 'aAcc' in dense['extra']
-    assert osp.isfile(osp.join(work, 'sparsevit_max100000_min0.py'))
+    with open(osp.join(work, 'sparsevit_max100000_min0.py')) as f:
+        assert 'batch 1 at 64x128).' in f.readline()  # a non-square latency input (--img_size H W)
 
 
 def test_search_metric_of_the_other_task_is_one_error_line(synthetic_seg, dense_seg_checkpoint, tmp_path):

@@ -12,7 +12,6 @@ object vs background tokens. Prints the markdown tables; the analysis is
 Bad input prints one ``analyze_windows.py: error: ...`` line and exits 2.
 """
 import logging
-import os.path as osp
 import sys
 import warnings
 
@@ -24,7 +23,7 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.analysis.kept_windows import SPLITS, analyze_dataset, format_markdown, write_outputs  # noqa: E402
-from sparsevit.utils.cli import OneLineParser, fraction, int_at_least, run_reporting_errors  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, check_outputs, fraction, int_at_least, run_reporting_errors  # noqa: E402
 
 PROG = 'analyze_windows.py'
 
@@ -45,10 +44,7 @@ def parse_args(argv=None):
     p.add_argument('--markdown', default=None, help='write the tables to this markdown file')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
     args = p.parse_args(argv)
-    for flag in ('json', 'markdown'):
-        path = getattr(args, flag)
-        if path is not None and osp.isdir(path):
-            p.error(f'--{flag} {path} is a directory; give a file path')
+    check_outputs(p, args, '--json', '--markdown')
     return args
 
 

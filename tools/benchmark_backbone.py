@@ -21,7 +21,7 @@ from typing import Callable, List
 
 from sparsevit.deploy.benchmark import (BASELINE, COLUMNS, DEFAULT_COLUMNS, Benchmark, num_heads, rows,
                                         run_benchmark)
-from sparsevit.utils.cli import write_json
+from sparsevit.utils.cli import OneLineParser, check_outputs, int_at_least, write_json
 from sparsevit.utils.latency import resolve_device
 from sparsevit.utils.precision import resolve_dtype
 
@@ -39,9 +39,9 @@ def csv_choice(allowed, what: str) -> Callable[[str], List[str]]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--img_size', '--img-size', type=int, default=672)
-    parser.add_argument('--batch-size', type=int, default=4)
+    parser = OneLineParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--img_size', '--img-size', type=int_at_least(1), default=672)
+    parser.add_argument('--batch-size', type=int_at_least(1), default=4)
     parser.add_argument('--device', default='auto', help='cpu, cuda or auto (default)')
     parser.add_argument('--columns', type=csv_choice(COLUMNS, 'column'), default=None,
                         help=f'comma-separated, from {", ".join(COLUMNS)} (default on CPU: {DEFAULT_COLUMNS["cpu"]}; '
@@ -49,17 +49,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--rows', type=csv_choice((BASELINE, ) + tuple(ROWS), 'row'), default=None,
                         help=f'comma-separated, from {", ".join(ROWS)} (default: all; "{BASELINE}", the baseline, '
                         f'is always measured)')
-    parser.add_argument('--num-warmup', type=int, default=2, help='untimed rounds (default: 2)')
-    parser.add_argument('--num-repeats', type=int, default=7, help='timed rounds (default: 7)')
+    parser.add_argument('--num-warmup', type=int_at_least(0), default=2, help='untimed rounds (default: 2)')
+    parser.add_argument('--num-repeats', type=int_at_least(1), default=7, help='timed rounds (default: 7)')
     parser.add_argument('--stat', choices=('median', 'trimmed-mean'), default='median',
                         help='per-cell statistic of the timed rounds: median (default) or the original\'s mean of '
                         'the middle 50 %%')
-    parser.add_argument('--embed-dims', type=int, default=96, help='Swin-T: 96 (heads: embed_dims / 32 per stage)')
+    parser.add_argument('--embed-dims', type=int_at_least(1), default=96, help='Swin-T: 96 (heads: embed_dims / 32 per stage)')
     parser.add_argument('--explicit-attn', action='store_true', help='time the explicit softmax path of ours')
     parser.add_argument('--json', help='also write the results to this JSON file')
     args = parser.parse_args(argv)
-    if min(args.img_size, args.batch_size, args.num_repeats, args.embed_dims) <= 0 or args.num_warmup < 0:
-        parser.error('--img_size, --batch-size, --num-repeats and --embed-dims must be positive, --num-warmup >= 0')
     if any(args.embed_dims * 2 ** i % h for i, h in enumerate(num_heads(args.embed_dims))):
         parser.error(f'--embed-dims {args.embed_dims} does not split into 32-dim heads; use a multiple of 32 (or 16)')
     try:
@@ -74,6 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         except ValueError as err:
             parser.error(f'--columns {col}: {err}')
     args.rows = [BASELINE] + [r for r in (args.rows or ROWS) if r != BASELINE]
+    check_outputs(parser, args, '--json')
     return args
 
 

@@ -13,36 +13,38 @@ after: on a shared machine the errors include its noise (``--stat min --threads 
 check: :mod:`sparsevit.analysis.table_accuracy`.
 """
 import argparse
-import json
 import sys
 
 from sparsevit.analysis.table_accuracy import STATS, check_latency_table
+from sparsevit.utils.cli import OneLineParser, check_outputs, int_at_least, write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description='Predicted vs measured backbone latency of the search latency table.')
+    p = OneLineParser(description='Predicted vs measured backbone latency of the search latency table.')
     p.add_argument('config', help='a SparseViT config (its model.backbone is used)')
-    p.add_argument('--img_size', '--img-size', dest='img_size', type=int, default=672)
-    p.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int, default=4)
+    p.add_argument('--img_size', '--img-size', dest='img_size', type=int_at_least(1), default=672)
+    p.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int_at_least(1), default=4)
     p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
-    p.add_argument('--num-warmup', type=int, default=None,
+    p.add_argument('--num-warmup', type=int_at_least(0), default=None,
                    help="per full-forward measurement (default: the search's protocol for the device)")
-    p.add_argument('--num-repeats', type=int, default=None,
+    p.add_argument('--num-repeats', type=int_at_least(1), default=None,
                    help="per full-forward measurement (default: the search's protocol for the device)")
-    p.add_argument('--table-rounds', type=int, default=None,
+    p.add_argument('--table-rounds', type=int_at_least(1), default=None,
                    help='rounds of the table build (default: as tools/search.py, --num-repeats / 5)')
-    p.add_argument('--calibration-configs', type=int, default=6, help='as tools/search.py (default: 6)')
-    p.add_argument('--check-configs', type=int, default=8,
+    p.add_argument('--calibration-configs', type=int_at_least(0), default=6, help='as tools/search.py (default: 6)')
+    p.add_argument('--check-configs', type=int_at_least(0), default=8,
                    help='random configurations checked besides dense and sparsest (default: 8)')
     p.add_argument('--stat', choices=sorted(STATS), default='trimmed-mean',
                    help="statistic of every entry's and configuration's timed forwards: the search's trimmed mean "
                    '(default), or the minimum, which separates the table\'s own error from the noise of a loaded '
                    'machine')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s)')
+    p.add_argument('--threads', type=int_at_least(1), default=None, help='torch CPU threads (default: torch\'s)')
     p.add_argument('--table', default=None, help='load the table from / save it to this path')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, help='write the results as JSON')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_outputs(p, args, '--json', '--table')
+    return args
 
 
 def main(argv=None) -> int:
@@ -51,8 +53,7 @@ def main(argv=None) -> int:
                                  args.num_repeats, args.table_rounds, args.calibration_configs, args.check_configs,
                                  args.stat, args.threads, args.table, args.seed)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(settings=vars(args), **result), f, indent=1)
+        write_json(args.json, dict(settings=vars(args), **result))
     return 0
 
 

@@ -17,7 +17,6 @@ them to a square) or on random images (``--random``), once in fp32 and once unde
 Errors in the arguments print one line and exit 2; ``--min-agreement`` makes a lower agreement exit 1.
 """
 import argparse
-import os.path as osp
 import sys
 import warnings
 
@@ -27,7 +26,7 @@ from mmcv import DictAction  # noqa: E402
 
 import sparsevit  # noqa: F401,E402  (registers SparseViT)
 from sparsevit.analysis.selection_agreement import check_precision, format_precision_check  # noqa: E402
-from sparsevit.utils.cli import (OneLineParser, fraction, int_at_least, run_reporting_errors,  # noqa: E402
+from sparsevit.utils.cli import (OneLineParser, check_outputs, fraction, int_at_least, run_reporting_errors,  # noqa: E402
                                  write_json)
 
 
@@ -54,14 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='exit 1 when the agreement of kept windows is below this fraction')
     parser.add_argument('--json', default=None, help='also write the result to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_outputs(parser, args, '--json')
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.json is not None and osp.isdir(args.json):
-        print(f'check_precision.py: error: --json {args.json} is a directory; give a file path', file=sys.stderr)
-        return 2
     result = run_reporting_errors('check_precision.py', lambda: check_precision(
         args.config, args.checkpoint, args.dtype, args.device, args.num_images, args.random, args.img_size,
         args.batch_size, args.pruning_ratios, args.seed, args.cfg_options))

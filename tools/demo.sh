@@ -14,7 +14,7 @@
 # 256x512, interleaved; the report gives mIoU and mAcc (no targets), the segmentor's latency and the backbone's
 # share, and the picture the predicted label map beside the kept windows; under work_dirs/demo_seg/. The kept-window
 # analysis and the fp32/bf16 window check work on COCO instance annotations and detectors: skipped (logged). The
-# search's latency input is square: 256x256 (the data's short side), batch 4. About 20 minutes on 2 CPU cores.
+# search times the data's size: 256x512, batch 4. About 20 minutes on 2 CPU cores.
 #
 # Everything goes under work_dirs/demo/ in mmdet's layout (one work dir per config: logs, checkpoints,
 # eval_*.json; the sparse model's bf16 evaluation in its bf16/), plus latency/*.json, search/, precision_bf16.json,
@@ -66,7 +66,7 @@ case "$TASK" in
     OUT="${DEMO_DIR:-work_dirs/demo}"
     DATA="${DEMO_DATA:-data/sparsevit_demo}"
     IMG=(224)  # the demo configs' fixed input size
-    SEARCH_IMG=224
+    SEARCH_IMG=(224)
     SEARCH_IMAGES="${DEMO_SEARCH_IMAGES:-50}"
     DENSE_CFG=configs/demo/mask_rcnn_swin_demo.py
     SAA_CFG=configs/demo/mask_rcnn_sparsevit_saa_demo.py
@@ -84,7 +84,7 @@ case "$TASK" in
     DATA="${DEMO_DATA:-data/sparsevit_demo_seg}"
     read -r -a IMG <<< "${DEMO_SEG_SIZE:-256 512}"  # height width of the images, the latency input
     [ "${#IMG[@]}" = 2 ] || die "DEMO_SEG_SIZE must be 'HEIGHT WIDTH', got '${DEMO_SEG_SIZE:-}'"
-    SEARCH_IMG="${IMG[0]}"  # the search times square inputs: the data's short side
+    SEARCH_IMG=("${IMG[@]}")  # the search times the data's size (H W)
     SEARCH_IMAGES="${DEMO_SEARCH_IMAGES:-40}"
     DENSE_CFG=configs/demo/upernet_swin_demo_seg.py
     SAA_CFG=configs/demo/upernet_sparsevit_saa_demo_seg.py
@@ -247,7 +247,7 @@ fi
 step "latency-constrained evolutionary search ($NP processes, band ${MIN_FRAC}x to ${MAX_FRAC}x the dense backbone) -> $SEARCH_DIR"
 SEARCH=(tools/search.py "$SPARSE_CFG" "$SAA_DIR/latest.pth" --max "${MAX_FRAC}x" --min "${MIN_FRAC}x"
   --work-dir "$SEARCH_DIR" --iters "$SEARCH_ITERS" --population 8 --parents 3 --mutation-prob 0.1 --seed "$SEED"
-  --num-images "$SEARCH_IMAGES" --img_size "$SEARCH_IMG" --batch-size 4 --num-warmup 3 --num-repeats 10
+  --num-images "$SEARCH_IMAGES" --img_size "${SEARCH_IMG[@]}" --batch-size 4 --num-warmup 3 --num-repeats 10
   --latency-table "$SEARCH_DIR/latency_table.json" --no-progress --cfg-options "${DATA_OPTS[@]}")
 BEST_CFG="$SEARCH_DIR/sparsevit_max${MAX_FRAC}x_min${MIN_FRAC}x.py"
 if fresh "$BEST_CFG"; then

@@ -68,7 +68,11 @@ def main(argv=None) -> int:
             spec = read_json(args.spec)
             if not spec.get('entries'):
                 raise ExperimentError(f'{args.spec}: no entries (or not a JSON spec)')
-            write_json(args.out, run_latency(spec))
+            try:
+                result = run_latency(spec)
+            except ValueError as err:  # a bad spec value: one line
+                raise ExperimentError(f'{args.spec}: {err}') from None
+            write_json(args.out, result)
             return 0
         if args.command == 'report':
             print(write_report(args.dir or os.environ.get('EXPERIMENTS_DIR') or Settings.dir))

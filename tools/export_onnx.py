@@ -15,7 +15,6 @@ The export: :func:`sparsevit.deploy.export.export_config`. Errors in the argumen
 (e.g. a non-Swin backbone), print one line and exit 2; a failed check exits 1.
 """
 import argparse
-import os.path as osp
 import sys
 import warnings
 
@@ -24,7 +23,7 @@ warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV', category=U
 from mmcv import DictAction  # noqa: E402
 
 from sparsevit.deploy.export import export_config  # noqa: E402
-from sparsevit.utils.cli import OneLineParser, int_at_least, run_reporting_errors, write_json  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, check_outputs, int_at_least, run_reporting_errors, write_json  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,8 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.out.endswith('.onnx'):
         parser.error(f'--out {args.out!r} must end with .onnx')
-    if osp.isdir(args.out):
-        parser.error(f'--out {args.out} is a directory; give a file path')
+    check_outputs(parser, args, '--out', '--json')
     return args
 
 

@@ -26,7 +26,6 @@ exit 2; a failed ``--compile`` prints one line and exits 1.
 """
 import argparse
 import logging
-import os.path as osp
 import sys
 import warnings
 
@@ -37,7 +36,7 @@ logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 from mmcv import DictAction  # noqa: E402
 
 from sparsevit.deploy.latency import SCOPES, latency_report, measure_config  # noqa: E402
-from sparsevit.utils.cli import OneLineParser, write_json  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, check_outputs, image_size, write_json  # noqa: E402
 from sparsevit.utils.latency import CompileError  # noqa: E402
 from sparsevit.utils.precision import DTYPES  # noqa: E402
 
@@ -84,17 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
     args = parser.parse_args(argv)
-    if len(args.img_size) > 2:
-        parser.error(f'--img_size takes one value (square) or two (H W), got {len(args.img_size)}')
-    args.img_size = args.img_size[0] if len(args.img_size) == 1 else tuple(args.img_size)
+    args.img_size = image_size(parser, args.img_size)
+    check_outputs(parser, args, '--json')
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.json is not None and osp.isdir(args.json):
-        print(f'measure_latency.py: error: --json {args.json} is a directory; give a file path', file=sys.stderr)
-        return 2
     try:
         result = measure_config(args.config, args.cfg_options, args.pruning_ratios, args.scope, args.img_size,
                                 args.batch_size, args.num_warmup, args.num_repeats, args.device, args.dtype,

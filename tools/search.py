@@ -31,7 +31,8 @@ from sparsevit.search.evolution import STRATEGIES  # noqa: E402
 from sparsevit.search.runner import PROG, run_search  # noqa: E402
 from sparsevit.search.settings import SearchSettings  # noqa: E402
 from sparsevit.utils import dist  # noqa: E402
-from sparsevit.utils.cli import OneLineParser  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, image_size  # noqa: E402
+from sparsevit.utils.interrupt import Interrupted  # noqa: E402
 
 
 def latency_limit(text: str) -> Limit:
@@ -70,8 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seed', type=int, default=0, help='seed of the search and of the --num-images subset')
     p.add_argument('--num-images', type=int, default=None,
                    help='score on a fixed seeded subset of this many test images (default: the whole test set)')
-    p.add_argument('--img_size', '--img-size', dest='img_size', type=int, default=672,
-                   help='square input of the latency measurement (default: 672)')
+    p.add_argument('--img_size', '--img-size', dest='img_size', type=int, nargs='+', default=[672], metavar='SIZE',
+                   help='input of the latency measurement: one value (square, as the original) or H W (e.g. '
+                   '512 1024 for a segmentor; default: 672)')
     p.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int, default=4,
                    help='batch of the latency measurement (default: 4)')
     p.add_argument('--num-warmup', type=int, default=None,
@@ -101,11 +103,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--resume', action='store_true', help='continue the search saved in --work-dir')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.img_size = image_size(p, args.img_size)
+    return args
 
 
 def main(argv=None) -> int:
-    """Parse, validate and search; bad input prints one ``search.py: error: ...`` line and returns 1."""
+    """Parse, validate and search; bad input prints one ``search.py: error: ...`` line and returns 1, SIGINT /
+    SIGTERM one line on how to resume and returns 130 / 143."""
     args = parse_args(argv)
     try:
         settings = SearchSettings(**vars(args))
@@ -115,6 +120,10 @@ def main(argv=None) -> int:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f'{PROG}: error: {message}', file=sys.stderr, flush=True)
         return 1
+    except Interrupted as stop:  # SIGINT / SIGTERM: the state is saved, the message says how to resume
+        if dist.is_master():
+            print(f'{PROG}: {stop}', file=sys.stderr, flush=True)
+        return stop.exit_code
     dist.destroy_dist()
     return 0
 

@@ -13,7 +13,6 @@ that cannot be read or misses weights of the model is one ``error:`` line (mmdet
 import argparse
 import os
 import os.path as osp
-import sys
 import tempfile
 import time
 import warnings
@@ -29,17 +28,18 @@ from mmcv.runner import get_dist_info, wrap_fp16_model
 from mmdet.utils import build_dp, compat_cfg, get_device, get_root_logger, rfnext_init_model, setup_multi_processes
 
 import sparsevit  # noqa: F401  (registers SparseViT)
-from sparsevit.tasks import Task, TaskError, task_of
+from sparsevit.tasks import Task, TaskError, check_data, evaluation_kwargs, task_of
 from sparsevit.utils.checkpoint import load_weights
-from sparsevit.utils.cli import ConfigError, fail
+from sparsevit.utils.cli import ConfigError, OneLineParser, fail
 from sparsevit.utils.config import load_config as read_config
 from sparsevit.utils.dist import init_dist
+from sparsevit.utils.files import make_dir
 from sparsevit.utils.launch import build_ddp
 from sparsevit.utils.precision import DTYPES, autocast_inference, resolve_dtype
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and eval) a detector or a segmentor (mmdet 2.28.2 / mmseg '
+    parser = OneLineParser(description='Test (and eval) a detector or a segmentor (mmdet 2.28.2 / mmseg '
                                      '0.30.0 + sparsevit)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -168,13 +168,7 @@ def evaluate(task: Task, cfg: Config, args: argparse.Namespace, dataset, outputs
     if args.format_only:
         dataset.format_results(outputs, **kwargs)
     if args.eval:
-        eval_kwargs = cfg.get('evaluation', {}).copy()
-        # hard-code way to remove EvalHook args
-        for key in ['interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals',
-                    'metric', 'pre_eval', 'by_epoch', 'efficient_test']:
-            eval_kwargs.pop(key, None)
-        eval_kwargs.update(kwargs)
-        metric = task.evaluate(dataset, outputs, args.eval, eval_kwargs)
+        metric = task.evaluate(dataset, outputs, args.eval, evaluation_kwargs(cfg, kwargs))
         print(metric)
         if json_file is not None:
             mmcv.dump(dict(config=args.config, metric=metric, dtype=precision_name(cfg, args.dtype)), json_file)
@@ -215,9 +209,13 @@ def main(argv: Optional[list] = None) -> None:
         fail(__file__, err)
     rank, _ = get_dist_info()
     json_file = None
-    if args.work_dir is not None and rank == 0:
-        mmcv.mkdir_or_exist(osp.abspath(args.work_dir))
-        json_file = osp.join(args.work_dir, f"eval_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}.json")
+    try:  # then the data and the work dir: one line each
+        check_data(cfg.data.test, 'data.test')
+        if args.work_dir is not None and rank == 0:
+            make_dir(args.work_dir, '--work-dir')
+            json_file = osp.join(args.work_dir, f"eval_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}.json")
+    except (TaskError, ValueError) as err:
+        fail(__file__, err)
 
     dataset = task.build_dataset(cfg.data.test)
     data_loader = task.build_dataloader(dataset, **test_loader_cfg)

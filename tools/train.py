@@ -21,12 +21,10 @@ import argparse
 import copy
 import os
 import os.path as osp
-import sys
 import time
 import warnings
 from typing import Optional
 
-import mmcv
 import torch
 import torch.distributed as dist
 from mmcv import Config, DictAction
@@ -34,15 +32,17 @@ from mmcv.runner import get_dist_info
 from mmcv.utils import get_logger
 
 from mmdet.apis import init_random_seed, set_random_seed
-from mmdet.utils import collect_env, get_device, rfnext_init_model, setup_multi_processes
+from mmdet.utils import collect_env, find_latest_checkpoint, get_device, rfnext_init_model, setup_multi_processes
 
 import sparsevit  # noqa: F401  (registers SparseViT / SparsityAwareAdaptationHook)
+from sparsevit.hooks.saa import NonFiniteLossError, resumed_hook_msgs
 from sparsevit.schedule import is_dense
-from sparsevit.tasks import TaskError, task_of
+from sparsevit.tasks import TaskError, check_data, task_of
 from sparsevit.utils.checkpoint import checkpoint_state_dict, read_checkpoint
-from sparsevit.utils.cli import ConfigError, fail
+from sparsevit.utils.cli import ConfigError, OneLineParser, fail
 from sparsevit.utils.config import SAA_HOOK, SPARSE_BACKBONES, load_config as read_config
 from sparsevit.utils.dist import group_backend, init_dist
+from sparsevit.utils.files import make_dir
 
 
 def drop_fp16_without_cuda(cfg: Config, device: str, logger) -> None:
@@ -66,7 +66,7 @@ def uses_sparsity(cfg: Config) -> bool:
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector or a segmentor (mmdet 2.28.2 / mmseg 0.30.0 + '
+    parser = OneLineParser(description='Train a detector or a segmentor (mmdet 2.28.2 / mmseg 0.30.0 + '
                                      'sparsevit)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -178,6 +178,9 @@ def main(argv: Optional[list] = None) -> None:
         cfg = load_config(args)
         task = task_of(cfg)
         configure(cfg, args)
+        check_data(cfg.data.train, 'data.train')
+        if not args.no_validate:
+            check_data(cfg.data.get('val'), 'data.val')
         # init distributed env first, since logger depends on the dist info.
         distributed = args.launcher != 'none'
         if distributed:
@@ -185,10 +188,10 @@ def main(argv: Optional[list] = None) -> None:
             backend = group_backend()
             _, world_size = get_dist_info()
             cfg.gpu_ids = range(world_size)
-    except (ConfigError, TaskError) as err:
+        make_dir(osp.abspath(cfg.work_dir), 'work_dir')
+    except (ConfigError, TaskError, ValueError) as err:
         fail(__file__, err)
 
-    mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
     cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
     log_file = osp.join(cfg.work_dir, f'{timestamp}.log')
@@ -201,6 +204,12 @@ def main(argv: Optional[list] = None) -> None:
     logger.info('Environment info:\n' + dash_line + env_info + '\n' + dash_line)
     meta['env_info'] = env_info
     meta['config'] = cfg.pretty_text
+    resume = cfg.get('resume_from') or (find_latest_checkpoint(cfg.work_dir) if cfg.get('auto_resume') else None)
+    if resume:  # the SAA seed of the run it continues (IterBasedRunner.resume does not restore hook_msgs)
+        try:
+            meta['hook_msgs'] = resumed_hook_msgs(read_checkpoint(resume))
+        except ValueError as err:
+            fail(__file__, err)
     logger.info(f'Task: {task.name} ({task.package} {task.model_kind})')
     logger.info(f'Distributed training: {distributed}' + (f' (backend {backend})' if distributed else ''))
     logger.info(f'Config:\n{cfg.pretty_text}')
@@ -234,8 +243,12 @@ def main(argv: Optional[list] = None) -> None:
         # the package's version and the class names (mmseg: and the palette) in checkpoints as meta data
         cfg.checkpoint_config.meta = task.checkpoint_meta(datasets[0])
     task.set_classes(model, {}, datasets[0])
-    task.train(model, datasets, cfg, distributed=distributed, validate=(not args.no_validate), timestamp=timestamp,
-               meta=meta)
+    try:
+        task.train(model, datasets, cfg, distributed=distributed, validate=(not args.no_validate),
+                   timestamp=timestamp, meta=meta)
+    except NonFiniteLossError as err:  # the SAA hook's check: one line, the log file has the rest
+        logger.error(str(err))
+        fail(__file__, err)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
 from mmcv import DictAction  # noqa: E402
 
 from sparsevit.analysis.sparsity_figure import visualize  # noqa: E402
-from sparsevit.utils.cli import OneLineParser  # noqa: E402
+from sparsevit.utils.cli import OneLineParser, check_outputs  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'gene dict')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='default: auto')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_outputs(parser, args, '--out')
+    return args
 
 
 def main(argv=None) -> int:

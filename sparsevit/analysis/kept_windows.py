@@ -44,6 +44,7 @@ import torch
 from ..ops import window as W
 from ..ops.selection import SelectionRecord, Selections
 from ..schedule import Ratios, is_dense, normalize_pruning_ratios
+from ..tasks import check_data
 from ..utils.cli import write_json
 
 #: COCO's object sizes by area (original image pixels): (name, upper bound, exclusive).
@@ -465,10 +466,7 @@ def _test_dataset(cfg, split: str):
         raise ValueError(f'the config has no single data.{split} dataset')
     ds_cfg = ds_cfg.copy()
     ds_cfg.pipeline, ds_cfg.test_mode = cfg.data.test.pipeline, True
-    for key in ('ann_file', 'img_prefix'):
-        path = ds_cfg.get(key)
-        if path and not osp.exists(path):
-            raise ValueError(f'data.{split}.{key} {path} does not exist')
+    check_data(ds_cfg, f'data.{split}')
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' loading notices: stdout stays the tables
         dataset = build_dataset(ds_cfg)
     if not hasattr(dataset, 'coco'):

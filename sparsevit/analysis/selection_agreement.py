@@ -6,13 +6,13 @@ stage inputs differ (earlier layers round in bf16/fp16), so a window can change 
 the keep boundary: :func:`compare_selections` measures how often that happens and how near the boundary the flipped
 windows were; :func:`precision_agreement` runs both checks over a set of images (``tools/check_precision.py``).
 """
-import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..ops.selection import SelectionRecord, Selections
+from ..tasks import check_data
 from ..utils.precision import autocast_inference
 
 
@@ -147,10 +147,10 @@ def first_test_images(cfg, num: int, img_size: Optional[int]) -> torch.Tensor:
     ds_cfg = cfg.data.test[0] if isinstance(cfg.data.test, (list, tuple)) else cfg.data.test
     ds_cfg = ds_cfg.copy()
     ds_cfg.test_mode = True
-    for key in ('ann_file', 'img_prefix'):
-        path = ds_cfg.get(key)
-        if path and not osp.exists(path):
-            raise ValueError(f'the test set is missing ({key} {path} does not exist); create it or use --random')
+    try:
+        check_data(ds_cfg, 'data.test')
+    except ValueError as err:
+        raise ValueError(f'{err}; create the test set or use --random') from None
     dataset = build_dataset(ds_cfg)
     if len(dataset) == 0:
         raise ValueError('the test set is empty; use --random')

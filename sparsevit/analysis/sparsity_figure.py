@@ -99,12 +99,13 @@ def build_model_from(cfg, checkpoint: Optional[str], device: torch.device) -> to
         raise ValueError(f'checkpoint file not found: {checkpoint}')
     torch.manual_seed(0)  # without a checkpoint: the same random weights every run
     task = task_of(cfg)
+    from ..utils.checkpoint import load_weights
     if task.name == 'detection':
         from mmdet.apis import init_detector
-        return init_detector(cfg, checkpoint, device=str(device)).eval()
-    from ..utils.checkpoint import load_weights
-    model = task.build_model(cfg.model, test_cfg=cfg.get('test_cfg'))
-    if checkpoint is not None:
+        model = init_detector(cfg, None, device='cpu')
+    else:
+        model = task.build_model(cfg.model, test_cfg=cfg.get('test_cfg'))
+    if checkpoint is not None:  # the whole model must fit (another architecture is one error line)
         load_weights(model, checkpoint)
     return model.to(device).eval()
 

@@ -58,6 +58,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..utils.files import make_dir, write_json
+
 #: Shape classes, in category-id order (ids start at 1 in the annotation files).
 SYNTHETIC_CLASSES = ('circle', 'square', 'triangle', 'star')
 
@@ -546,11 +548,6 @@ def _generate_split(out_dir: str, split: str, num_images: int, img_size: int, se
                 images=images, annotations=annotations, categories=categories)
 
 
-def _write_json_atomic(path: str, data: dict) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 def ann_file(data_root: str, split: str) -> str:
@@ -630,6 +627,7 @@ def generate_synthetic_coco(out_dir: str, num_train: int = 400, num_val: int = 1
         ValueError: on a non-positive count, an image size below 32, a bad layout or an unknown style.
     """
     _check_args(num_train, num_val, img_size, num_search, layout, style)
+    make_dir(out_dir, 'the data root')
     out_dir = osp.abspath(out_dir)
     counts = dict(train=num_train, val=num_val, search=num_search)
     result = dict(root=out_dir, classes=SYNTHETIC_CLASSES, generated=False)
@@ -640,7 +638,7 @@ def generate_synthetic_coco(out_dir: str, num_train: int = 400, num_val: int = 1
         if summary is None:
             data = _generate_split(out_dir, split, counts[split], img_size, seed, params, layout, style)
             os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
-            _write_json_atomic(ann_file(out_dir, split), data)
+            write_json(ann_file(out_dir, split), data, indent=None)
             summary = _summary(out_dir, split, data)
             result['generated'] = True
         result[split] = summary

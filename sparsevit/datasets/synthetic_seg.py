@@ -42,9 +42,9 @@ from typing import Dict, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .synthetic import (_PNG_OPTIONS, _SPLIT_STREAM, SEARCH_SPLIT, SYNTHETIC_CLASSES, Layout,
-                        _check_counts, _check_layout_and_style, _dataset_splits, _erode, _write_json_atomic,
-                        image_shape, render_image)
+from ..utils.files import make_dir, write_atomic, write_json
+from .synthetic import (_PNG_OPTIONS, _SPLIT_STREAM, SEARCH_SPLIT, SYNTHETIC_CLASSES, Layout, _check_counts,
+                        _check_layout_and_style, _dataset_splits, _erode, image_shape, render_image)
 
 #: Label ids 0-4: 0 the background (stuff and distractors), then the shapes in :data:`SYNTHETIC_CLASSES` order.
 SEG_CLASSES = ('background', ) + SYNTHETIC_CLASSES
@@ -78,9 +78,7 @@ def render_labels(objects: Sequence[dict], size: Union[int, Tuple[int, int]]) ->
 
 def _save_png(image: Image.Image, path: str, **options) -> None:
     """Save ``image`` as a PNG at ``path`` atomically (a temporary name, then ``os.replace``)."""
-    tmp = path + '.tmp'
-    image.save(tmp, format='PNG', **options)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: image.save(f, format='PNG', **options))
 
 
 def _paths(out_dir: str, split: str, index: int) -> Tuple[str, str]:
@@ -165,6 +163,7 @@ def generate_synthetic_seg(out_dir: str, num_train: int = 200, num_val: int = 50
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
     _check_layout_and_style(layout, style)
+    make_dir(out_dir, 'the data root')
     out_dir = osp.abspath(out_dir)
     counts = dict(train=num_train, val=num_val, **({SEARCH_SPLIT: num_search} if num_search else {}))
     params = json.loads(json.dumps(dict(version=_FORMAT_VERSION, seed=seed, img_size=hw, style=style,
@@ -180,7 +179,7 @@ def generate_synthetic_seg(out_dir: str, num_train: int = 200, num_val: int = 50
             os.remove(meta_path)  # incomplete until rewritten
         for split in stale:
             _generate_split(out_dir, split, counts[split], hw, seed, layout, style)
-        _write_json_atomic(meta_path, new_meta)
+        write_json(meta_path, new_meta, indent=None)
     result = dict(root=out_dir, classes=SEG_CLASSES, palette=SEG_PALETTE, generated=generated)
     for split, num in counts.items():
         result[split] = dict(img_dir=osp.join(out_dir, IMG_DIR, split), ann_dir=osp.join(out_dir, ANN_DIR, split),

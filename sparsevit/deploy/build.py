@@ -8,7 +8,6 @@ input raises ``ValueError`` with a one-line message.
 """
 import ast
 import json
-import os.path as osp
 from typing import Optional, Tuple
 
 import torch
@@ -16,6 +15,7 @@ from mmcv import Config
 from mmdet.models import build_backbone
 
 from ..schedule import genes_to_ratios, normalize_pruning_ratios
+from ..utils.checkpoint import backbone_weights, load_state
 from ..utils.config import SPARSE_BACKBONES
 
 #: Backbones that can run as ``SparseSwinTransformer`` (same arguments and weights).
@@ -36,23 +36,6 @@ def parse_ratios(text: str, depths):
     if isinstance(value, dict):
         return genes_to_ratios(value, depths)
     return normalize_pruning_ratios(value, depths)
-
-
-def backbone_state_dict(path: str) -> dict:
-    """The ``backbone.*`` weights of a detector checkpoint, prefix removed."""
-    if not osp.isfile(path):
-        raise ValueError(f'checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as err:  # pickle, zip and torch errors alike: one line
-        raise ValueError(f'cannot read checkpoint {path}: {type(err).__name__}: {err}') from None
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{path} is not a checkpoint (no state_dict)')
-    weights = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    if not weights:
-        raise ValueError(f'{path} has no backbone weights (no key starts with "backbone.")')
-    return weights
 
 
 def backbone_cfg(cfg: Config, sparse: bool = False, ratios_text: Optional[str] = None) -> dict:
@@ -95,9 +78,5 @@ def build_sparse_backbone(cfg: Config, checkpoint: Optional[str] = None,
     bb = backbone_cfg(cfg, sparse=True, ratios_text=ratios_text)
     backbone = build_backbone(bb)
     if checkpoint is not None:
-        try:
-            backbone.load_state_dict(backbone_state_dict(checkpoint), strict=True)
-        except RuntimeError as err:  # missing/unexpected keys or shape mismatches
-            detail = ' '.join(str(err).split())
-            raise ValueError(f'{checkpoint} does not fit the backbone of the config: {detail[:300]}') from None
+        load_state(backbone, backbone_weights(checkpoint), checkpoint, what="the config's backbone")
     return backbone.eval(), bb

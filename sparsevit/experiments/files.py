@@ -1,7 +1,9 @@
 """JSON files of the experiments: read leniently (a missing or broken file is ``{}``), written atomically."""
 import json
-import os
-import os.path as osp
+
+from ..utils.files import write_json
+
+__all__ = ['read_json', 'write_json']
 
 
 def read_json(path: str) -> dict:
@@ -13,11 +15,3 @@ def read_json(path: str) -> dict:
         return {}
 
 
-def write_json(path: str, data) -> None:
-    """Write ``data`` to ``path`` through a temporary file (a reader never sees half a file); directories are
-    created."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)

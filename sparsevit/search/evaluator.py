@@ -10,6 +10,7 @@ are inferred (per class intersection and union, as mmseg's test tool), so only t
 """
 import contextlib
 import copy
+import hashlib
 import io
 import random
 import warnings
@@ -37,6 +38,14 @@ def select_images(num_total: int, num_images: Optional[int], seed: int = 0) -> L
     if not 1 <= num_images <= num_total:
         raise ValueError(f'--num-images must be in [1, {num_total}] (the test set size), got {num_images}')
     return sorted(random.Random(seed).sample(range(num_total), num_images))
+
+
+def image_set_key(dataset, indices: Sequence[int]) -> str:
+    """Names the evaluated images (a short hash of their file names, in order; of the indices where the data set
+    lists no file names): a resumed search must score the same images."""
+    infos = getattr(dataset, 'data_infos', None) or getattr(dataset, 'img_infos', None)
+    names = [str(infos[i].get('filename', i)) if infos is not None else str(i) for i in indices]
+    return f'{len(names)} images, sha1 {hashlib.sha1(chr(10).join(names).encode()).hexdigest()[:12]}'
 
 
 def subset_dataset(dataset, indices: Sequence[int]):
@@ -71,7 +80,7 @@ class ShardedEvaluator:
         num_images: evaluate a fixed seeded subset of this many images (None: the whole set).
         seed: seed of the subset.
         samples_per_gpu, workers_per_gpu: test data loader settings.
-        eval_kwargs: extra arguments of ``dataset.evaluate`` (the config's ``evaluation`` section).
+        eval_kwargs: extra arguments of ``dataset.evaluate`` (``sparsevit.tasks.evaluation_kwargs`` of the config).
         device: the model's device.
     """
 
@@ -83,6 +92,7 @@ class ShardedEvaluator:
         indices = select_images(len(dataset), num_images, seed)
         self.dataset = dataset if num_images is None else subset_dataset(dataset, indices)
         self.num_images = len(indices)
+        self.image_key = image_set_key(dataset, indices)
         self.shard = list(range(dist.rank(), len(self.dataset), dist.world_size()))
         self.loader = build_dataloader(Subset(self.dataset, self.shard), samples_per_gpu, workers_per_gpu,
                                        dist=False, shuffle=False, persistent_workers=workers_per_gpu > 0)
@@ -156,8 +166,7 @@ class SegmentorEvaluator(ShardedEvaluator):
 
     def evaluate(self, results: List) -> Tuple[float, Dict[str, float]]:
         """mmseg's evaluation of the summed areas (rank 0), every value x100; its table is not printed."""
-        kwargs = {k: v for k, v in self.eval_kwargs.items() if k not in ('pre_eval', 'by_epoch', 'efficient_test')}
         with contextlib.redirect_stdout(io.StringIO()):
-            values = self.dataset.evaluate(results, metric=self.metrics, logger='silent', **kwargs)
+            values = self.dataset.evaluate(results, metric=self.metrics, logger='silent', **self.eval_kwargs)
         scalars = {k: 100.0 * float(v) for k, v in values.items() if isinstance(v, (int, float))}
         return scalars[self.metrics[0]], scalars

@@ -39,6 +39,10 @@ RecordFn = Callable[[dict, bool, bool], None]
 STRATEGIES = ('original', 'elitist')
 
 
+class ReplayMismatch(ValueError):
+    """A resumed search proposes another configuration than its history records (:meth:`SearchBase.resume`)."""
+
+
 class InfeasibleBandError(ValueError):
     """No configuration of the search space meets the latency band (or any of the budgets)."""
 
@@ -172,8 +176,8 @@ class SearchBase:
         configuration, whose recorded result is then taken instead of evaluating it. Call before :meth:`run`.
 
         Raises:
-            ValueError: (during :meth:`run`) when a step proposes another configuration than the one recorded:
-                the history belongs to other settings.
+            ReplayMismatch: (a ValueError, during :meth:`run`) when a step proposes another configuration than
+                the one recorded: the history belongs to other settings.
         """
         if self.history:
             raise ValueError('resume() must be called before the search starts')
@@ -189,7 +193,7 @@ class SearchBase:
         if replayed:
             record = self._replay[step]
             if genes_key(record['config']) != key:
-                raise ValueError(f'the saved history does not match this search: step {step} proposes '
+                raise ReplayMismatch(f'the saved history does not match this search: step {step} proposes '
                                  f"{key} but the history has {genes_key(record['config'])}; resume with the "
                                  f'same settings and seed')
         elif key in self.cache:

@@ -25,7 +25,6 @@ A table is only valid for the input size, batch, device and model it was measure
 import hashlib
 import itertools
 import json
-import os
 import random
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -34,7 +33,9 @@ import torch
 
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, dense_genes, gene_names, genes_key, genes_per_stage,
                         genes_to_ratios, sample_genes, sparsest_genes)
-from ..utils.latency import device_name as latency_device_name, resolve_device, trimmed_mean
+from ..utils.files import write_json
+from ..utils.latency import (ImgSize, device_name as latency_device_name, random_images, resolve_device, size_value,
+                             trimmed_mean)
 
 TABLE_VERSION = 2  # 2: timed in context and calibrated (version 1 tables are rejected: rebuild them)
 Entry = Tuple[int, Tuple[float, ...]]  # (stage, the stage's gene values)
@@ -83,10 +84,10 @@ def model_signature(backbone: torch.nn.Module) -> dict:
                 fused_attn=bool(getattr(backbone, 'fused_attn', True)), shapes_sha1=digest)
 
 
-def table_key(backbone: torch.nn.Module, img_size: int, batch_size: int, device: torch.device,
+def table_key(backbone: torch.nn.Module, img_size: ImgSize, batch_size: int, device: torch.device,
               choices: Sequence[float] = DEFAULT_CHOICES) -> dict:
-    """What a table is valid for; a loaded table whose key differs is stale."""
-    return dict(img_size=int(img_size), batch_size=int(batch_size), device=device_name(device),
+    """What a table is valid for; a loaded table whose key differs is stale (``img_size``: a side, or ``[h, w]``)."""
+    return dict(img_size=size_value(img_size), batch_size=int(batch_size), device=device_name(device),
                 model=model_signature(backbone), choices=[float(c) for c in check_choices(choices)])
 
 
@@ -141,11 +142,7 @@ class LatencyTable:
 
     def save(self, path: str) -> None:
         """Write the table as JSON (atomically: a temporary file renamed over ``path``)."""
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f'{path}.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str, expected_key: Optional[Mapping] = None) -> 'LatencyTable':
@@ -285,7 +282,11 @@ def table_rounds(num_repeats: int) -> int:
     return max(1, round(num_repeats / 5))
 
 
-def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_size: int = 4, num_warmup: int = 10,
+def _sides(img_size: ImgSize) -> Tuple[int, ...]:
+    return (int(img_size), ) if isinstance(img_size, int) else tuple(int(v) for v in img_size)
+
+
+def build_latency_table(backbone: torch.nn.Module, img_size: ImgSize = 672, batch_size: int = 4, num_warmup: int = 10,
                         num_rounds: int = 4, device=None, choices: Sequence[float] = DEFAULT_CHOICES,
                         shard: Tuple[int, int] = (0, 1),
                         gather: Optional[Callable[[dict], List[dict]]] = None,
@@ -300,7 +301,7 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
 
     Args:
         backbone: a ``SparseSwinTransformer`` (``observe_stages``, ``set_pruning_ratios``, ``depths``).
-        img_size, batch_size: the random input ``(batch_size, 3, img_size, img_size)``.
+        img_size, batch_size: the random input ``(batch_size, 3, H, W)``: ``img_size`` is a side or ``(H, W)``.
         num_warmup: untimed dense forwards first.
         num_rounds: rounds of the schedule (Swin-T: 165 timed forwards each).
         device: 'cpu', 'cuda' or None (auto).
@@ -315,12 +316,12 @@ def build_latency_table(backbone: torch.nn.Module, img_size: int = 672, batch_si
     rank, world = shard
     if world > 1 and gather is None:
         raise ValueError('build_latency_table: a sharded build needs a gather function')
-    if img_size <= 0 or batch_size <= 0 or num_warmup < 0 or num_rounds <= 0:
+    if min(_sides(img_size)) <= 0 or batch_size <= 0 or num_warmup < 0 or num_rounds <= 0:
         raise ValueError('img_size, batch_size and num_rounds must be positive and num_warmup >= 0')
     dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
     choices = check_choices(choices)
     backbone.to(dev).eval()
-    x = torch.randn(batch_size, 3, img_size, img_size, generator=torch.Generator().manual_seed(seed)).to(dev)
+    x = random_images(batch_size, img_size, dev, seed)
     schedule = forward_schedule(backbone.depths, choices, num_rounds, seed)
     samples, fixed = time_in_context(backbone, x, schedule[rank::world], num_warmup, dev, progress)
     parts = gather(dict(samples=samples, fixed=fixed)) if world > 1 else [dict(samples=samples, fixed=fixed)]

@@ -20,6 +20,7 @@ import os.path as osp
 from typing import List, Mapping, Optional, Sequence, Union
 
 from ..schedule import Genes, format_genes, genes_to_ratios
+from ..utils.files import write_atomic, write_json
 
 
 def band_tag(max_latency: Union[str, float], min_latency: Union[str, float]) -> str:
@@ -88,7 +89,8 @@ class SearchFiles:
         ``repair``).
 
         Raises:
-            ValueError: if a line other than the last is not valid JSON.
+            ValueError: if a line other than the last is not valid JSON, or a line is not a record
+                (:func:`record_problem`).
         """
         if not osp.exists(self.history):
             return []
@@ -97,28 +99,42 @@ class SearchFiles:
         records = []
         for n, line in enumerate(lines):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 if n != len(lines) - 1:
-                    raise ValueError(f'{self.history} line {n + 1} is not valid JSON') from None
-                if repair:
-                    with open(self.history, 'w') as f:
-                        f.write(''.join(json.dumps(r) + '\n' for r in records))
+                    raise ValueError(f'{self.history} line {n + 1} is not valid JSON (a file edited or broken '
+                                     'by hand: restore it or start a new search without --resume)') from None
+                continue
+            problem = record_problem(record, n)
+            if problem:
+                raise ValueError(f'{self.history} line {n + 1} is not a search record: {problem}')
+            records.append(record)
+        if len(records) < len(lines) and repair:
+            write_atomic(self.history, ''.join(json.dumps(r) + '\n' for r in records))
         return records
 
     # ------------------------------------------------------------------------------------------------ state
     def write_state(self, state: Mapping) -> None:
-        _write_json(self.state, state)
+        write_json(self.state, state)
 
     def read_state(self) -> dict:
-        """The saved state; ValueError with a clear message if there is none to resume."""
+        """The saved state; ValueError with a clear message if there is none to resume, or it is not a state."""
         if not osp.exists(self.state):
             raise ValueError(f'--resume: no search state {self.state}; run without --resume to start a search')
-        with open(self.state) as f:
-            return json.load(f)
+        try:
+            with open(self.state) as f:
+                state = json.load(f)
+        except (OSError, ValueError) as err:
+            raise ValueError(f'--resume: {self.state} cannot be read ({err}); nothing was changed: restore it, or '
+                             'start a new search without --resume') from None
+        missing = [k for k in ('settings', 'tool', 'references') if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise ValueError(f'--resume: {self.state} is not a search state (no {", ".join(missing)}); nothing '
+                             'was changed')
+        return state
 
     def write_summary(self, summary: Mapping) -> None:
-        _write_json(self.summary, summary)
+        write_json(self.summary, summary)
 
     # ------------------------------------------------------------------------------------------------ results
     def write_config(self, path: str, genes: Genes, depths: Sequence[int], base_config: str, checkpoint: str,
@@ -132,14 +148,12 @@ class SearchFiles:
                  '# one list per stage, one ratio per block (fraction of windows removed)\n'
                  f'pruning_ratios = {ratios!r}\n\n'
                  f'load_from = {checkpoint!r}\n')
-        with open(path, 'w') as f:
-            f.write(text)
-        return path
+        return write_atomic(path, text)
 
     def write_front(self, rows: Sequence[Mapping], metric_name: str) -> None:
         """``front.json`` (the rows as given) and ``front.md`` (budget, latency, metric, config) of a multi-budget
         search; a row without a candidate (``latency`` None) is an unmet budget."""
-        _write_json(self.front_json, dict(metric=metric_name, budgets=list(rows)))
+        write_json(self.front_json, dict(metric=metric_name, budgets=list(rows)))
         relative = any(str(row.get('name', '')).endswith('x') for row in rows)
         budget = 'budget (of dense)' if relative else 'budget (ms)'
         lines = [f'| {budget} | band | latency (ms) | measured (ms) | {metric_name} | genes per stage | config |',
@@ -152,8 +166,7 @@ class SearchFiles:
             lines.append(f"| {name} | {row['band']} | {row['latency']:.2f} | {row['measured_ms']:.2f} | "
                          f"{row['metric']:.2f} | {genes_per_stage_text(row['config'])} | "
                          f"{osp.basename(row['config_file'])} |")
-        with open(self.front_md, 'w') as f:
-            f.write('\n'.join(lines) + '\n')
+        write_atomic(self.front_md, '\n'.join(lines) + '\n')
 
     def plot_history(self, history: Sequence[Mapping], bests: Sequence[Optional[Mapping]], edges: Sequence[float],
                      min_latency: float, metric_name: str) -> str:
@@ -205,6 +218,24 @@ class SearchFiles:
         return self.plot
 
 
+#: The fields every history record has (:func:`record_problem`).
+RECORD_FIELDS = dict(step=int, config=dict, feasible=bool, latency=(int, float))
+
+
+def record_problem(record, line: int) -> str:
+    """What is wrong with history record number ``line`` (0-based), or ``''``."""
+    if not isinstance(record, dict):
+        return f'a {type(record).__name__}, not an object'
+    for key, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(key), kind):
+            return f'field {key!r} missing or of the wrong type'
+    if record['step'] != line:
+        return f"step {record['step']} where step {line} was expected"
+    if record['feasible'] and not isinstance(record.get('metric'), (int, float)):
+        return "a feasible record without a numeric 'metric'"
+    return ''
+
+
 def genes_per_stage_text(genes: Mapping[str, float]) -> str:
     """E.g. ``0.5 / 0 / 0, 0.3, 0.4 / 0.1``: the genes grouped by stage (names ``backbone.stages.{i}[_j]``)."""
     stages: dict = {}
@@ -229,11 +260,3 @@ def relative_to(path: str, start: str) -> str:
     return osp.relpath(path, start) if shared != osp.dirname(shared) else path
 
 
-def _write_json(path: str, data: Mapping) -> None:
-    """Write JSON atomically (temporary file renamed over ``path``)."""
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

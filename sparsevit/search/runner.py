@@ -13,6 +13,7 @@ when the config trains in fp16), with ``torch.backends.cudnn.benchmark`` on CUDA
 dense configuration and of uniform 0.5 are measured and logged before the search.
 """
 import dataclasses
+import os
 import os.path as osp
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
@@ -24,19 +25,24 @@ from mmdet.utils import compat_cfg
 from tqdm import tqdm
 
 from ..schedule import dense_genes, gene_names, genes_key, sparsest_genes
-from ..tasks import Task, task_of
+from ..tasks import Task, check_data, evaluation_kwargs, task_of
 from ..utils import dist
 from ..utils.checkpoint import load_weights
 from ..utils.config import get_sparse_backbone, load_config as read_config
+from ..utils.files import LockedError, RunLock
+from ..utils.interrupt import Interrupted, interrupts_raise
+from ..utils.latency import size_text, size_value
 from .budgets import Budgets
 from .evaluator import DetectorEvaluator, SegmentorEvaluator, ShardedEvaluator
-from .evolution import EvolutionSearcher, SearchBase, make_searcher
+from .evolution import EvolutionSearcher, ReplayMismatch, SearchBase, make_searcher
 from .latency_table import LatencyTable
 from .outputs import SearchFiles
 from .settings import SearchSettings
 from .timing import Measurer, Meter, check_configs, check_table, latency_protocol, load_or_build_table
 
 PROG = 'search.py'
+#: The lock file of a search in its work directory (:func:`take_lock`).
+LOCK_NAME = '.search.lock'
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
@@ -59,6 +65,7 @@ def load_config(settings: SearchSettings) -> Tuple[Config, Task]:
 def build_model(cfg: Config, task: Task, checkpoint: str, device: torch.device):
     """The detector or segmentor with the checkpoint's weights on ``device`` (eval, fp32 as the original's
     search), and the test dataset."""
+    check_data(cfg.data.test, 'data.test')
     dataset = task.build_dataset(cfg.data.test)
     model = task.build_model(cfg.model, test_cfg=cfg.get('test_cfg'))
     ckpt = load_weights(model, checkpoint)
@@ -71,13 +78,9 @@ def build_evaluator(cfg: Config, task: Task, model, dataset, settings: SearchSet
     """The score: ``--eval`` metrics (resolved) on (a ``--num-images`` subset of) the test set, with the config's
     loader: COCO mAP of a detector, mIoU (...) of a segmentor."""
     loader = cfg.data.test_dataloader
-    eval_kwargs = dict(cfg.get('evaluation', {}))
-    for key in ('interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals', 'metric',
-                'pre_eval', 'by_epoch'):
-        eval_kwargs.pop(key, None)
     kind = SegmentorEvaluator if task.name == 'segmentation' else DetectorEvaluator
     return kind(model, dataset, settings.eval, settings.num_images, settings.seed, loader['samples_per_gpu'],
-                loader['workers_per_gpu'], eval_kwargs, device)
+                loader['workers_per_gpu'], evaluation_kwargs(cfg), device)
 
 
 def score_name(task: Task, metric: str) -> str:
@@ -105,11 +108,12 @@ class Recorder:
         self.bar.set_postfix(best=f'{max(found):.2f}' if found else '-', evaluated=len(self.searcher.cache))
 
 
-def tool_settings(settings: SearchSettings, table: Optional[LatencyTable]) -> dict:
-    """What must match for ``--resume`` besides the searcher's own settings."""
+def tool_settings(settings: SearchSettings, table: Optional[LatencyTable], image_set: str) -> dict:
+    """What must match for ``--resume`` besides the searcher's own settings (``image_set``: the evaluator's
+    ``image_key``)."""
     s = settings
     return dict(config=osp.abspath(s.config), checkpoint=osp.abspath(s.checkpoint), eval=s.eval,
-                num_images=s.num_images, img_size=s.img_size, batch_size=s.batch_size,
+                num_images=s.num_images, image_set=image_set, img_size=size_value(s.img_size), batch_size=s.batch_size,
                 latency='table' if table is not None else 'measured', table_key=table.key if table else None,
                 table_calibration=_calibration(table))
 
@@ -140,16 +144,23 @@ def saved_reference(saved: Optional[Tuple[dict, List[dict]]]) -> Tuple[Optional[
     return ref.get('dense'), ref.get('sparsest')
 
 
-def restore(searcher: SearchBase, saved: Tuple[dict, List[dict]], tool: dict, log) -> dict:
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + '...'
+
+
+def restore(searcher: SearchBase, saved: Tuple[dict, List[dict]], tool: dict, files: SearchFiles, log) -> dict:
     """Check the saved settings (``tool``: :func:`tool_settings`, and the searcher's) against this search's and
     give the history to the searcher to replay; returns the state."""
     state, history = saved
     mine = dict(tool, **{f'search.{k}': v for k, v in searcher.settings().items()})
     theirs = dict(state.get('tool', {}), **{f'search.{k}': v for k, v in state.get('settings', {}).items()})
-    diff = [k.replace('search.', '') for k, v in mine.items() if theirs.get(k) != v]
+    diff = [k for k, v in mine.items() if theirs.get(k) != v]
     if diff:
-        raise ValueError(f'--resume: the saved search differs in {", ".join(diff)}; use the same arguments or '
-                         f'another --work-dir')
+        shown = '; '.join(f"{k.replace('search.', '')} {_short(theirs.get(k))} (now {_short(mine[k])})"
+                          for k in diff[:3]) + ('; ...' if len(diff) > 3 else '')
+        raise ValueError(f'--resume: {files.state} was written by a search with other settings: {shown}; resume '
+                         f'with the same arguments or use another --work-dir (nothing was changed)')
     searcher.resume(history)
     log(f'resumed: replaying {len(history)} recorded steps (nothing is evaluated again)')
     return state
@@ -174,9 +185,62 @@ def references(depths, latency: Callable, score: Callable, metric_name: str, log
 
 def run_search(settings: SearchSettings) -> dict:
     """The whole search with the settings of ``tools/search.py`` (checked: :meth:`~.settings.SearchSettings.check`);
-    returns the summary (every rank)."""
-    use_cuda = settings.device == 'cuda' or (settings.device == 'auto' and torch.cuda.is_available())
-    device = dist.init_dist(use_cuda)
+    returns the summary (every rank).
+
+    Around it: one search per work directory (:func:`take_lock`); SIGINT / SIGTERM raise
+    :class:`~sparsevit.utils.interrupt.Interrupted` (the state saved, its message says how to resume); a rank
+    that dies ends the others within :data:`~sparsevit.utils.dist.LOST_AFTER_S` seconds (:func:`lost_rank`).
+    """
+    with interrupts_raise():
+        use_cuda = settings.device == 'cuda' or (settings.device == 'auto' and torch.cuda.is_available())
+        device = dist.init_dist(use_cuda)
+        files = SearchFiles(settings.work_dir, settings.tag())
+        lock = take_lock(files)
+        try:
+            dist.start_watchdog(lambda who, message: lost_rank(files, lock, who, message))
+            return search(settings, device, files)
+        except BaseException:
+            dist.stop_watchdog()  # a failure on every rank is not a lost rank
+            raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def take_lock(files: SearchFiles) -> Optional[RunLock]:
+    """Rank 0 locks the work directory (``.search.lock``; a stale lock of a dead process is taken over); every
+    rank learns whether it could.
+
+    Raises:
+        ValueError: one line: another search holds it, or the directory cannot be written.
+    """
+    lock, error = None, None
+    if dist.is_master():
+        try:
+            lock = RunLock(osp.join(files.work_dir, LOCK_NAME), 'search', '--work-dir').acquire()
+        except (LockedError, ValueError) as err:
+            error = str(err)
+        except OSError as err:
+            error = f'--work-dir {files.work_dir} cannot be written: {err.strerror or err}'
+    error = dist.broadcast_object(error)
+    if error:
+        raise ValueError(error)
+    return lock
+
+
+def lost_rank(files: SearchFiles, lock: Optional[RunLock], who: int, message: str) -> None:
+    """The watchdog's end of a search that lost rank ``who``: one line (printed by rank 0, or by rank 1 when rank
+    0 is the lost one), the lock released, exit 1 at once (the main thread may wait in a collective)."""
+    if dist.rank() == (1 if who == 0 else 0):
+        print(f'{PROG}: error: {message}; the state and history in {files.work_dir} are kept: run the same command '
+              'with --resume to continue', file=sys.stderr, flush=True)
+    if lock is not None:
+        lock.release()
+    os._exit(1)
+
+
+def search(settings: SearchSettings, device: torch.device, files: SearchFiles) -> dict:
+    """:func:`run_search` once the group, the lock and the watchdog are set up."""
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # as the original's search
     log = (lambda msg: tqdm.write(f'[search] {msg}', file=sys.stdout)) if dist.is_master() else (lambda msg: None)
@@ -185,7 +249,7 @@ def run_search(settings: SearchSettings) -> dict:
     s = dataclasses.replace(s, eval=list(s.metrics(task)), metric=None)  # resolved: the scored metric first
     model, dataset = build_model(cfg, task, s.checkpoint, device)
     backbone = get_sparse_backbone(model)
-    budgets, files = s.latency_budgets(), SearchFiles(s.work_dir, s.tag())
+    budgets = s.latency_budgets()
     measurer = Measurer(backbone, s, device)
     measure = Meter(measurer)
     log(f'latency: {protocol}')
@@ -203,19 +267,31 @@ def run_search(settings: SearchSettings) -> dict:
                              s.mutation_prob, seed=s.seed, max_retries=s.max_retries, on_record=recorder.on_record)
     recorder.searcher = searcher
     dense_ms, sparsest_ms = searcher.check_band(*saved_reference(saved))  # resolves relative budgets
-    tool = tool_settings(s, table)
+    tool = tool_settings(s, table, evaluator.image_key)
     describe_start(s, searcher.budgets, tool, dense_ms, sparsest_ms, evaluator.num_images, log)
     band = dict(searcher.budgets.to_dict(), sparsest_ms=sparsest_ms)
     reference_ms = dict(dense=dense_ms, sparsest=sparsest_ms)
     if s.resume:
-        refs = restore(searcher, saved, tool, log)['references']
+        refs = restore(searcher, saved, tool, files, log)['references']
     else:
         refs = references(searcher.depths, latency, score, metric_name, log)
         if dist.is_master():
             files.start(header(s, searcher.budgets, tool, protocol, metric_name, dense_ms, sparsest_ms, refs))
             files.write_state(dict(settings=searcher.settings(), tool=tool, references=refs, finished=False,
                                    reference_ms=reference_ms, band=band))
-    searcher.run(s.iters)
+    try:
+        searcher.run(s.iters)
+    except ReplayMismatch as err:
+        raise ValueError(f'--resume: {files.history}: {err}; nothing was changed') from None
+    except Interrupted as stop:
+        bar.close()
+        if dist.is_master():
+            files.write_state(dict(settings=searcher.settings(), tool=tool, references=refs, finished=False,
+                                   reference_ms=reference_ms, band=band, progress=searcher.state_dict(),
+                                   interrupted=stop.name))
+        stop.message = (f'interrupted by {stop.name} after {searcher.steps} of {s.iters} steps; the state and '
+                        f'history are saved in {files.work_dir}: run the same command with --resume to continue')
+        raise
     bar.close()
     searcher.require_feasible(tool['latency'])
     if dist.is_master():
@@ -350,7 +426,7 @@ def write_results(settings: SearchSettings, files: SearchFiles, searcher: Search
                   metric_name: str) -> List[str]:
     """Rank 0: the final log lines, the ready-to-train configs, the front (of several budgets) and the plot; returns
     the paths written besides the plot (the front's, then the configs)."""
-    shape = f'batch {settings.batch_size} at {settings.img_size}x{settings.img_size}'
+    shape = f'batch {settings.batch_size} at {size_text(settings.img_size)}'
     configs = []
     for i, row in enumerate(rows):
         say = wording(searcher.budgets, i, files)

@@ -7,7 +7,7 @@ evolution rules are the searchers' own (:func:`~.evolution.check_population` ...
 """
 import dataclasses
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple, Union
 
 from .budgets import Budgets, Limit
 from .evolution import ONE_BAND, check_max_retries, check_mutation_prob, check_population
@@ -36,7 +36,7 @@ class SearchSettings:
     mutation_prob: float = 0.1
     seed: int = 0
     num_images: Optional[int] = None
-    img_size: int = 672
+    img_size: Union[int, Tuple[int, int]] = 672  # a square side, or (H, W)
     batch_size: int = 4
     num_warmup: Optional[int] = None
     num_repeats: Optional[int] = None
@@ -51,6 +51,10 @@ class SearchSettings:
     resume: bool = False
     no_progress: bool = False
     cfg_options: Optional[dict] = None
+
+    def img_sides(self) -> Tuple[int, ...]:
+        """``img_size`` as a tuple (one side, or H and W)."""
+        return (self.img_size, ) if isinstance(self.img_size, int) else tuple(self.img_size)
 
     def latency_budgets(self) -> Budgets:
         """``--budgets`` (from ``--min``), or the band ``[--min, --max]``: one budget. Relative limits stay
@@ -100,7 +104,7 @@ class SearchSettings:
         check_mutation_prob(self.mutation_prob)
         for ok, message in [
             (self.num_images is None or self.num_images >= 1, f'--num-images must be >= 1, got {self.num_images}'),
-            (self.img_size > 0, f'--img_size must be positive, got {self.img_size}'),
+            (min(self.img_sides()) > 0, f'--img_size must be positive, got {self.img_size}'),
             (self.batch_size > 0, f'--batch-size must be positive, got {self.batch_size}'),
             (self.num_warmup is None or self.num_warmup >= 0, f'--num-warmup must be >= 0, got {self.num_warmup}'),
             (self.num_repeats is None or self.num_repeats >= 1,

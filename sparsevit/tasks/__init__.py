@@ -8,6 +8,6 @@ whose ``type`` is an mmseg segmentor (``EncoderDecoder``, ``CascadeEncoderDecode
 (``train_detector`` / ``train_segmentor``, both with the CPU-capable DDP wrapper), tests, evaluates, and names the
 metrics it accepts, so a flag of the wrong kind (``--eval bbox`` on a segmentor) fails with one line.
 """
-from .base import Task, TaskError, task_of
+from .base import Task, TaskError, check_data, evaluation_kwargs, task_of
 
-__all__ = ['Task', 'TaskError', 'task_of']
+__all__ = ['Task', 'TaskError', 'check_data', 'evaluation_kwargs', 'task_of']

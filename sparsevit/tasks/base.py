@@ -1,6 +1,13 @@
 """The task interface (:class:`Task`) and the choice of task by config (:func:`task_of`)."""
 import dataclasses
+import os
+import os.path as osp
 from typing import Callable, Optional, Sequence, Tuple
+
+#: Keys of a config's ``evaluation`` dict that set up mmdet's / mmseg's ``EvalHook`` (when and how to evaluate)
+#: rather than the data set's ``evaluate``; the packages' test tools drop them the same way.
+EVAL_HOOK_KEYS = ('interval', 'tmpdir', 'start', 'gpu_collect', 'save_best', 'rule', 'dynamic_intervals', 'metric',
+                  'pre_eval', 'by_epoch', 'efficient_test')
 
 #: Model types of mmseg 0.30's ``SEGMENTORS`` (checked first, without importing mmseg).
 SEGMENTOR_TYPES = ('EncoderDecoder', 'CascadeEncoderDecoder')
@@ -63,6 +70,14 @@ class Task:
                                 f'allowed: {", ".join(allowed)}')
 
 
+def evaluation_kwargs(cfg, overrides: Optional[dict] = None) -> dict:
+    """The keyword arguments of the data set's ``evaluate`` from the config's ``evaluation`` dict: it without the
+    ``EvalHook``'s own keys (:data:`EVAL_HOOK_KEYS`), updated with ``overrides`` (``--eval-options``)."""
+    kwargs = {k: v for k, v in dict(cfg.get('evaluation', None) or {}).items() if k not in EVAL_HOOK_KEYS}
+    kwargs.update(overrides or {})
+    return kwargs
+
+
 def model_type(cfg) -> Optional[str]:
     """The config's ``model.type`` (None without a model)."""
     model = cfg.get('model', None) if hasattr(cfg, 'get') else None
@@ -97,3 +112,60 @@ def task_of(cfg) -> Task:
         return SEGMENTATION
     from .detection import DETECTION
     return DETECTION
+
+
+#: The keys of an mmdet / mmseg data set config that name files (``ann_file``) or directories (the rest), relative
+#: to its ``data_root`` unless absolute; mmseg's ``ann_file`` (a split list) is optional.
+_DATA_FILES = ('ann_file', )
+_DATA_DIRS = ('img_prefix', 'img_dir', 'ann_dir')
+
+
+def check_data(data_cfg, where: str) -> None:
+    """Check that the files a data set config names are there before anything is built.
+
+    ``data_cfg`` is one of a config's ``data.train`` / ``data.val`` / ``data.test`` (mmdet or mmseg, wrappers with a
+    ``dataset`` or ``datasets`` key and lists of annotation files included); ``where`` names it in the message
+    (e.g. ``'data.test'``). Paths with a ``://`` scheme are not checked.
+
+    Raises:
+        TaskError: one line naming the key and the path, when an annotation file is missing or empty, or an image
+            or annotation directory is missing or holds no file.
+    """
+    if data_cfg is None:
+        return
+    if isinstance(data_cfg, (list, tuple)):
+        for i, one in enumerate(data_cfg):
+            check_data(one, f'{where}[{i}]')
+        return
+    data_cfg = dict(data_cfg)
+    if 'dataset' in data_cfg:
+        check_data(data_cfg['dataset'], f'{where}.dataset')
+    if 'datasets' in data_cfg:
+        check_data(data_cfg['datasets'], f'{where}.datasets')
+    root = data_cfg.get('data_root') or ''
+    for key in _DATA_FILES + _DATA_DIRS:
+        values = data_cfg.get(key)
+        for path in values if isinstance(values, (list, tuple)) else [values]:
+            if not path or '://' in str(path):
+                continue
+            full = path if osp.isabs(path) or not root else osp.join(root, path)
+            if key in _DATA_FILES:
+                if not osp.isfile(full):
+                    raise TaskError(f'{where}.{key} {full} does not exist{_root_note(root, full)}')
+                if osp.getsize(full) == 0:
+                    raise TaskError(f'{where}.{key} {full} is empty')
+            elif not osp.isdir(full):
+                raise TaskError(f'{where}.{key} {full} is not a directory{_root_note(root, full)}')
+            elif not _has_entries(full):
+                raise TaskError(f'{where}.{key} {full} is empty (no images or label maps in it)')
+
+
+def _has_entries(directory: str) -> bool:
+    with os.scandir(directory) as entries:
+        return any(True for _ in entries)
+
+
+def _root_note(root: str, path: str) -> str:
+    """Why a data path is missing, when the whole data root is."""
+    top = root or osp.dirname(osp.dirname(path))
+    return f' (the data root {top} does not exist)' if top and not osp.isdir(top) else ''

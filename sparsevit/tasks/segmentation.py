@@ -45,6 +45,22 @@ def build_dataloader(dataset, samples_per_gpu: int, workers_per_gpu: int, **kwar
     return build(dataset, samples_per_gpu, workers_per_gpu, **kwargs)
 
 
+def build_runner(cfg, default_args=None):
+    """mmcv's ``build_runner``; without CUDA the runner's ``resume`` maps the checkpoint to the CPU (mmcv's
+    ``IterBasedRunner.resume``, mmseg's runner, maps it to CUDA by default, where ``EpochBasedRunner`` falls back
+    to the CPU)."""
+    import torch
+    from mmcv.runner import build_runner as build
+    runner = build(cfg, default_args=default_args)
+    if not torch.cuda.is_available():
+        resume = runner.resume
+
+        def resume_on_cpu(checkpoint, resume_optimizer=True, map_location='default'):
+            return resume(checkpoint, resume_optimizer, 'cpu' if map_location == 'default' else map_location)
+        runner.resume = resume_on_cpu
+    return runner
+
+
 def train(model, datasets, cfg, distributed: bool, validate: bool, timestamp: str, meta: dict) -> None:
     """mmseg's ``train_segmentor`` (iteration-based runner, ``EvalHook``/``DistEvalHook``), its DDP wrapper
     replaced by the one that also runs on CPU (gloo) and its data loaders by :func:`build_dataloader`."""
@@ -52,6 +68,7 @@ def train(model, datasets, cfg, distributed: bool, validate: bool, timestamp: st
     from ..utils.launch import build_ddp
     mmseg_train.build_ddp = build_ddp  # mmseg's supports CUDA only
     mmseg_train.build_dataloader = build_dataloader  # no persistent workers without workers
+    mmseg_train.build_runner = build_runner  # resume onto the CPU without CUDA
     mmseg_train.train_segmentor(model, datasets, cfg, distributed=distributed, validate=validate,
                                 timestamp=timestamp, meta=meta)
 
@@ -77,8 +94,7 @@ def test(model, data_loader, distributed: bool, tmpdir: Optional[str] = None, gp
 
 
 def evaluate(dataset, outputs: list, metrics: Sequence[str], eval_kwargs: dict) -> dict:
-    kwargs = {k: v for k, v in eval_kwargs.items() if k not in ('pre_eval', 'by_epoch', 'efficient_test')}
-    return dataset.evaluate(outputs, metric=list(metrics), **kwargs)
+    return dataset.evaluate(outputs, metric=list(metrics), **eval_kwargs)
 
 
 def checkpoint_meta(dataset) -> dict:

@@ -1,4 +1,5 @@
-"""Reading detector checkpoints with one-line errors, shared by the tools (train, test, search, convert).
+"""Reading detector checkpoints with one-line errors, shared by the tools (train, test, search, convert): reading
+(:func:`read_checkpoint`), fitting a model (:func:`load_state`: the architecture must match), conversion.
 
 mmcv's ``_load_checkpoint`` reads local files, URLs and ``torchvision://``-style names with torch's
 weights-only unpickler (torch >= 2.6). What it raises for a bad file (an ``UnpicklingError`` with a page of
@@ -6,6 +7,7 @@ advice, a zip-reader ``RuntimeError``, ...) is turned into a ``ValueError`` whos
 file and the reason, which the tools print as their ``error:`` line.
 """
 import logging
+import os.path as osp
 import pickle
 import re
 import zipfile
@@ -44,8 +46,9 @@ def _reason(err: BaseException, path: str) -> str:
     return f'{type(err).__name__}: {first}' if first else type(err).__name__
 
 
-def read_checkpoint(path: str) -> dict:
-    """Load a checkpoint on the CPU with mmcv's loader.
+def read_checkpoint(path: str, logger=None) -> dict:
+    """Load a checkpoint on the CPU with mmcv's loader; ``logger``: where it notes ``load checkpoint from ...``
+    (None: stdout, as mmdet's tools; ``'silent'``: nowhere).
 
     Returns:
         The loaded object (a dict).
@@ -54,8 +57,10 @@ def read_checkpoint(path: str) -> dict:
         ValueError: one line, when the file cannot be read, is not a checkpoint, or is rejected by torch's
             weights-only loader.
     """
+    if '://' not in path and not osp.isfile(path):
+        raise ValueError(f'checkpoint not found: {path}')
     try:
-        ckpt = _load_checkpoint(path, map_location='cpu')
+        ckpt = _load_checkpoint(path, map_location='cpu', logger=logger)
     except Exception as err:  # torch.load raises many types for a bad file
         raise ValueError(f'cannot read checkpoint {path}: {_reason(err, path)}') from err
     if not isinstance(ckpt, dict):
@@ -77,32 +82,73 @@ def checkpoint_state_dict(ckpt: dict, path: str) -> Dict[str, torch.Tensor]:
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
-def load_weights(model: torch.nn.Module, path: str, logger: Optional[logging.Logger] = None) -> dict:
-    """Load a detector checkpoint into ``model``; every weight of the model must be in it.
+def load_state(module: torch.nn.Module, state: Dict[str, torch.Tensor], path: str,
+               logger: Optional[logging.Logger] = None, what: str = "the config's model") -> None:
+    """Load ``state`` into ``module`` when it fits the architecture; raise otherwise.
 
-    Weights of the checkpoint that the model does not have are ignored (with a warning to ``logger`` if given).
+    It fits when every weight of ``module`` is in ``state`` with the same shape and no extra weight of ``state``
+    lies inside a submodule ``module`` has: a Swin-S checkpoint (18 blocks in stage 2) into a Swin-T config (6)
+    misses nothing but has ``backbone.stages.2.blocks.6.*`` to spare, and is another architecture. Extra weights
+    of modules ``module`` does not have at all (e.g. an ``auxiliary_head`` the config leaves out) are ignored,
+    with a warning to ``logger`` if given.
+
+    Raises:
+        ValueError: one line naming ``path`` and the first mismatched keys.
+    """
+    own = module.state_dict()
+    shapes = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if shapes:
+        k = shapes[0]
+        raise ValueError(f'checkpoint {path} does not fit {what}: {len(shapes)} weights have other shapes, first '
+                         f'{k} {tuple(state[k].shape)} (the model has {tuple(own[k].shape)})')
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ValueError(f'checkpoint {path} does not fit {what}: {len(missing)} weights missing, first '
+                         f'{missing[:3]}')
+    children = {name for name, _ in module.named_modules()}
+    extra = [k for k in state if k not in own]
+    inside = [k for k in extra if _owner(k, children)]
+    if inside:
+        raise ValueError(f'checkpoint {path} does not fit {what}: {len(inside)} weights the model does not have, '
+                         f'first {inside[:3]} (another architecture: compare the depths and widths)')
+    module.load_state_dict(state, strict=False)
+    if extra and logger is not None:
+        logger.warning(f'checkpoint {path}: {len(extra)} weights of modules the model does not have were ignored, '
+                       f'e.g. {extra[:3]}')
+
+
+def _owner(key: str, modules: set) -> bool:
+    """Whether a submodule below the root (a name of ``named_modules()`` other than ``''``) contains ``key``."""
+    parts = key.split('.')[:-1]
+    return any('.'.join(parts[:i]) in modules for i in range(1, len(parts) + 1))
+
+
+def load_weights(model: torch.nn.Module, path: str, logger: Optional[logging.Logger] = None) -> dict:
+    """Load a detector (segmentor) checkpoint into ``model`` when it fits (:func:`load_state`).
 
     Returns:
         The loaded checkpoint (for its ``meta``).
 
     Raises:
-        ValueError: one line, when the file cannot be read, holds no weights, misses weights of the model or has
-            weights of other shapes (results on partly random weights would be meaningless).
+        ValueError: one line, when the file cannot be read, holds no weights or does not fit the model (results
+            on partly random weights would be meaningless).
     """
     ckpt = read_checkpoint(path)
-    state = checkpoint_state_dict(ckpt, path)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatches
-        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
-        raise ValueError(f"checkpoint {path} does not fit the config's model: {detail}") from err
-    if missing:
-        raise ValueError(f"checkpoint {path} does not fit the config's model: {len(missing)} weights missing, "
-                         f'e.g. {missing[:3]}')
-    if unexpected and logger is not None:
-        logger.warning(f'checkpoint {path}: {len(unexpected)} weights the model does not have were ignored, '
-                       f'e.g. {unexpected[:3]}')
+    load_state(model, checkpoint_state_dict(ckpt, path), path, logger)
     return ckpt
+
+
+def backbone_weights(path: str) -> Dict[str, torch.Tensor]:
+    """The ``backbone.*`` weights of a detector (segmentor) checkpoint, prefix removed.
+
+    Raises:
+        ValueError: one line, when the file cannot be read or has no backbone weights.
+    """
+    state = checkpoint_state_dict(read_checkpoint(path, logger='silent'), path)  # stdout stays the tool's
+    weights = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    if not weights:
+        raise ValueError(f'{path} has no backbone weights (no key starts with "backbone.")')
+    return weights
 
 
 # ---------------------------------------------------------------------------------------------------- conversion
@@ -134,3 +180,26 @@ def convert_official_swin_detector(state: Dict[str, torch.Tensor], path: str) ->
     out = dict(swin_converter(backbone))  # keys 'backbone.'-prefixed again
     out.update((k, v) for k, v in state.items() if not k.startswith('backbone.'))
     return out
+
+
+def convert_checkpoint(src: str, dst: str) -> str:
+    """Convert the Swin-Transformer-Object-Detection detector checkpoint ``src`` into ``dst`` (written atomically:
+    a failed write leaves no partial file); returns a one-line summary.
+
+    Raises:
+        ValueError: one line, for a missing or foreign ``src``, or ``dst`` equal to it or not writable.
+    """
+    from .files import check_output, write_atomic
+    if not osp.isfile(src):
+        raise ValueError(f'checkpoint {src!r} does not exist')
+    if osp.abspath(src) == osp.abspath(dst):
+        raise ValueError('DST must differ from SRC (the source is kept)')
+    check_output(dst, 'DST')
+    ckpt = read_checkpoint(src)
+    converted = convert_official_swin_detector(checkpoint_state_dict(ckpt, src), src)
+    meta = dict(ckpt['meta']) if isinstance(ckpt.get('meta'), dict) else {}
+    meta['converted_from'] = 'Swin-Transformer-Object-Detection'
+    write_atomic(dst, lambda f: torch.save(dict(state_dict=converted, meta=meta), f))
+    num_backbone = sum(k.startswith('backbone.') for k in converted)
+    return (f'converted {src}: {num_backbone} backbone weights to mmdet\'s Swin layout, '
+            f'{len(converted) - num_backbone} neck/head weights unchanged -> {dst}')

@@ -1,11 +1,11 @@
 """Command-line helpers of the tools (``tools/*.py``): the one-line error parser, argparse types, one-line
 ``prog: error: ...`` reports (exit status 2) and the JSON writer of the tools' ``--json`` outputs."""
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 from typing import Callable, Optional
+
+from . import files
 
 #: Appended to a bad argument's message by :class:`OneLineParser`.
 HELP_HINT = ' (see --help)'
@@ -85,8 +85,27 @@ def run_reporting_errors(prog: str, run: Callable[[], dict]):
 
 
 def write_json(path: str, data: dict, default: Optional[Callable] = None) -> None:
-    """Write ``data`` to ``path`` as JSON indented by 2 (no trailing newline), creating its directory; ``default``:
-    as ``json.dump``'s (e.g. ``str`` for values JSON has no type for)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(data, f, indent=2, default=default)
+    """Write ``data`` to ``path`` as JSON indented by 2 (no trailing newline), atomically, creating its directory
+    (:func:`sparsevit.utils.files.write_json`); ``default``: as ``json.dump``'s."""
+    files.write_json(path, data, indent=2, default=default)
+
+
+def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace, *flags: str) -> None:
+    """Before the work: ``parser.error`` (one line, exit 2) when the file of an output flag (e.g. ``'--json'``)
+    cannot be written at the end (:func:`sparsevit.utils.files.check_output`); unset flags are skipped."""
+    for flag in flags:
+        path = getattr(args, flag.lstrip('-').replace('-', '_'))
+        if path is not None:
+            try:
+                files.check_output(path, flag)
+            except ValueError as err:
+                parser.error(str(err))
+
+
+def image_size(parser: argparse.ArgumentParser, values, flag: str = '--img_size'):
+    """The values of an ``--img_size`` given ``nargs='+'``: one side (an int: a square, as the original's) or
+    ``(H, W)``; ``parser.error`` (one line) for more than two."""
+    values = list(values)
+    if len(values) > 2:
+        parser.error(f'{flag} takes one value (square) or two (H W), got {len(values)}')
+    return values[0] if len(values) == 1 else tuple(values)

@@ -12,13 +12,22 @@ launcher's environment without (mmcv 1.7 assumes CUDA).
 torchpack's own ``allgather`` moves its buffers to CUDA, so the helpers here use torch's object collectives, which
 work with both backends.
 
+A rank that dies (``kill -9``, out of memory) would leave the others waiting in a collective for the group's
+timeout (hours: a rank may evaluate alone for long). :func:`start_watchdog` starts a heartbeat instead: every rank
+bumps a counter in a small store hosted by rank 0 every :data:`HEARTBEAT_S` seconds; a rank whose counter stands
+still for :data:`LOST_AFTER_S` seconds, or the store itself becoming unreachable (rank 0 gone), is reported as lost
+and the surviving ranks end (the caller decides how: the search flushes nothing more, prints one line and exits).
+
 On a CPU-only machine all ranks share the cores: each rank gets ``cores // local_size`` threads, and
 :func:`full_threads` gives one rank every core back while it times something alone.
 """
 import contextlib
 import os
+import socket
+import threading
+import time
 from datetime import timedelta
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import torch
 import torch.distributed as tdist
@@ -206,8 +215,101 @@ def full_threads() -> Iterator[None]:
         torch.set_num_threads(current)
 
 
+#: Seconds between two heartbeats of a rank, and of silence after which a rank counts as lost.
+HEARTBEAT_S = 2.0
+LOST_AFTER_S = 20.0
+
+
+class Watchdog(threading.Thread):
+    """The heartbeat of this rank and the watch over the others (a daemon thread; see :func:`start_watchdog`).
+
+    Args:
+        store: a ``torch.distributed.Store`` every rank reaches (a ``TCPStore`` hosted by rank 0).
+        peers: ``(pid, host)`` of every rank, in rank order (names the lost one).
+        on_lost: called once, in this thread, with the one-line description of the lost rank.
+    """
+
+    def __init__(self, store, peers: List[tuple], on_lost: Callable[[int, str], None], period: float = HEARTBEAT_S,
+                 lost_after: float = LOST_AFTER_S):
+        super().__init__(name='sparsevit-watchdog', daemon=True)
+        self.store, self.peers, self.on_lost = store, peers, on_lost
+        self.period, self.lost_after = period, lost_after
+        self.stopped = threading.Event()
+
+    def describe(self, who: int) -> str:
+        pid, host = self.peers[who]
+        return f'rank {who} (PID {pid} on {host})'
+
+    def run(self) -> None:
+        me, size = rank(), len(self.peers)
+        seen = {r: (-1, time.monotonic()) for r in range(size) if r != me}
+        while not self.stopped.wait(self.period):
+            try:
+                self.store.add(f'beat/{me}', 1)
+                counts = {r: self.store.add(f'beat/{r}', 0) for r in seen}
+            except Exception as err:  # noqa: BLE001 - any failure of the store: its host is gone
+                if self.stopped.is_set():
+                    return
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                self.on_lost(0, f'lost {self.describe(0)}: its heartbeat store stopped answering ({reason})')
+                return
+            now = time.monotonic()
+            for r, count in counts.items():
+                if count != seen[r][0]:
+                    seen[r] = (count, now)
+                elif now - seen[r][1] > self.lost_after:
+                    if self.stopped.is_set():
+                        return
+                    self.on_lost(r, f'lost {self.describe(r)}: no heartbeat for {now - seen[r][1]:.0f} s '
+                                 '(the process died or hangs)')
+                    return
+
+    def stop(self) -> None:
+        """End the watch silently (a failure of the store seen after this is not reported)."""
+        self.stopped.set()
+        if self is not threading.current_thread():
+            self.join(timeout=self.period + 1.0)
+
+
+_watchdog: List[Watchdog] = []
+
+
+def start_watchdog(on_lost: Callable[[int, str], None], period: float = HEARTBEAT_S,
+                   lost_after: float = LOST_AFTER_S) -> Optional[Watchdog]:
+    """Start the heartbeat of every rank (collective: call on all ranks after :func:`init_dist`); None with a single
+    process.
+
+    ``on_lost(rank, message)`` runs in the watchdog thread of every surviving rank when a rank is lost; it must end
+    the process (``os._exit``: the main thread may be blocked in a collective that only the group's timeout ends).
+    """
+    if not is_distributed():
+        return None
+    address = os.environ.get('MASTER_HOST', '').rsplit(':', 1)[0] or os.environ.get('MASTER_ADDR', '127.0.0.1')
+    timeout = timedelta(seconds=lost_after)
+    store = None
+    if is_master():
+        store = tdist.TCPStore(address, 0, world_size(), is_master=True, timeout=timeout, wait_for_workers=False)
+    port = broadcast_object(store.port if store is not None else None)
+    if store is None:
+        store = tdist.TCPStore(address, port, world_size(), is_master=False, timeout=timeout)
+    peers = all_gather_objects((os.getpid(), socket.gethostname()))
+    dog = Watchdog(store, peers, on_lost, period, lost_after)
+    dog.start()
+    _watchdog.append(dog)
+    return dog
+
+
+def stop_watchdog() -> None:
+    """Stop this rank's heartbeat (before a normal exit)."""
+    while _watchdog:
+        _watchdog.pop().stop()
+
+
 def destroy_dist() -> None:
-    """Tear the process group down (after a final barrier)."""
+    """Tear the process group down: a barrier (every rank done), the watchdogs stopped, a barrier (none of them
+    watches any more, so rank 0 may take its store down), then the group."""
     if tdist.is_initialized():
+        barrier()
+        stop_watchdog()
         barrier()
         tdist.destroy_process_group()
