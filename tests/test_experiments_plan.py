@@ -23,16 +23,17 @@ def test_new_settings_and_their_checks():
 
 def test_default_estimate_is_the_measured_run_and_jobs_share_the_cores():
     # calibrated on the full run of 2026-12-02 (78.7 min at sizes 352 / 320 / 288, runs one at a time)
-    at_measured_sizes = sum(s for _, s in planned_runs(Settings(), sizes=[352, 320, 288]))
+    at_measured_sizes = sum(s for _, s in planned_runs(Settings(jobs=1), sizes=[352, 320, 288]))
     assert 75 * 60 < at_measured_sizes < 82 * 60
-    runs = planned_runs(Settings())
+    assert Settings().jobs == 2  # the default since its measured run (47.9 min, 2026-12-02)
+    runs = planned_runs(Settings(jobs=1))
     total = sum(s for _, s in runs)
     seconds = dict(runs)
     # the width baselines train dense + adapt epochs from scratch; the narrower, the cheaper an epoch, but not by
     # much: measured 516 and 374 s for 8 epochs on 2026-12-02, where a full-width epoch cost ~70 s
     assert 350 < seconds['train_width0.5'] < seconds['train_width0.75'] < 550
     assert seconds['test_random_b1_s2'] == seconds['test_dense']  # every test is on the same val images
-    more = dict(planned_runs(Settings(latency_rounds=10)))
+    more = dict(planned_runs(Settings(jobs=1, latency_rounds=10)))
     assert more['latency'] > 1.9 * seconds['latency'] - 10
     # two at a time: the trainings after the dense one and the tests count speed-up / 2 of their time; latency
     # measurements, the search and the dense training do not change

@@ -2,7 +2,7 @@
 # `make experiments`: SparseViT's comparisons at matched latency on the small-objects synthetic dataset
 # (sparsity vs resolution, sparsity vs width, L2 vs random windows, non-uniform vs uniform, with vs without SAA;
 # bootstrap intervals over the val images; the kept-window analysis), one command on a laptop-class CPU (the
-# estimate, printed first, is about 80 minutes on 2 cores; EXPERIMENTS_JOBS=2: 61). The pipeline is tools/experiments.py (`run`); this
+# estimate, printed first, is about 61 minutes on 2 cores; measured 48 on 2026-12-02). The pipeline is tools/experiments.py (`run`); this
 # wrapper sets up the environment as tools/demo.sh does and passes its arguments on (e.g. `bash
 # tools/experiments.sh --dry-run`).
 #

@@ -24,7 +24,8 @@ WINDOW_RATIOS = (0.5, 0.7)
 #: x0.75 / x0.5 516 / 374 s for 8 epochs (width share 0.3); 25 tests 67 s each on 250 images; the latency steps
 #: 1.4-1.6x the earlier forward time; the kept-window analyses 66 / 84 s. The two-thread speed-ups (1.5 for
 #: training, 1.2 for testing) are one-thread vs two-thread times per iteration of 2026-12-01; running two one-thread
-#: processes at once is modelled as interference-free, which is not measured yet (hence ``jobs`` 1 by default).
+#: processes at once is modelled as interference-free. Measured with ``jobs=2`` on 2026-12-02: 47.9 min where this
+#: model says 61 (one-thread processes ran faster than two-thread time / speed-up; not recalibrated).
 CALIBRATION = dict(train_img_s=0.46, train_fixed=0.18, test_img_s=0.23, forward_s=0.3, start_s=10.0, saa=1.0,
                    width_share=0.3, window_pass_s=0.2, bootstrap_eval_s=2.0, train_speedup=1.5, test_speedup=1.2)
 #: The runs that go ``jobs`` at a time (:meth:`~.steps.Runner.parallel`): the trainings after the dense one, and
