@@ -41,9 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    size = (args.img_size, ) * 2 if isinstance(args.img_size, int) else args.img_size
     try:
-        results = segmentor_benchmark(args.config, size, args.batch_sizes, args.rounds, args.repeats, args.warmup)
+        results = segmentor_benchmark(args.config, args.img_size, args.batch_sizes, args.rounds, args.repeats, args.warmup)
     except (ValueError, FileNotFoundError) as err:
         print(f'benchmark_segmentor.py: error: {err}', file=sys.stderr)
         return 2

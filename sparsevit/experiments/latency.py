@@ -11,10 +11,11 @@ same runs.
 """
 import statistics
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 from ..deploy.build import backbone_cfg
 from ..utils.config import load_config
+from ..utils.latency import ImgSize, image_hw
 
 
 def build_backbones(config: str, entries: Sequence[dict]) -> Dict[str, object]:
@@ -36,10 +37,6 @@ def build_segmentors(config: str, entries: Sequence[dict]) -> Dict[str, object]:
                                                     **e.get('backbone', {}))) for e in entries}
 
 
-def _hw(size) -> Tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
-
-
 def run_latency(spec: dict) -> dict:
     """Time the spec's backbones (or segmentors) back to back; the result per entry: median over rounds, every
     round's value, and the backbone GMACs of one image for the windows it keeps (analytic); a segmentor's also
@@ -52,7 +49,7 @@ def run_latency(spec: dict) -> dict:
     if scope not in ('backbone', 'segmentor'):
         raise ValueError(f"spec scope must be 'backbone' or 'segmentor', got {scope!r}")
     models = (build_segmentors if scope == 'segmentor' else build_backbones)(spec['config'], entries)
-    sizes = {e['name']: _hw(e['img_size']) for e in entries}
+    sizes = {e['name']: image_hw(e['img_size']) for e in entries}
     runs: Dict[str, List[dict]] = {e['name']: [] for e in entries}
 
     def measure(name: str) -> float:
@@ -87,12 +84,12 @@ SEGMENTOR_BENCHMARK = (('dense', None), ('uniform 0.3', 0.3), ('uniform 0.5', 0.
                        ('searched cfg1', [[0.3, 0.3], [0, 0], [0.1, 0.1, 0.2, 0.2, 0.2, 0.2], [0, 0]]))
 
 
-def segmentor_benchmark(config: str, img_size: Sequence[int], batch_sizes: Sequence[int], rounds: int = 3,
+def segmentor_benchmark(config: str, img_size: ImgSize, batch_sizes: Sequence[int], rounds: int = 3,
                         repeats: int = 2, warmup: int = 1) -> Dict[int, dict]:
     """The whole segmentor of ``config`` (random weights) at ``img_size`` for each of :data:`SEGMENTOR_BENCHMARK`,
     timed back to back in ``rounds`` interleaved rounds (:func:`run_latency`, ``scope='segmentor'``), once per
     batch size; returns batch size -> :func:`run_latency`'s result."""
-    entries = [dict(name=name, img_size=list(img_size), pruning_ratios=ratios) for name, ratios in SEGMENTOR_BENCHMARK]
+    entries = [dict(name=name, img_size=list(image_hw(img_size)), pruning_ratios=ratios) for name, ratios in SEGMENTOR_BENCHMARK]
     return {int(b): run_latency(dict(config=config, scope='segmentor', batch_size=int(b), warmup=warmup,
                                      repeats=repeats, rounds=rounds, entries=entries)) for b in batch_sizes}
 

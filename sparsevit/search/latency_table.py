@@ -34,8 +34,8 @@ import torch
 from ..schedule import (DEFAULT_CHOICES, Genes, check_choices, dense_genes, gene_names, genes_key, genes_per_stage,
                         genes_to_ratios, sample_genes, sparsest_genes)
 from ..utils.files import write_json
-from ..utils.latency import (ImgSize, device_name as latency_device_name, random_images, resolve_device, size_value,
-                             trimmed_mean)
+from ..utils.latency import (ImgSize, device_name as latency_device_name, image_hw, random_images, resolve_device,
+                             size_value, trimmed_mean)
 
 TABLE_VERSION = 2  # 2: timed in context and calibrated (version 1 tables are rejected: rebuild them)
 Entry = Tuple[int, Tuple[float, ...]]  # (stage, the stage's gene values)
@@ -282,10 +282,6 @@ def table_rounds(num_repeats: int) -> int:
     return max(1, round(num_repeats / 5))
 
 
-def _sides(img_size: ImgSize) -> Tuple[int, ...]:
-    return (int(img_size), ) if isinstance(img_size, int) else tuple(int(v) for v in img_size)
-
-
 def build_latency_table(backbone: torch.nn.Module, img_size: ImgSize = 672, batch_size: int = 4, num_warmup: int = 10,
                         num_rounds: int = 4, device=None, choices: Sequence[float] = DEFAULT_CHOICES,
                         shard: Tuple[int, int] = (0, 1),
@@ -316,7 +312,7 @@ def build_latency_table(backbone: torch.nn.Module, img_size: ImgSize = 672, batc
     rank, world = shard
     if world > 1 and gather is None:
         raise ValueError('build_latency_table: a sharded build needs a gather function')
-    if min(_sides(img_size)) <= 0 or batch_size <= 0 or num_warmup < 0 or num_rounds <= 0:
+    if min(image_hw(img_size)) <= 0 or batch_size <= 0 or num_warmup < 0 or num_rounds <= 0:
         raise ValueError('img_size, batch_size and num_rounds must be positive and num_warmup >= 0')
     dev = resolve_device(device if not isinstance(device, torch.device) else str(device))
     choices = check_choices(choices)
